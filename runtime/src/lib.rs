@@ -1,0 +1,79 @@
+//! # runtime
+//!
+//! The slim production half of the AIOps workbench. It owns what production needs and what
+//! training must share with it:
+//!
+//! - [`features`]: the one [`features::FeatureSpec`] and its streaming twin;
+//! - [`line_protocol`]: InfluxDB line protocol, encoded and strictly parsed;
+//! - [`sources`]: InfluxDB 1.x (InfluxQL over HTTP, writes with batching and retry) and Prometheus;
+//! - [`collector`]: this host's metrics from `/proc`, and the seeded server simulator.
+//!
+//! It does not depend on polars or burn-autodiff; the `workbench` crate builds on it.
+//!
+//! ```
+//! use runtime::MetricSample;
+//! let s = MetricSample::new(1_700_000_000_000, "web-server-01", "cpu_usage", 45.2);
+//! assert_eq!(runtime::line_protocol::encode(&s), "cpu_usage,server=web-server-01 value=45.2 1700000000000");
+//! ```
+
+pub mod collector;
+pub mod features;
+pub mod line_protocol;
+pub mod sources;
+
+/// Base metrics of the reference deployment, in the default feature order:
+/// `cpu_usage` (%), `memory_usage` (%), `network` (MB/s), `disk_io` (ops/s).
+pub const BASE_METRICS: [&str; 4] = ["cpu_usage", "memory_usage", "network", "disk_io"];
+
+/// One observation: a metric of a server at a time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricSample {
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp_ms: i64,
+    /// Server / host / instance name.
+    pub server: String,
+    /// Metric name (e.g. `cpu_usage`).
+    pub metric: String,
+    /// The value.
+    pub value: f64,
+}
+
+impl MetricSample {
+    /// Build a sample.
+    pub fn new(timestamp_ms: i64, server: impl Into<String>, metric: impl Into<String>, value: f64) -> Self {
+        Self { timestamp_ms, server: server.into(), metric: metric.into(), value }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Format epoch milliseconds as RFC 3339 UTC with second precision (`2024-01-15T10:27:45Z`).
+pub fn format_ts(timestamp_ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(timestamp_ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Parse RFC 3339 (`2024-01-15T10:27:45Z`) or `YYYY-MM-DD HH:MM:SS` (UTC) into epoch milliseconds.
+pub fn parse_ts(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let t = if t.len() == 19 && t.as_bytes()[10] == b' ' { format!("{}T{}Z", &t[..10], &t[11..]) } else { t.to_string() };
+    let st = humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok()?;
+    Some(st.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_round_trip() {
+        let ms = super::parse_ts("2014-04-01 00:05:00").unwrap();
+        assert_eq!(ms, 1_396_310_700_000);
+        assert_eq!(super::format_ts(ms), "2014-04-01T00:05:00Z");
+        assert_eq!(super::parse_ts("2014-04-01T00:05:00Z"), Some(ms));
+        assert_eq!(super::parse_ts("yesterday"), None);
+    }
+}
