@@ -1,1 +1,22 @@
-//! placeholder
+//! # workbench
+//!
+//! The experiment half of the AIOps workbench: metric history in polars DataFrames
+//! ([`frames`]: CSV, Parquet, NAB, SMD, InfluxDB, Prometheus), explicit cleaning ([`clean`]),
+//! the batch twin of the runtime's feature spec ([`features`]), fleet simulation
+//! ([`simulate`]) and benchmarks ([`bench`]). The binary `experiment` is a thin CLI over these.
+//!
+//! ```
+//! use runtime::features::FeatureSpec;
+//! use workbench::{clean, features, simulate};
+//! let cfg = runtime::collector::simulate::SimConfig { servers: 2, ..Default::default() };
+//! let (frame, incidents) = simulate::simulate(&cfg, 0.1, false).unwrap();
+//! let (clean, report) = clean::clean(&frame, &clean::CleanConfig::default()).unwrap();
+//! let feats = features::batch_features(&clean, &FeatureSpec::default()).unwrap();
+//! assert_eq!(feats.width(), 2 + 47);
+//! ```
+
+pub mod bench;
+pub mod clean;
+pub mod features;
+pub mod frames;
+pub mod simulate;
