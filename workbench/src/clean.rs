@@ -5,14 +5,16 @@
 //! ```
 //! use workbench::clean::{clean, CleanConfig, GapPolicy};
 //! use workbench::frames::wide_frame;
-//! let df = wide_frame(vec![0, 10_000, 10_000, 40_000], vec!["a".into(); 4], &["cpu".into()],
-//!     vec![vec![Some(1.0), Some(2.0), Some(4.0), Some(f64::NAN)]]).unwrap();
+//! let df = wide_frame(vec![0, 10_000, 10_000, 40_000, 50_000], vec!["a".into(); 5], &["cpu".into()],
+//!     vec![vec![Some(1.0), Some(2.0), Some(4.0), Some(10.0), Some(f64::NAN)]]).unwrap();
 //! let cfg = CleanConfig { interval_secs: Some(10), gap_policy: GapPolicy::Interpolate { limit: 3 }, ..Default::default() };
 //! let (out, report) = clean(&df, &cfg).unwrap();
 //! assert_eq!(report.duplicates, 1);
 //! assert_eq!(report.non_finite, 1);
-//! assert_eq!(report.inserted_rows, 2); // 20 s and 30 s
-//! assert_eq!(out.height(), 3); // the trailing NaN row cannot be interpolated and is dropped
+//! assert_eq!(report.inserted_rows, 2); // 20 s and 30 s, interpolated between 3 and 10
+//! assert_eq!(report.filled_values, 2);
+//! assert_eq!(report.dropped_incomplete_rows, 1); // the trailing NaN has no right neighbour
+//! assert_eq!(out.height(), 5);
 //! ```
 
 use serde::{Deserialize, Serialize};
