@@ -19,6 +19,7 @@
 pub mod collector;
 pub mod features;
 pub mod line_protocol;
+pub mod models;
 pub mod sources;
 
 /// Base metrics of the reference deployment, in the default feature order:

@@ -15,14 +15,20 @@ fn nab_subset_loads_with_documented_counts_and_quirks() {
         labels += s.labels.len();
         assert_eq!(s.quirks.missing_values, 0, "{k}");
         if s.quirks.repeated_timestamps > 0 {
-            repeats.push((k.rsplit('/').next().unwrap().to_string(), s.quirks.repeated_timestamps));
+            repeats.push((
+                k.rsplit('/').next().unwrap().to_string(),
+                s.quirks.repeated_timestamps,
+            ));
         }
         if s.quirks.backwards_steps > 0 {
             backwards.push(k.clone());
         }
         // Windows are rows of the file.
         for (a, b) in &s.windows {
-            assert!(s.timestamps_ms.contains(a) && s.timestamps_ms.contains(b), "{k}: window not on rows");
+            assert!(
+                s.timestamps_ms.contains(a) && s.timestamps_ms.contains(b),
+                "{k}: window not on rows"
+            );
         }
     }
     assert_eq!((rows, windows, labels), (181_653, 55, 57));
@@ -35,7 +41,10 @@ fn nab_subset_loads_with_documented_counts_and_quirks() {
             ("ec2_request_latency_system_failure.csv".to_string(), 11)
         ]
     );
-    assert_eq!(backwards, vec!["realKnownCause/machine_temperature_system_failure.csv".to_string()]);
+    assert_eq!(
+        backwards,
+        vec!["realKnownCause/machine_temperature_system_failure.csv".to_string()]
+    );
     let taxi = corpus.load("realKnownCause/nyc_taxi.csv").unwrap();
     assert_eq!(taxi.quirks.median_interval_secs, 1800);
     assert_eq!(taxi.probationary_rows(), 750);
@@ -45,10 +54,15 @@ fn nab_subset_loads_with_documented_counts_and_quirks() {
 #[test]
 fn smd_subset_loads_with_documented_shapes() {
     let root = datasets_root().join("smd");
-    assert_eq!(SmdMachine::list(&root), vec!["machine-1-7", "machine-2-1", "machine-3-3"]);
-    for (m, train, test, anomalous, lines) in
-        [("machine-1-7", 23_697, 23_697, 2_398, 13), ("machine-2-1", 23_693, 23_694, 1_170, 13), ("machine-3-3", 23_703, 23_703, 632, 28)]
-    {
+    assert_eq!(
+        SmdMachine::list(&root),
+        vec!["machine-1-7", "machine-2-1", "machine-3-3"]
+    );
+    for (m, train, test, anomalous, lines) in [
+        ("machine-1-7", 23_697, 23_697, 2_398, 13),
+        ("machine-2-1", 23_693, 23_694, 1_170, 13),
+        ("machine-3-3", 23_703, 23_703, 632, 28),
+    ] {
         let s = SmdMachine::load(&root, m).unwrap();
         assert_eq!(s.train.shape(), (train, 2 + 38), "{m}");
         assert_eq!(s.test.height(), test);
@@ -67,16 +81,32 @@ fn smd_subset_loads_with_documented_shapes() {
 fn malformed_labels_and_smd_rows_name_file_line_and_field() {
     let dir = std::env::temp_dir().join(format!("aiops-bad-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("labels")).unwrap();
-    std::fs::write(dir.join("labels/combined_windows.json"), "{\n  \"a.csv\": [[\"2014-01-01 00:00:00\", \"2014-01-01\"]]\n}").unwrap();
+    std::fs::write(
+        dir.join("labels/combined_windows.json"),
+        "{\n  \"a.csv\": [[\"2014-01-01 00:00:00\", \"2014-01-01\"]]\n}",
+    )
+    .unwrap();
     std::fs::write(dir.join("labels/combined_labels.json"), "{}").unwrap();
     let e = NabCorpus::open(&dir).unwrap_err().to_string();
-    assert!(e.contains("combined_windows.json") && e.contains("a.csv") && e.contains("not a timestamp"), "{e}");
-    std::fs::write(dir.join("labels/combined_windows.json"), "{\n  \"a.csv\": [\n}").unwrap();
+    assert!(
+        e.contains("combined_windows.json") && e.contains("a.csv") && e.contains("not a timestamp"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.join("labels/combined_windows.json"),
+        "{\n  \"a.csv\": [\n}",
+    )
+    .unwrap();
     let e = NabCorpus::open(&dir).unwrap_err().to_string();
     assert!(e.contains("combined_windows.json:3"), "{e}");
     let bad = dir.join("m.txt");
     std::fs::write(&bad, "0.1,0.2\n0.1,abc\n").unwrap();
-    let e = workbench::frames::smd::read_matrix(&bad).unwrap_err().to_string();
-    assert!(e.contains("m.txt:2") && e.contains("m02") && e.contains("abc"), "{e}");
+    let e = workbench::frames::smd::read_matrix(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("m.txt:2") && e.contains("m02") && e.contains("abc"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

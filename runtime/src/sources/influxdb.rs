@@ -340,7 +340,10 @@ impl InfluxClient {
         }
         // InfluxDB stores nanoseconds in an i64 (years 1677..2262): clamp the range to it.
         const LIMIT_MS: i64 = 9_000_000_000_000;
-        let (start_ms, end_ms) = (start_ms.clamp(-LIMIT_MS, LIMIT_MS), end_ms.clamp(-LIMIT_MS, LIMIT_MS));
+        let (start_ms, end_ms) = (
+            start_ms.clamp(-LIMIT_MS, LIMIT_MS),
+            end_ms.clamp(-LIMIT_MS, LIMIT_MS),
+        );
         let from: Vec<String> = metrics.iter().map(|m| quote_ident(m)).collect();
         let q = format!(
             "SELECT \"value\" FROM {} WHERE time >= {start_ms}ms AND time < {end_ms}ms GROUP BY \"server\"",
