@@ -17,6 +17,8 @@
 
 pub mod bench;
 pub mod clean;
+pub mod detect;
+pub mod evaluation;
 pub mod features;
 pub mod frames;
 pub mod simulate;

@@ -1,0 +1,87 @@
+//! Streaming (online, causal) anomaly detectors: the score of row t depends only on rows ≤ t,
+//! never on how many rows follow, so truncating a stream never changes an earlier score.
+//!
+//! ```
+//! use runtime::models::detectors::{DetectorConfig, StreamingDetector};
+//! let mut det = DetectorConfig::default().build(1).unwrap();
+//! let scores: Vec<f64> = (0..400).map(|i| det.push(i * 300_000, &[if i == 350 { 50.0 } else { (i % 7) as f64 }])).collect();
+//! assert!(scores[350] > scores[349]);
+//! ```
+
+mod iforest_features;
+mod robust_z;
+mod tail;
+
+pub use iforest_features::IForestFeaturesConfig;
+pub use robust_z::RobustZConfig;
+pub use tail::TailEnsembleConfig;
+
+use serde::{Deserialize, Serialize};
+
+/// A detector scoring one row at a time.
+pub trait StreamingDetector: Send + std::fmt::Debug {
+    /// Score the row (`values` in metric order) at `timestamp_ms`, then learn from it. In [0, 1].
+    fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64;
+
+    /// Learn from rows known to be normal (a training split) without scoring them.
+    fn learn(&mut self, timestamp_ms: i64, values: &[f64]) {
+        let _ = self.push(timestamp_ms, values);
+    }
+}
+
+/// Which detector, with its settings (TOML: `kind = "tail_ensemble"` plus its fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DetectorConfig {
+    /// Our default: calibrated tail probabilities, see [`TailEnsembleConfig`].
+    TailEnsemble(TailEnsembleConfig),
+    /// The reference method: Isolation Forest on rolling/lag/rate features, see [`IForestFeaturesConfig`].
+    IforestFeatures(IForestFeaturesConfig),
+    /// Multivariate robust z-scores against a training split, see [`RobustZConfig`].
+    RobustZ(RobustZConfig),
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self::TailEnsemble(TailEnsembleConfig::default())
+    }
+}
+
+/// Invalid detector settings.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid detector setting `{field}` = {value}: {reason}")]
+pub struct DetectorError {
+    /// The field.
+    pub field: String,
+    /// Its value.
+    pub value: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl DetectorConfig {
+    /// Validate and build a detector for `n_metrics` columns.
+    pub fn build(&self, n_metrics: usize) -> Result<Box<dyn StreamingDetector>, DetectorError> {
+        if n_metrics == 0 {
+            return Err(DetectorError {
+                field: "metrics".into(),
+                value: "0".into(),
+                reason: "at least one metric column".into(),
+            });
+        }
+        Ok(match self {
+            Self::TailEnsemble(c) => Box::new(c.build(n_metrics)?),
+            Self::IforestFeatures(c) => Box::new(c.build(n_metrics)?),
+            Self::RobustZ(c) => Box::new(c.build(n_metrics)?),
+        })
+    }
+
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TailEnsemble(_) => "tail_ensemble",
+            Self::IforestFeatures(_) => "iforest_features",
+            Self::RobustZ(_) => "robust_z",
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Evaluation: the NAB score ([`nab`]) and pointwise / event metrics ([`metrics`]): ROC-AUC,
+//! PR-AUC, best F1 (pointwise and point-adjusted), event recall, mean time to detect and
+//! false alerts per day.
+
+pub mod metrics;
+pub mod nab;
+pub mod report;

@@ -1,0 +1,208 @@
+//! Corpus evaluations behind `experiment evaluate`: NAB (all files, three profiles, pointwise
+//! and event metrics) and SMD (fit on train, score test).
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use runtime::models::detectors::DetectorConfig;
+use serde::Serialize;
+
+use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc};
+use super::nab::{NabInput, PROFILES, ProfileResult, score_corpus};
+use crate::detect::{DetectInput, detect};
+use crate::frames::{FrameError, nab::NabCorpus, smd::SmdMachine};
+
+/// Scores of one NAB file.
+#[derive(Debug, Clone)]
+pub struct ScoredSeries {
+    /// Key.
+    pub key: String,
+    /// Timestamps.
+    pub timestamps_ms: Vec<i64>,
+    /// Scores.
+    pub scores: Vec<f64>,
+    /// Windows.
+    pub windows: Vec<(i64, i64)>,
+    /// Row labels.
+    pub labels: Vec<bool>,
+    /// Median interval.
+    pub interval_secs: f64,
+}
+
+/// NAB results.
+#[derive(Debug, Clone, Serialize)]
+pub struct NabReport {
+    /// Detector name.
+    pub detector: String,
+    /// Files scored.
+    pub files: usize,
+    /// One per profile.
+    pub profiles: Vec<ProfileResult>,
+    /// Mean ROC-AUC over files with both classes.
+    pub mean_roc_auc: f64,
+    /// Mean best pointwise F1 over files with anomalies.
+    pub mean_best_f1: f64,
+    /// Event recall at the standard threshold.
+    pub event_recall: f64,
+    /// Mean time to detect (minutes) at the standard threshold.
+    pub mttd_minutes: f64,
+    /// False alerts per day at the standard threshold.
+    pub false_alerts_per_day: f64,
+    /// Seconds spent detecting.
+    pub detect_seconds: f64,
+}
+
+/// Run a detector over every NAB file (in parallel) and score the corpus.
+pub fn evaluate_nab(
+    root: &Path,
+    cfg: &DetectorConfig,
+) -> Result<(NabReport, Vec<ScoredSeries>), FrameError> {
+    let corpus = NabCorpus::open(root)?;
+    let t0 = std::time::Instant::now();
+    let series: Vec<ScoredSeries> = corpus
+        .keys()
+        .par_iter()
+        .map(|k| {
+            let s = corpus.load(k)?;
+            let input = DetectInput {
+                columns: vec!["value".into()],
+                timestamps_ms: Some(s.timestamps_ms.clone()),
+                rows: s.values.iter().map(|v| vec![*v]).collect(),
+            };
+            let scores = detect(cfg, &input, None).map_err(|e| FrameError::Schema {
+                context: k.clone(),
+                message: e.to_string(),
+            })?;
+            Ok(ScoredSeries {
+                key: k.clone(),
+                labels: s.row_labels(),
+                timestamps_ms: s.timestamps_ms,
+                scores,
+                windows: s.windows,
+                interval_secs: s.quirks.median_interval_secs as f64,
+            })
+        })
+        .collect::<Result<_, FrameError>>()?;
+    let detect_seconds = t0.elapsed().as_secs_f64();
+    let inputs: Vec<NabInput<'_>> = series
+        .iter()
+        .map(|s| NabInput {
+            key: &s.key,
+            timestamps_ms: &s.timestamps_ms,
+            scores: &s.scores,
+            windows: &s.windows,
+        })
+        .collect();
+    let profiles: Vec<ProfileResult> = PROFILES.iter().map(|p| score_corpus(&inputs, *p)).collect();
+    let aucs: Vec<f64> = series
+        .iter()
+        .filter_map(|s| roc_auc(&s.scores, &s.labels))
+        .collect();
+    let f1s: Vec<f64> = series
+        .iter()
+        .filter_map(|s| best_f1(&s.scores, &s.labels).map(|x| x.0))
+        .collect();
+    let threshold = profiles[0].threshold;
+    let (mut events, mut detected, mut delay_min, mut false_alerts, mut days) = (0, 0, 0.0, 0, 0.0);
+    for s in &series {
+        let probation = crate::frames::nab::probationary_rows(s.scores.len());
+        let alerts: Vec<bool> = s
+            .scores
+            .iter()
+            .enumerate()
+            .map(|(i, v)| i >= probation && *v >= threshold)
+            .collect();
+        let m = event_metrics(&alerts, &s.labels, s.interval_secs);
+        events += m.events;
+        detected += m.detected;
+        if m.detected > 0 {
+            delay_min += m.mttd_minutes * m.detected as f64;
+        }
+        false_alerts += m.false_alerts;
+        days += s.scores.len() as f64 * s.interval_secs / 86_400.0;
+    }
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    Ok((
+        NabReport {
+            detector: cfg.name().into(),
+            files: series.len(),
+            profiles,
+            mean_roc_auc: mean(&aucs),
+            mean_best_f1: mean(&f1s),
+            event_recall: detected as f64 / events.max(1) as f64,
+            mttd_minutes: if detected > 0 {
+                delay_min / detected as f64
+            } else {
+                f64::NAN
+            },
+            false_alerts_per_day: false_alerts as f64 / days.max(1e-9),
+            detect_seconds,
+        },
+        series,
+    ))
+}
+
+/// SMD results for one machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmdResult {
+    /// Machine.
+    pub machine: String,
+    /// ROC-AUC on test.
+    pub roc_auc: f64,
+    /// PR-AUC on test.
+    pub pr_auc: f64,
+    /// Best pointwise F1.
+    pub best_f1: f64,
+    /// Best point-adjusted F1 (flattering; never alone).
+    pub best_f1_point_adjusted: f64,
+}
+
+/// Fit (learn) on each machine's train split, score its test split.
+pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>, FrameError> {
+    SmdMachine::list(root)
+        .par_iter()
+        .map(|m| {
+            let train =
+                crate::frames::smd::read_matrix(&root.join("train").join(format!("{m}.txt")))?;
+            let test =
+                crate::frames::smd::read_matrix(&root.join("test").join(format!("{m}.txt")))?;
+            let labels =
+                crate::frames::smd::read_matrix(&root.join("test_label").join(format!("{m}.txt")))?;
+            let labels: Vec<bool> = labels.iter().map(|r| r[0] > 0.5).collect();
+            let cols: Vec<String> = (1..=train[0].len()).map(|j| format!("m{j:02}")).collect();
+            let n_train = train.len() as i64;
+            let tr = DetectInput {
+                columns: cols.clone(),
+                timestamps_ms: Some((0..n_train).map(|i| i * 60_000).collect()),
+                rows: train,
+            };
+            let te = DetectInput {
+                columns: cols,
+                timestamps_ms: Some(
+                    (0..test.len() as i64)
+                        .map(|i| (n_train + i) * 60_000)
+                        .collect(),
+                ),
+                rows: test,
+            };
+            let scores = detect(cfg, &te, Some(&tr)).map_err(|e| FrameError::Schema {
+                context: m.clone(),
+                message: e.to_string(),
+            })?;
+            Ok(SmdResult {
+                machine: m.clone(),
+                roc_auc: roc_auc(&scores, &labels).unwrap_or(f64::NAN),
+                pr_auc: pr_auc(&scores, &labels).unwrap_or(f64::NAN),
+                best_f1: best_f1(&scores, &labels).map_or(f64::NAN, |x| x.0),
+                best_f1_point_adjusted: best_f1_point_adjusted(&scores, &labels)
+                    .map_or(f64::NAN, |x| x.0),
+            })
+        })
+        .collect()
+}
