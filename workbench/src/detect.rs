@@ -118,7 +118,9 @@ pub fn write_scores(path: &Path, input: &DetectInput, scores: &[f64]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime::models::detectors::{IForestFeaturesConfig, RobustZConfig, TailEnsembleConfig};
+    use runtime::models::detectors::{
+        IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
+    };
 
     fn nab(key: &str) -> DetectInput {
         let corpus =
@@ -140,6 +142,7 @@ mod tests {
         for cfg in [
             DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
             DetectorConfig::RobustZ(RobustZConfig::default()),
+            DetectorConfig::Mahalanobis(MahalanobisConfig::default()),
             DetectorConfig::IforestFeatures(IForestFeaturesConfig {
                 forest: small_forest,
                 fit_after_rows: 300,

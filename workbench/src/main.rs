@@ -137,8 +137,11 @@ fn detector_config(
         None | Some("tail_ensemble") => DetectorConfig::default(),
         Some("iforest_features") => DetectorConfig::IforestFeatures(Default::default()),
         Some("robust_z") => DetectorConfig::RobustZ(Default::default()),
+        Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()),
         Some(other) => {
-            bail!("--detector {other}: expected tail_ensemble, robust_z or iforest_features")
+            bail!(
+                "--detector {other}: expected tail_ensemble, mahalanobis, robust_z or iforest_features"
+            )
         }
     })
 }

@@ -9,10 +9,12 @@
 //! ```
 
 mod iforest_features;
+mod mahalanobis;
 mod robust_z;
 mod tail;
 
 pub use iforest_features::IForestFeaturesConfig;
+pub use mahalanobis::MahalanobisConfig;
 pub use robust_z::RobustZConfig;
 pub use tail::TailEnsembleConfig;
 
@@ -39,6 +41,8 @@ pub enum DetectorConfig {
     IforestFeatures(IForestFeaturesConfig),
     /// Multivariate robust z-scores against a training split, see [`RobustZConfig`].
     RobustZ(RobustZConfig),
+    /// Smoothed Mahalanobis distance plus change magnitude, see [`MahalanobisConfig`].
+    Mahalanobis(MahalanobisConfig),
 }
 
 impl Default for DetectorConfig {
@@ -73,6 +77,7 @@ impl DetectorConfig {
             Self::TailEnsemble(c) => Box::new(c.build(n_metrics)?),
             Self::IforestFeatures(c) => Box::new(c.build(n_metrics)?),
             Self::RobustZ(c) => Box::new(c.build(n_metrics)?),
+            Self::Mahalanobis(c) => Box::new(c.build(n_metrics)?),
         })
     }
 
@@ -82,6 +87,7 @@ impl DetectorConfig {
             Self::TailEnsemble(_) => "tail_ensemble",
             Self::IforestFeatures(_) => "iforest_features",
             Self::RobustZ(_) => "robust_z",
+            Self::Mahalanobis(_) => "mahalanobis",
         }
     }
 }

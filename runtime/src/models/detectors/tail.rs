@@ -25,8 +25,20 @@ pub struct TailEnsembleConfig {
     pub short_window: usize,
     /// Weight of the distance past the seen range (in history spreads) added to the surprise.
     pub range_weight: f64,
-    /// Surprise (nats) that counts as an alarm for suppression.
-    pub alarm_nats: f64,
+    /// Cap of the rank-based part of the surprise (nats): a new record of plain noise has a
+    /// tiny tail probability at long histories, so high surprise must come from the distance
+    /// past the seen range.
+    pub tail_cap_nats: f64,
+    /// Score that counts as an alarm for suppression.
+    pub alarm_score: f64,
+    /// Anomaly-likelihood stage (as HTM's for NAB): rows of surprise history whose mean and
+    /// std the short-term average is compared with (0: off, score = `1 - e^{-s/scale}`).
+    pub likelihood_history_rows: usize,
+    /// Rows of the short-term average of the likelihood stage.
+    pub likelihood_short_rows: usize,
+    /// Weight of the direct surprise mapping mixed into the likelihood score
+    /// (`max(likelihood, weight · (1 - e^{-s/scale}))`), so a single huge spike still alarms.
+    pub direct_weight: f64,
     /// Rows damped after an alarm.
     pub suppress_rows: usize,
     /// Factor applied to scores during suppression.
@@ -38,12 +50,16 @@ pub struct TailEnsembleConfig {
 impl Default for TailEnsembleConfig {
     fn default() -> Self {
         Self {
-            history_rows: 3000,
+            history_rows: 8000,
             warmup_rows: 100,
-            short_window: 6,
-            range_weight: 2.0,
-            alarm_nats: 7.0,
-            suppress_rows: 200,
+            short_window: 12,
+            range_weight: 0.5,
+            tail_cap_nats: 1e9,
+            alarm_score: 0.5,
+            likelihood_history_rows: 0,
+            likelihood_short_rows: 5,
+            direct_weight: 1.0,
+            suppress_rows: 100,
             suppress_factor: 0.25,
             scale_nats: 10.0,
         }
@@ -89,6 +105,10 @@ impl TailEnsembleConfig {
             recent: vec![VecDeque::new(); n_metrics],
             rows: 0,
             since_alarm: usize::MAX,
+            lk_hist: VecDeque::new(),
+            lk_sum: 0.0,
+            lk_sumsq: 0.0,
+            lk_short: VecDeque::new(),
         })
     }
 }
@@ -111,7 +131,7 @@ impl TailView {
     }
 
     /// Surprise of x in nats against the history (0 with fewer than 2 points).
-    fn surprise(&self, x: f64, range_weight: f64) -> f64 {
+    fn surprise(&self, x: f64, range_weight: f64, cap: f64) -> f64 {
         let n = self.sorted.len();
         if n < 2 {
             return 0.0;
@@ -127,7 +147,7 @@ impl TailView {
             .max((self.sorted[n - 1] - self.sorted[0]) * 0.1)
             .max(1e-9 * x.abs().max(1.0));
         let beyond = (x - self.sorted[n - 1]).max(self.sorted[0] - x).max(0.0) / spread;
-        -p.ln() + range_weight * beyond
+        (-p.ln()).min(cap) + range_weight * beyond
     }
 
     fn insert(&mut self, x: f64) {
@@ -152,6 +172,39 @@ pub(super) struct TailEnsemble {
     recent: Vec<VecDeque<f64>>,
     rows: usize,
     since_alarm: usize,
+    lk_hist: VecDeque<f64>,
+    lk_sum: f64,
+    lk_sumsq: f64,
+    lk_short: VecDeque<f64>,
+}
+
+/// ln of the upper Gaussian tail Q(z) = erfc(z/√2)/2, with the asymptotic series where erfc
+/// underflows.
+fn ln_gauss_tail(z: f64) -> f64 {
+    if z < 30.0 {
+        (0.5 * libm::erfc(z / std::f64::consts::SQRT_2))
+            .max(f64::MIN_POSITIVE)
+            .ln()
+    } else {
+        -z * z / 2.0 - (z * (2.0 * std::f64::consts::PI).sqrt()).ln() + (1.0 - 1.0 / (z * z)).ln()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_tail_matches_known_values() {
+        // Q(0) = 0.5, Q(1.96) = 0.025, Q(5) = 2.8665e-7, Q(8) = 6.2210e-16, Q(-1) = 0.8413.
+        assert!((ln_gauss_tail(0.0) - 0.5f64.ln()).abs() < 1e-6);
+        assert!((ln_gauss_tail(1.959_964) - 0.025f64.ln()).abs() < 1e-5);
+        assert!((ln_gauss_tail(5.0) - 2.866_515_7e-7f64.ln()).abs() < 1e-6);
+        assert!((ln_gauss_tail(8.0) - 6.220_960_5e-16f64.ln()).abs() < 1e-6);
+        // Continuity where the asymptotic series takes over.
+        assert!((ln_gauss_tail(29.999_999) - ln_gauss_tail(30.0)).abs() < 1e-3);
+        assert!((ln_gauss_tail(-1.0) - 0.841_344_7f64.ln()).abs() < 1e-6);
+    }
 }
 
 impl TailEnsemble {
@@ -171,13 +224,24 @@ impl TailEnsemble {
             let full = recent.len() == self.cfg.short_window;
             let [v_value, v_diff, v_mean] = [3 * m, 3 * m + 1, 3 * m + 2];
             if score {
-                surprise = surprise.max(self.views[v_value].surprise(x, self.cfg.range_weight));
+                surprise = surprise.max(self.views[v_value].surprise(
+                    x,
+                    self.cfg.range_weight,
+                    self.cfg.tail_cap_nats,
+                ));
                 if let Some(d) = diff {
-                    surprise = surprise.max(self.views[v_diff].surprise(d, self.cfg.range_weight));
+                    surprise = surprise.max(self.views[v_diff].surprise(
+                        d,
+                        self.cfg.range_weight,
+                        self.cfg.tail_cap_nats,
+                    ));
                 }
                 if full {
-                    surprise =
-                        surprise.max(self.views[v_mean].surprise(mean, self.cfg.range_weight));
+                    surprise = surprise.max(self.views[v_mean].surprise(
+                        mean,
+                        self.cfg.range_weight,
+                        self.cfg.tail_cap_nats,
+                    ));
                 }
             }
             self.views[v_value].insert(x);
@@ -194,6 +258,37 @@ impl TailEnsemble {
     }
 }
 
+impl TailEnsemble {
+    /// HTM-style anomaly likelihood of the short-term mean surprise against the surprise
+    /// history (excluding the current row), on HTM's log scale: p = 1e-10 maps to 1.
+    fn likelihood(&mut self, surprise: f64) -> f64 {
+        self.lk_short.push_back(surprise);
+        if self.lk_short.len() > self.cfg.likelihood_short_rows.max(1) {
+            self.lk_short.pop_front();
+        }
+        let short = self.lk_short.iter().sum::<f64>() / self.lk_short.len() as f64;
+        let n = self.lk_hist.len() as f64;
+        let score = if n >= 10.0 {
+            let mean = self.lk_sum / n;
+            let sd = (self.lk_sumsq / n - mean * mean).max(0.0).sqrt().max(0.05);
+            let ln_p = ln_gauss_tail((short - mean) / sd);
+            (-ln_p / 10f64.ln() / 10.0).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.lk_hist.push_back(surprise);
+        self.lk_sum += surprise;
+        self.lk_sumsq += surprise * surprise;
+        if self.lk_hist.len() > self.cfg.likelihood_history_rows {
+            if let Some(old) = self.lk_hist.pop_front() {
+                self.lk_sum -= old;
+                self.lk_sumsq -= old * old;
+            }
+        }
+        score
+    }
+}
+
 impl StreamingDetector for TailEnsemble {
     fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
         let warm = self.rows >= self.cfg.warmup_rows;
@@ -201,12 +296,18 @@ impl StreamingDetector for TailEnsemble {
         if !warm {
             return 0.0;
         }
-        let mut score = 1.0 - (-surprise / self.cfg.scale_nats).exp();
+        let direct = 1.0 - (-surprise / self.cfg.scale_nats).exp();
+        let mut score = if self.cfg.likelihood_history_rows > 0 {
+            self.likelihood(surprise)
+                .max(self.cfg.direct_weight * direct)
+        } else {
+            direct
+        };
         if self.since_alarm < self.cfg.suppress_rows {
             score *= self.cfg.suppress_factor;
         }
         self.since_alarm = self.since_alarm.saturating_add(1);
-        if surprise >= self.cfg.alarm_nats && self.since_alarm > self.cfg.suppress_rows {
+        if score >= self.cfg.alarm_score && self.since_alarm > self.cfg.suppress_rows {
             self.since_alarm = 0;
         }
         score
