@@ -110,3 +110,40 @@ fn malformed_labels_and_smd_rows_name_file_line_and_field() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// scikit-learn 1.9.1's IsolationForest (100 trees, defaults) fitted on SMD machine-1-7 train and
+/// scored on its test split: mean ROC-AUC over seeds 0..19 (tests/reference/sklearn_iforest.py).
+const SKLEARN_MEAN_AUC_MACHINE_1_7: f64 = 0.7059;
+
+#[test]
+fn iforest_auc_matches_scikit_learn_on_smd() {
+    use runtime::models::iforest::IsolationForestParams;
+    use workbench::evaluation::metrics::roc_auc;
+    use workbench::frames::smd::read_matrix;
+    let root = datasets_root().join("smd");
+    let flat = |rows: Vec<Vec<f64>>| rows.into_iter().flatten().collect::<Vec<f64>>();
+    let train = flat(read_matrix(&root.join("train/machine-1-7.txt")).unwrap());
+    let test = flat(read_matrix(&root.join("test/machine-1-7.txt")).unwrap());
+    let labels: Vec<bool> = read_matrix(&root.join("test_label/machine-1-7.txt"))
+        .unwrap()
+        .iter()
+        .map(|r| r[0] > 0.5)
+        .collect();
+    let aucs: Vec<f64> = (0..20)
+        .map(|seed| {
+            let model = IsolationForestParams::default()
+                .seed(seed)
+                .fit(&train, 38)
+                .unwrap();
+            roc_auc(&model.score_samples(&test), &labels).unwrap()
+        })
+        .collect();
+    let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
+    eprintln!(
+        "our mean ROC-AUC over 20 seeds: {mean:.4}; scikit-learn: {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}"
+    );
+    assert!(
+        (mean - SKLEARN_MEAN_AUC_MACHINE_1_7).abs() < 0.01,
+        "ours {mean:.4} vs scikit-learn {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}"
+    );
+}

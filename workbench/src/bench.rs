@@ -39,3 +39,65 @@ pub fn features(
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     }))
 }
+
+/// `experiment bench iforest`: the default 47-column feature matrix of a simulated fleet
+/// (`rows` rows), then Isolation Forest fit (100 trees, 256 samples) and scoring of every row.
+pub fn iforest(rows: usize, threads: Option<usize>) -> Result<serde_json::Value, FrameError> {
+    use runtime::models::iforest::IsolationForestParams;
+    let servers = 12;
+    let days = rows as f64 / servers as f64 * 10.0 / 86_400.0;
+    let cfg = SimConfig {
+        servers,
+        ..SimConfig::default()
+    };
+    let (df, _) = crate::simulate::simulate(&cfg, days, true)?;
+    let feats = crate::features::batch_features(&df, &FeatureSpec::default())?;
+    let names = FeatureSpec::default().column_names();
+    let cols: Vec<Vec<f64>> = names
+        .iter()
+        .map(|n| {
+            crate::frames::f64_column(&feats, n)
+                .map(|c| c.into_iter().map(|v| v.unwrap_or(0.0)).collect())
+        })
+        .collect::<Result<_, _>>()?;
+    let n = feats.height().min(rows);
+    let nf = names.len();
+    let mut data = Vec::with_capacity(n * nf);
+    for r in 0..n {
+        for c in &cols {
+            data.push(c[r]);
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| FrameError::Schema {
+            context: "thread pool".into(),
+            message: e.to_string(),
+        })?;
+    let params = IsolationForestParams::default().seed(0);
+    let t0 = Instant::now();
+    let model = pool
+        .install(|| params.fit(&data, nf))
+        .map_err(|e| FrameError::Schema {
+            context: "fit".into(),
+            message: e.to_string(),
+        })?;
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let mut out = vec![0.0; n];
+    let t1 = Instant::now();
+    pool.install(|| model.score_into(&data, &mut out));
+    let score_seconds = t1.elapsed().as_secs_f64();
+    Ok(json!({
+        "bench": "iforest",
+        "rows": n,
+        "features": nf,
+        "trees": 100,
+        "max_samples": model.max_samples(),
+        "fit_seconds": fit_seconds,
+        "score_seconds": score_seconds,
+        "score_rows_per_s": n as f64 / score_seconds,
+        "threads": pool.current_num_threads(),
+        "mean_score": out.iter().sum::<f64>() / n as f64,
+    }))
+}

@@ -108,6 +108,15 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum BenchCmd {
+    /// Isolation Forest fit (100 trees, 256 samples) and scoring of a 47-feature matrix.
+    Iforest {
+        /// Rows to score.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Batch feature computation over a simulated fleet.
     Features {
         /// Servers.
@@ -355,6 +364,11 @@ fn main() -> Result<()> {
             if json {
                 println!("{doc}");
             }
+        }
+        Command::Bench {
+            which: BenchCmd::Iforest { rows, threads },
+        } => {
+            println!("{}", workbench::bench::iforest(rows, threads)?);
         }
         Command::Bench {
             which:
