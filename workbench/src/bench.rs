@@ -45,7 +45,7 @@ pub fn features(
 pub fn iforest(rows: usize, threads: Option<usize>) -> Result<serde_json::Value, FrameError> {
     use runtime::models::iforest::IsolationForestParams;
     let servers = 12;
-    let days = rows as f64 / servers as f64 * 10.0 / 86_400.0;
+    let days = (rows as f64 / servers as f64).ceil() * 10.0 / 86_400.0;
     let cfg = SimConfig {
         servers,
         ..SimConfig::default()

@@ -95,6 +95,12 @@ enum Command {
         /// Only SMD.
         #[arg(long)]
         smd: bool,
+        /// Only the simulator incidents (folder with metrics.parquet + labels.csv; default: shipped).
+        #[arg(long, num_args = 0..=1, default_missing_value = "shipped")]
+        sim: Option<PathBuf>,
+        /// Alert threshold for the simulator evaluation.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f64,
         /// Print one JSON document instead of tables.
         #[arg(long)]
         json: bool,
@@ -297,10 +303,17 @@ fn main() -> Result<()> {
             detector,
             nab,
             smd,
+            sim,
+            threshold,
             json,
         } => {
             let cfg = detector_config(config.as_deref(), detector.as_deref())?;
-            let (do_nab, do_smd) = if nab || smd { (nab, smd) } else { (true, true) };
+            let any = nab || smd || sim.is_some();
+            let (do_nab, do_smd, do_sim) = if any {
+                (nab, smd, sim.is_some())
+            } else {
+                (true, true, true)
+            };
             let root = frames::datasets_root();
             let mut doc = serde_json::json!({ "detector": cfg });
             if do_nab {
@@ -360,6 +373,34 @@ fn main() -> Result<()> {
                     );
                 }
                 doc["smd"] = serde_json::to_value(&results)?;
+            }
+            if do_sim {
+                let dir = sim
+                    .filter(|p| p.as_os_str() != "shipped")
+                    .unwrap_or_else(frames::shipped_sim_dir);
+                let report = workbench::evaluation::report::evaluate_sim(&dir, &cfg, threshold)?;
+                if !json {
+                    println!(
+                        "Simulator incidents ({}, alert threshold {})",
+                        dir.display(),
+                        report.threshold
+                    );
+                    println!(
+                        "{:<20} {:>9} {:>9} {:>12}",
+                        "kind", "incidents", "detected", "MTTD (min)"
+                    );
+                    for k in &report.kinds {
+                        println!(
+                            "{:<20} {:>9} {:>9} {:>12.1}",
+                            k.kind, k.incidents, k.detected, k.mttd_minutes
+                        );
+                    }
+                    println!(
+                        "false alerts per server-day: {:.2}",
+                        report.false_alerts_per_server_day
+                    );
+                }
+                doc["sim"] = serde_json::to_value(&report)?;
             }
             if json {
                 println!("{doc}");

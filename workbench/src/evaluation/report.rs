@@ -206,3 +206,114 @@ pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>,
         })
         .collect()
 }
+
+/// Detection of one incident kind in a simulated fleet.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimKindResult {
+    /// Incident kind.
+    pub kind: String,
+    /// Incidents of that kind.
+    pub incidents: usize,
+    /// Incidents with an alert inside their window.
+    pub detected: usize,
+    /// Mean minutes from incident start to the first alert (detected ones).
+    pub mttd_minutes: f64,
+}
+
+/// Simulator evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimReport {
+    /// Alert threshold on the score.
+    pub threshold: f64,
+    /// Per kind.
+    pub kinds: Vec<SimKindResult>,
+    /// Alert onsets outside incidents, per server and day.
+    pub false_alerts_per_server_day: f64,
+}
+
+/// Run a detector per server over a simulated fleet (`metrics.parquet|csv` + `labels.csv` in
+/// `dir`) and measure, per incident kind, detection and time to detect at `threshold`.
+pub fn evaluate_sim(
+    dir: &Path,
+    cfg: &DetectorConfig,
+    threshold: f64,
+) -> Result<SimReport, FrameError> {
+    let data = if dir.join("metrics.parquet").exists() {
+        dir.join("metrics.parquet")
+    } else {
+        dir.join("metrics.csv")
+    };
+    let df = crate::frames::read_metrics_file(&data)?;
+    let incidents = crate::simulate::read_labels(&dir.join("labels.csv"))?;
+    let ts = crate::frames::timestamps_ms(&df)?;
+    let servers = crate::frames::server_column(&df, "series")?;
+    let metrics = crate::frames::metric_columns(&df);
+    let cols: Vec<Vec<Option<f64>>> = metrics
+        .iter()
+        .map(|m| crate::frames::f64_column(&df, m))
+        .collect::<Result<_, _>>()?;
+    let mut names: Vec<String> = servers.clone();
+    names.dedup();
+    let per_server: Vec<(String, Vec<i64>, Vec<bool>)> = names
+        .par_iter()
+        .map(|name| {
+            let idx: Vec<usize> = (0..ts.len()).filter(|&i| &servers[i] == name).collect();
+            let input = DetectInput {
+                columns: metrics.clone(),
+                timestamps_ms: Some(idx.iter().map(|&i| ts[i]).collect()),
+                rows: idx
+                    .iter()
+                    .map(|&i| cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect())
+                    .collect(),
+            };
+            let scores = detect(cfg, &input, None).map_err(|e| FrameError::Schema {
+                context: name.clone(),
+                message: e.to_string(),
+            })?;
+            Ok((
+                name.clone(),
+                input.timestamps_ms.unwrap_or_default(),
+                scores.iter().map(|s| *s >= threshold).collect(),
+            ))
+        })
+        .collect::<Result<_, FrameError>>()?;
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize, f64)> =
+        std::collections::BTreeMap::new();
+    let (mut false_alerts, mut server_days) = (0usize, 0.0);
+    for (name, t, alerts) in &per_server {
+        let mine: Vec<_> = incidents.iter().filter(|i| &i.server == name).collect();
+        let inside = |ts: i64| {
+            mine.iter()
+                .any(|i| ts >= i.start_ms && ts <= i.end_ms + 10 * 60_000)
+        };
+        for inc in &mine {
+            let e = by_kind.entry(inc.kind.name().to_string()).or_default();
+            e.0 += 1;
+            if let Some(k) =
+                (0..t.len()).find(|&k| alerts[k] && t[k] >= inc.start_ms && t[k] <= inc.end_ms)
+            {
+                e.1 += 1;
+                e.2 += (t[k] - inc.start_ms) as f64 / 60_000.0;
+            }
+        }
+        false_alerts += (0..t.len())
+            .filter(|&k| alerts[k] && (k == 0 || !alerts[k - 1]) && !inside(t[k]))
+            .count();
+        if let (Some(a), Some(b)) = (t.first(), t.last()) {
+            server_days += (b - a) as f64 / 86_400_000.0;
+        }
+    }
+    Ok(SimReport {
+        threshold,
+        kinds: by_kind
+            .into_iter()
+            .map(|(kind, (n, d, delay))| SimKindResult {
+                kind,
+                incidents: n,
+                detected: d,
+                mttd_minutes: if d > 0 { delay / d as f64 } else { f64::NAN },
+            })
+            .collect(),
+        false_alerts_per_server_day: false_alerts as f64 / server_days.max(1e-9),
+    })
+}
