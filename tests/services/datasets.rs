@@ -147,3 +147,53 @@ fn iforest_auc_matches_scikit_learn_on_smd() {
         "ours {mean:.4} vs scikit-learn {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}"
     );
 }
+
+#[test]
+fn long_and_wide_frames_convert_both_ways() {
+    use workbench::frames::{long_to_wide, samples_to_long, wide_to_samples};
+    let cfg = runtime::collector::simulate::SimConfig {
+        servers: 2,
+        ..Default::default()
+    };
+    let (wide, _) = workbench::simulate::simulate(&cfg, 0.01, false).unwrap();
+    let long = samples_to_long(&wide_to_samples(&wide, "x").unwrap()).unwrap();
+    assert_eq!(long.height(), wide.height() * 4);
+    assert_eq!(
+        long.get_column_names(),
+        ["timestamp", "server", "metric", "value"]
+    );
+    let (back, dups) = long_to_wide(&long).unwrap();
+    assert_eq!(dups, 0);
+    assert!(back.equals(&wide));
+}
+
+#[test]
+fn runtime_does_not_depend_on_polars_or_burn_autodiff() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "runtime",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.lines().count() > 10, "{tree}");
+    for banned in ["polars", "burn-autodiff"] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(banned)),
+            "runtime depends on {banned}:\n{tree}"
+        );
+    }
+}

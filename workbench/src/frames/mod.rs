@@ -175,6 +175,66 @@ pub fn samples_to_wide(samples: &[MetricSample]) -> Result<(DataFrame, usize), F
     Ok((wide_frame(ts, servers, &metrics, cols)?, duplicates))
 }
 
+/// Samples as a long frame: `timestamp`, `server`, `metric`, `value`, in the samples' order.
+pub fn samples_to_long(samples: &[MetricSample]) -> Result<DataFrame, FrameError> {
+    let ts = Series::new(
+        TIMESTAMP.into(),
+        samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
+    )
+    .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+    .map_err(polars_err("timestamp column"))?;
+    DataFrame::new_infer_height(vec![
+        ts.into(),
+        Series::new(
+            SERVER.into(),
+            samples
+                .iter()
+                .map(|s| s.server.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new(
+            "metric".into(),
+            samples
+                .iter()
+                .map(|s| s.metric.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new(
+            "value".into(),
+            samples.iter().map(|s| s.value).collect::<Vec<_>>(),
+        )
+        .into(),
+    ])
+    .map_err(polars_err("building long frame"))
+}
+
+/// A long frame (`timestamp`, `server`, `metric`, `value`) to a wide one (see [`samples_to_wide`]).
+pub fn long_to_wide(df: &DataFrame) -> Result<(DataFrame, usize), FrameError> {
+    let ts = timestamps_ms(df)?;
+    let servers = server_column(df, "series")?;
+    let metric = df
+        .column("metric")
+        .map_err(polars_err("metric column"))?
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .map_err(polars_err("metric column"))?;
+    let metric = metric.str().map_err(polars_err("metric column"))?;
+    let values = f64_column(df, "value")?;
+    let samples: Vec<MetricSample> = (0..df.height())
+        .filter_map(|i| {
+            Some(MetricSample::new(
+                ts[i],
+                servers[i].clone(),
+                metric.get(i)?,
+                values[i]?,
+            ))
+        })
+        .collect();
+    samples_to_wide(&samples)
+}
+
 /// A wide frame back to samples (null cells are skipped). Frames without a `server` column use `default_server`.
 pub fn wide_to_samples(
     df: &DataFrame,
