@@ -2,5 +2,6 @@
 //! shared labelled datasets (`AIOPS_DATASETS`, default `../shared/datasets`).
 
 mod datasets;
+mod flux;
 mod influxdb;
 mod prometheus;

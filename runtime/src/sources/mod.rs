@@ -4,9 +4,12 @@
 //!   InfluxQL reads through `/query` and line protocol writes through `/write` with batching and
 //!   retry.
 //! - [`prometheus::PrometheusClient`]: `query_range` reads.
+//! - `flux` (cargo feature `flux`): InfluxDB 2.x / Cloud through Flux with the `influxdb2` crate.
 //!
 //! Both are async (tokio + reqwest). Credentials never appear in `Debug` output or errors.
 
+#[cfg(feature = "flux")]
+pub mod flux;
 pub mod influxdb;
 pub mod prometheus;
 

@@ -51,3 +51,17 @@ pub fn read_prometheus(
     }
     samples_to_wide(&samples)
 }
+
+/// Read `metrics` from InfluxDB 2.x / Cloud through Flux (cargo feature `flux`).
+#[cfg(feature = "flux")]
+pub fn read_flux(
+    cfg: &runtime::sources::flux::FluxConfig,
+    metrics: &[String],
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(DataFrame, usize), FrameError> {
+    let samples = block_on(runtime::sources::flux::read_samples(
+        cfg, metrics, start_ms, end_ms,
+    ))?;
+    samples_to_wide(&samples)
+}
