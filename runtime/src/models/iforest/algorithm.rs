@@ -27,14 +27,22 @@ pub fn average_path_length(n: usize) -> f64 {
 /// direction taken does not matter) and every row takes exactly `depth` steps, branch-free.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tree {
-    feature: Vec<u32>,
-    threshold: Vec<f64>,
+    /// Internal nodes, interleaved so one step reads one cache line.
+    nodes: Vec<Node>,
     /// Path length (depth + c(leaf size)) of each of the 2^depth leaves.
     leaf: Vec<f64>,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Node {
+    threshold: f64,
+    feature: u32,
+}
+
 /// A fitted Isolation Forest. Only this type scores; see [`IsolationForestParams::fit`].
+/// A deserialized model must pass [`IsolationForest::check_version`] before scoring.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedForest")]
 pub struct IsolationForest {
     format_version: u32,
     params: IsolationForestParams,
@@ -45,8 +53,38 @@ pub struct IsolationForest {
     trees: Vec<Tree>,
 }
 
+/// The serialized shape, checked before it becomes an [`IsolationForest`].
+#[derive(Deserialize)]
+struct UncheckedForest {
+    format_version: u32,
+    params: IsolationForestParams,
+    n_features: usize,
+    max_samples: usize,
+    depth: u32,
+    threshold: f64,
+    trees: Vec<Tree>,
+}
+
+impl TryFrom<UncheckedForest> for IsolationForest {
+    type Error = IForestError;
+
+    fn try_from(u: UncheckedForest) -> Result<Self, IForestError> {
+        let model = IsolationForest {
+            format_version: u.format_version,
+            params: u.params,
+            n_features: u.n_features,
+            max_samples: u.max_samples,
+            depth: u.depth,
+            threshold: u.threshold,
+            trees: u.trees,
+        };
+        model.check_version()?;
+        Ok(model)
+    }
+}
+
 const FORMAT_VERSION: u32 = 1;
-const BLOCK: usize = 64;
+const BLOCK: usize = 32;
 /// Threshold of pass-through nodes (finite so models serialize to JSON).
 const PASS: f64 = f64::MAX;
 
@@ -74,8 +112,10 @@ impl Builder<'_> {
         let mut l = level;
         while l < self.depth {
             for i in lo..=hi {
-                self.tree.feature[i] = 0;
-                self.tree.threshold[i] = PASS;
+                self.tree.nodes[i] = Node {
+                    threshold: PASS,
+                    feature: 0,
+                };
             }
             lo = 2 * lo + 1;
             hi = 2 * hi + 2;
@@ -108,8 +148,10 @@ impl Builder<'_> {
                 if t >= hi {
                     t = lo;
                 }
-                self.tree.feature[node] = f as u32;
-                self.tree.threshold[node] = t;
+                self.tree.nodes[node] = Node {
+                    threshold: t,
+                    feature: f as u32,
+                };
                 let mut split = 0;
                 for i in 0..rows.len() {
                     if self.data[rows[i] * self.nf + f] <= t {
@@ -178,8 +220,13 @@ impl IsolationForestParams {
                     features,
                     rng,
                     tree: Tree {
-                        feature: vec![0; internal],
-                        threshold: vec![PASS; internal],
+                        nodes: vec![
+                            Node {
+                                threshold: PASS,
+                                feature: 0
+                            };
+                            internal
+                        ],
                         leaf: vec![0.0; internal + 1],
                     },
                 };
@@ -234,14 +281,30 @@ impl IsolationForest {
     }
 
     /// Refuse a deserialized model of another format version.
+    /// (Deserialization runs this too: the scoring loop relies on complete trees and in-range
+    /// feature indices.)
     pub fn check_version(&self) -> Result<(), IForestError> {
-        if self.format_version == FORMAT_VERSION {
-            Ok(())
-        } else {
-            Err(IForestError::Version {
+        if self.format_version != FORMAT_VERSION {
+            return Err(IForestError::Version {
                 found: self.format_version,
                 expected: FORMAT_VERSION,
-            })
+            });
+        }
+        let internal = (1usize << self.depth.min(30)) - 1;
+        let consistent = self.depth <= 30
+            && self.trees.iter().all(|t| {
+                t.nodes.len() == internal
+                    && t.leaf.len() == internal + 1
+                    && t.nodes
+                        .iter()
+                        .all(|n| (n.feature as usize) < self.n_features)
+            });
+        if consistent {
+            Ok(())
+        } else {
+            Err(IForestError::InvalidData(
+                "model trees are inconsistent with its depth or feature count".into(),
+            ))
         }
     }
 
@@ -253,11 +316,20 @@ impl IsolationForest {
         for tree in &self.trees {
             idx[..rows].fill(0);
             for _ in 0..self.depth {
-                for r in 0..rows {
-                    let i = idx[r];
-                    // SAFETY-free indexing: i < first_leaf for the depth's levels by construction.
-                    let go_right = block[r * nf + tree.feature[i] as usize] > tree.threshold[i];
-                    idx[r] = 2 * i + 1 + usize::from(go_right);
+                for (r, slot) in idx.iter_mut().enumerate().take(rows) {
+                    let i = *slot;
+                    debug_assert!(i < tree.nodes.len());
+                    // SAFETY: the tree is complete with `depth` levels of internal nodes, so at
+                    // level l < depth, i < 2^depth - 1 = nodes.len(); `feature < n_features` by
+                    // construction (checked in `check_version` for loaded models) and
+                    // r < rows, so r * nf + feature < block.len().
+                    let node = unsafe { *tree.nodes.get_unchecked(i) };
+                    debug_assert!(
+                        (node.feature as usize) < nf
+                            && r * nf + (node.feature as usize) < block.len()
+                    );
+                    let x = unsafe { *block.get_unchecked(r * nf + node.feature as usize) };
+                    *slot = 2 * i + 1 + usize::from(x > node.threshold);
                 }
             }
             for r in 0..rows {
@@ -326,10 +398,11 @@ impl IsolationForest {
             path.clear();
             let mut i = 0;
             for _ in 0..self.depth {
-                if tree.threshold[i] != PASS {
-                    path.push(tree.feature[i] as usize);
+                let node = tree.nodes[i];
+                if node.threshold != PASS {
+                    path.push(node.feature as usize);
                 }
-                i = 2 * i + 1 + usize::from(row[tree.feature[i] as usize] > tree.threshold[i]);
+                i = 2 * i + 1 + usize::from(row[node.feature as usize] > node.threshold);
             }
             let h = tree.leaf[i - first_leaf];
             if h < c && !path.is_empty() {
@@ -413,8 +486,24 @@ mod tests {
         }
         let json = serde_json::to_string(&m).unwrap();
         let back: IsolationForest = serde_json::from_str(&json).unwrap();
-        back.check_version().unwrap();
         assert_eq!(back.score_samples(&data), all);
+        // A tampered model (feature index out of range) is refused at load, before any scoring.
+        let bad = json.replacen("\"feature\":0", "\"feature\":99", 1);
+        assert_ne!(bad, json);
+        let err = serde_json::from_str::<IsolationForest>(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("inconsistent"),
+            "tampered model loaded: {err:?}"
+        );
+        let old = json.replacen("\"format_version\":1", "\"format_version\":7", 1);
+        let err = serde_json::from_str::<IsolationForest>(&old)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("version 7"), "{err:?}");
     }
 
     #[test]
