@@ -18,9 +18,5 @@ pub fn unique_db(tag: &str) -> String {
 
 /// Run a future to completion on a fresh runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio")
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio").block_on(f)
 }

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod collector;
+pub mod decisions;
 pub mod features;
 pub mod line_protocol;
 pub mod models;
@@ -41,26 +42,14 @@ pub struct MetricSample {
 
 impl MetricSample {
     /// Build a sample.
-    pub fn new(
-        timestamp_ms: i64,
-        server: impl Into<String>,
-        metric: impl Into<String>,
-        value: f64,
-    ) -> Self {
-        Self {
-            timestamp_ms,
-            server: server.into(),
-            metric: metric.into(),
-            value,
-        }
+    pub fn new(timestamp_ms: i64, server: impl Into<String>, metric: impl Into<String>, value: f64) -> Self {
+        Self { timestamp_ms, server: server.into(), metric: metric.into(), value }
     }
 }
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Format epoch milliseconds as RFC 3339 UTC with second precision (`2024-01-15T10:27:45Z`).
@@ -72,11 +61,7 @@ pub fn format_ts(timestamp_ms: i64) -> String {
 /// Parse RFC 3339 (`2024-01-15T10:27:45Z`) or `YYYY-MM-DD HH:MM:SS` (UTC) into epoch milliseconds.
 pub fn parse_ts(text: &str) -> Option<i64> {
     let t = text.trim();
-    let t = if t.len() == 19 && t.as_bytes()[10] == b' ' {
-        format!("{}T{}Z", &t[..10], &t[11..])
-    } else {
-        t.to_string()
-    };
+    let t = if t.len() == 19 && t.as_bytes()[10] == b' ' { format!("{}T{}Z", &t[..10], &t[11..]) } else { t.to_string() };
     let st = humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok()?;
     Some(st.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
 }

@@ -100,11 +100,7 @@ fn unescape(text: &str) -> String {
 
 /// Parse a whole document of line protocol. `precision_ms_per_unit`: timestamps are multiplied
 /// by it and divided by `divisor` to get milliseconds (ns input: `parse(.., 1, 1_000_000)`).
-pub fn parse(
-    text: &str,
-    origin: &str,
-    divisor: i64,
-) -> Result<(Vec<MetricSample>, ParseReport), LineProtocolError> {
+pub fn parse(text: &str, origin: &str, divisor: i64) -> Result<(Vec<MetricSample>, ParseReport), LineProtocolError> {
     let mut out = Vec::new();
     let mut report = ParseReport::default();
     for (i, raw) in text.lines().enumerate() {
@@ -127,22 +123,12 @@ fn parse_line(
     out: &mut Vec<MetricSample>,
     report: &mut ParseReport,
 ) -> Result<(), LineProtocolError> {
-    let err = |field: &str, message: String| LineProtocolError {
-        origin: origin.to_string(),
-        line: lineno,
-        field: field.to_string(),
-        message,
-    };
+    let err =
+        |field: &str, message: String| LineProtocolError { origin: origin.to_string(), line: lineno, field: field.to_string(), message };
     let parts = split_unescaped(line, ' ');
     let parts: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
     if parts.len() < 2 || parts.len() > 3 {
-        return Err(err(
-            "line",
-            format!(
-                "expected `measurement[,tags] fields [timestamp]`, got {} parts",
-                parts.len()
-            ),
-        ));
+        return Err(err("line", format!("expected `measurement[,tags] fields [timestamp]`, got {} parts", parts.len())));
     }
     let mut key = split_unescaped(parts[0], ',').into_iter();
     let measurement = unescape(key.next().unwrap_or(""));
@@ -161,11 +147,7 @@ fn parse_line(
         }
     }
     let timestamp_ms = match parts.get(2) {
-        Some(ts) => {
-            ts.parse::<i64>()
-                .map_err(|e| err("timestamp", format!("`{ts}`: {e}")))?
-                / divisor
-        }
+        Some(ts) => ts.parse::<i64>().map_err(|e| err("timestamp", format!("`{ts}`: {e}")))? / divisor,
         None => crate::now_ms(),
     };
     let server = server.unwrap_or_else(|| {
@@ -175,55 +157,30 @@ fn parse_line(
     for field in split_unescaped(parts[1], ',') {
         let kv = split_unescaped(field, '=');
         if kv.len() != 2 || kv[0].is_empty() {
-            return Err(err(
-                "field set",
-                format!("field `{field}` is not key=value"),
-            ));
+            return Err(err("field set", format!("field `{field}` is not key=value")));
         }
         let name = unescape(kv[0]);
         let raw = kv[1];
         let value = if raw.starts_with('"') {
             if raw.len() < 2 || !raw.ends_with('"') {
-                return Err(err(
-                    &format!("field \"{name}\""),
-                    format!("unterminated string {raw}"),
-                ));
+                return Err(err(&format!("field \"{name}\""), format!("unterminated string {raw}")));
             }
             report.non_numeric_fields += 1;
             continue;
-        } else if matches!(
-            raw,
-            "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE"
-        ) {
+        } else if matches!(raw, "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE") {
             report.non_numeric_fields += 1;
             continue;
         } else if let Some(int) = raw.strip_suffix('i').or_else(|| raw.strip_suffix('u')) {
-            int.parse::<i64>()
-                .map_err(|e| err(&format!("field \"{name}\""), format!("`{raw}`: {e}")))?
-                as f64
+            int.parse::<i64>().map_err(|e| err(&format!("field \"{name}\""), format!("`{raw}`: {e}")))? as f64
         } else {
-            let v = raw
-                .parse::<f64>()
-                .map_err(|e| err(&format!("field \"{name}\""), format!("`{raw}`: {e}")))?;
+            let v = raw.parse::<f64>().map_err(|e| err(&format!("field \"{name}\""), format!("`{raw}`: {e}")))?;
             if !v.is_finite() {
-                return Err(err(
-                    &format!("field \"{name}\""),
-                    format!("`{raw}` is not a finite number"),
-                ));
+                return Err(err(&format!("field \"{name}\""), format!("`{raw}` is not a finite number")));
             }
             v
         };
-        let metric = if name == "value" {
-            measurement.clone()
-        } else {
-            format!("{measurement}_{name}")
-        };
-        out.push(MetricSample {
-            timestamp_ms,
-            server: server.clone(),
-            metric,
-            value,
-        });
+        let metric = if name == "value" { measurement.clone() } else { format!("{measurement}_{name}") };
+        out.push(MetricSample { timestamp_ms, server: server.clone(), metric, value });
     }
     Ok(())
 }
@@ -235,8 +192,7 @@ mod tests {
 
     #[test]
     fn telegraf_style_and_escapes() {
-        let text =
-            "# comment\ncpu,host=a\\ b usage_user=1.5,usage_idle=98i,state=\"ok\" 1000000000\n";
+        let text = "# comment\ncpu,host=a\\ b usage_user=1.5,usage_idle=98i,state=\"ok\" 1000000000\n";
         let (s, r) = parse(text, "x.lp", 1_000_000).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0], MetricSample::new(1000, "a b", "cpu_usage_user", 1.5));
@@ -246,17 +202,9 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_field() {
-        let e = parse(
-            "cpu,server=a value=1 1\ncpu,server=a value=abc 2\n",
-            "data.lp",
-            1,
-        )
-        .unwrap_err();
+        let e = parse("cpu,server=a value=1 1\ncpu,server=a value=abc 2\n", "data.lp", 1).unwrap_err();
         assert_eq!((e.origin.as_str(), e.line), ("data.lp", 2));
-        assert!(
-            e.to_string().contains("field \"value\"") && e.to_string().contains("abc"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("field \"value\"") && e.to_string().contains("abc"), "{e}");
         let e = parse("cpu,server value=1 1", "d.lp", 1).unwrap_err();
         assert_eq!(e.field, "tag set");
         let e = parse("cpu,server=a value=1 12x", "d.lp", 1).unwrap_err();

@@ -9,11 +9,7 @@ use runtime::sources::influxdb::{InfluxClient, InfluxConfig};
 use runtime::{BASE_METRICS, MetricSample};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "runtime",
-    version,
-    about = "AIOps runtime: collect, score and alert on live metrics"
-)]
+#[command(name = "runtime", version, about = "AIOps runtime: collect, score and alert on live metrics")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,28 +47,16 @@ struct CollectArgs {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 fn print_row(t: i64, server: &str, v: &[f64; 4]) {
     let clock = &runtime::format_ts(t)[11..19];
-    println!(
-        "[{clock}] {server}: CPU={:.1}% MEM={:.1}% NET={:.1}MB/s DISK={:.0}ops/s",
-        v[0], v[1], v[2], v[3]
-    );
+    println!("[{clock}] {server}: CPU={:.1}% MEM={:.1}% NET={:.1}MB/s DISK={:.0}ops/s", v[0], v[1], v[2], v[3]);
 }
 
 fn samples(t: i64, rows: &[(String, [f64; 4])]) -> Vec<MetricSample> {
-    rows.iter()
-        .flat_map(|(server, v)| {
-            BASE_METRICS
-                .iter()
-                .zip(v)
-                .map(move |(m, x)| MetricSample::new(t, server.clone(), *m, *x))
-        })
-        .collect()
+    rows.iter().flat_map(|(server, v)| BASE_METRICS.iter().zip(v).map(move |(m, x)| MetricSample::new(t, server.clone(), *m, *x))).collect()
 }
 
 async fn collect(args: CollectArgs) -> Result<(), String> {
@@ -97,38 +81,24 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
         })
     });
     if let Some(d) = args.backfill {
-        let sim = sim
-            .as_mut()
-            .ok_or("--backfill needs --simulate (this host has no history to backfill)")?;
-        println!(
-            "Generating {} of historical data...",
-            humantime::format_duration(d)
-        );
+        let sim = sim.as_mut().ok_or("--backfill needs --simulate (this host has no history to backfill)")?;
+        println!("Generating {} of historical data...", humantime::format_duration(d));
         let mut batch = Vec::new();
         let mut written = 0;
         while sim.next_timestamp_ms() < runtime::now_ms() - interval_ms {
             let (t, rows) = sim.next_row();
             batch.extend(samples(t, &rows));
             if batch.len() >= 20_000 {
-                written += client
-                    .write(&batch)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .points;
+                written += client.write(&batch).await.map_err(|e| e.to_string())?.points;
                 batch.clear();
             }
         }
-        written += client
-            .write(&batch)
-            .await
-            .map_err(|e| e.to_string())?
-            .points;
+        written += client.write(&batch).await.map_err(|e| e.to_string())?.points;
         println!("✓ wrote {written} points");
     }
     let mut host = HostSampler::new();
     if sim.is_none() {
-        host.sample()
-            .map_err(|e| format!("cannot read /proc: {e}"))?;
+        host.sample().map_err(|e| format!("cannot read /proc: {e}"))?;
     }
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms as u64));
     ticker.tick().await;
@@ -145,10 +115,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
         let (t, rows) = match sim.as_mut() {
             Some(sim) => sim.next_row(),
             None => {
-                let v = host
-                    .sample()
-                    .map_err(|e| format!("cannot read /proc: {e}"))?
-                    .unwrap_or([0.0; 4]);
+                let v = host.sample().map_err(|e| format!("cannot read /proc: {e}"))?.unwrap_or([0.0; 4]);
                 (runtime::now_ms(), vec![(server.clone(), v)])
             }
         };
@@ -164,10 +131,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = rt.block_on(async {

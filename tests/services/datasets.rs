@@ -15,20 +15,14 @@ fn nab_subset_loads_with_documented_counts_and_quirks() {
         labels += s.labels.len();
         assert_eq!(s.quirks.missing_values, 0, "{k}");
         if s.quirks.repeated_timestamps > 0 {
-            repeats.push((
-                k.rsplit('/').next().unwrap().to_string(),
-                s.quirks.repeated_timestamps,
-            ));
+            repeats.push((k.rsplit('/').next().unwrap().to_string(), s.quirks.repeated_timestamps));
         }
         if s.quirks.backwards_steps > 0 {
             backwards.push(k.clone());
         }
         // Windows are rows of the file.
         for (a, b) in &s.windows {
-            assert!(
-                s.timestamps_ms.contains(a) && s.timestamps_ms.contains(b),
-                "{k}: window not on rows"
-            );
+            assert!(s.timestamps_ms.contains(a) && s.timestamps_ms.contains(b), "{k}: window not on rows");
         }
     }
     assert_eq!((rows, windows, labels), (181_653, 55, 57));
@@ -41,10 +35,7 @@ fn nab_subset_loads_with_documented_counts_and_quirks() {
             ("ec2_request_latency_system_failure.csv".to_string(), 11)
         ]
     );
-    assert_eq!(
-        backwards,
-        vec!["realKnownCause/machine_temperature_system_failure.csv".to_string()]
-    );
+    assert_eq!(backwards, vec!["realKnownCause/machine_temperature_system_failure.csv".to_string()]);
     let taxi = corpus.load("realKnownCause/nyc_taxi.csv").unwrap();
     assert_eq!(taxi.quirks.median_interval_secs, 1800);
     assert_eq!(taxi.probationary_rows(), 750);
@@ -54,15 +45,10 @@ fn nab_subset_loads_with_documented_counts_and_quirks() {
 #[test]
 fn smd_subset_loads_with_documented_shapes() {
     let root = datasets_root().join("smd");
-    assert_eq!(
-        SmdMachine::list(&root),
-        vec!["machine-1-7", "machine-2-1", "machine-3-3"]
-    );
-    for (m, train, test, anomalous, lines) in [
-        ("machine-1-7", 23_697, 23_697, 2_398, 13),
-        ("machine-2-1", 23_693, 23_694, 1_170, 13),
-        ("machine-3-3", 23_703, 23_703, 632, 28),
-    ] {
+    assert_eq!(SmdMachine::list(&root), vec!["machine-1-7", "machine-2-1", "machine-3-3"]);
+    for (m, train, test, anomalous, lines) in
+        [("machine-1-7", 23_697, 23_697, 2_398, 13), ("machine-2-1", 23_693, 23_694, 1_170, 13), ("machine-3-3", 23_703, 23_703, 632, 28)]
+    {
         let s = SmdMachine::load(&root, m).unwrap();
         assert_eq!(s.train.shape(), (train, 2 + 38), "{m}");
         assert_eq!(s.test.height(), test);
@@ -81,33 +67,17 @@ fn smd_subset_loads_with_documented_shapes() {
 fn malformed_labels_and_smd_rows_name_file_line_and_field() {
     let dir = std::env::temp_dir().join(format!("aiops-bad-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("labels")).unwrap();
-    std::fs::write(
-        dir.join("labels/combined_windows.json"),
-        "{\n  \"a.csv\": [[\"2014-01-01 00:00:00\", \"2014-01-01\"]]\n}",
-    )
-    .unwrap();
+    std::fs::write(dir.join("labels/combined_windows.json"), "{\n  \"a.csv\": [[\"2014-01-01 00:00:00\", \"2014-01-01\"]]\n}").unwrap();
     std::fs::write(dir.join("labels/combined_labels.json"), "{}").unwrap();
     let e = NabCorpus::open(&dir).unwrap_err().to_string();
-    assert!(
-        e.contains("combined_windows.json") && e.contains("a.csv") && e.contains("not a timestamp"),
-        "{e}"
-    );
-    std::fs::write(
-        dir.join("labels/combined_windows.json"),
-        "{\n  \"a.csv\": [\n}",
-    )
-    .unwrap();
+    assert!(e.contains("combined_windows.json") && e.contains("a.csv") && e.contains("not a timestamp"), "{e}");
+    std::fs::write(dir.join("labels/combined_windows.json"), "{\n  \"a.csv\": [\n}").unwrap();
     let e = NabCorpus::open(&dir).unwrap_err().to_string();
     assert!(e.contains("combined_windows.json:3"), "{e}");
     let bad = dir.join("m.txt");
     std::fs::write(&bad, "0.1,0.2\n0.1,abc\n").unwrap();
-    let e = workbench::frames::smd::read_matrix(&bad)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("m.txt:2") && e.contains("m02") && e.contains("abc"),
-        "{e}"
-    );
+    let e = workbench::frames::smd::read_matrix(&bad).unwrap_err().to_string();
+    assert!(e.contains("m.txt:2") && e.contains("m02") && e.contains("abc"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -124,44 +94,26 @@ fn iforest_auc_matches_scikit_learn_on_smd() {
     let flat = |rows: Vec<Vec<f64>>| rows.into_iter().flatten().collect::<Vec<f64>>();
     let train = flat(read_matrix(&root.join("train/machine-1-7.txt")).unwrap());
     let test = flat(read_matrix(&root.join("test/machine-1-7.txt")).unwrap());
-    let labels: Vec<bool> = read_matrix(&root.join("test_label/machine-1-7.txt"))
-        .unwrap()
-        .iter()
-        .map(|r| r[0] > 0.5)
-        .collect();
+    let labels: Vec<bool> = read_matrix(&root.join("test_label/machine-1-7.txt")).unwrap().iter().map(|r| r[0] > 0.5).collect();
     let aucs: Vec<f64> = (0..20)
         .map(|seed| {
-            let model = IsolationForestParams::default()
-                .seed(seed)
-                .fit(&train, 38)
-                .unwrap();
+            let model = IsolationForestParams::default().seed(seed).fit(&train, 38).unwrap();
             roc_auc(&model.score_samples(&test), &labels).unwrap()
         })
         .collect();
     let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
-    eprintln!(
-        "our mean ROC-AUC over 20 seeds: {mean:.4}; scikit-learn: {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}"
-    );
-    assert!(
-        (mean - SKLEARN_MEAN_AUC_MACHINE_1_7).abs() < 0.01,
-        "ours {mean:.4} vs scikit-learn {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}"
-    );
+    eprintln!("our mean ROC-AUC over 20 seeds: {mean:.4}; scikit-learn: {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}");
+    assert!((mean - SKLEARN_MEAN_AUC_MACHINE_1_7).abs() < 0.01, "ours {mean:.4} vs scikit-learn {SKLEARN_MEAN_AUC_MACHINE_1_7:.4}");
 }
 
 #[test]
 fn long_and_wide_frames_convert_both_ways() {
     use workbench::frames::{long_to_wide, samples_to_long, wide_to_samples};
-    let cfg = runtime::collector::simulate::SimConfig {
-        servers: 2,
-        ..Default::default()
-    };
+    let cfg = runtime::collector::simulate::SimConfig { servers: 2, ..Default::default() };
     let (wide, _) = workbench::simulate::simulate(&cfg, 0.01, false).unwrap();
     let long = samples_to_long(&wide_to_samples(&wide, "x").unwrap()).unwrap();
     assert_eq!(long.height(), wide.height() * 4);
-    assert_eq!(
-        long.get_column_names(),
-        ["timestamp", "server", "metric", "value"]
-    );
+    assert_eq!(long.get_column_names(), ["timestamp", "server", "metric", "value"]);
     let (back, dups) = long_to_wide(&long).unwrap();
     assert_eq!(dups, 0);
     assert!(back.equals(&wide));
@@ -170,30 +122,14 @@ fn long_and_wide_frames_convert_both_ways() {
 #[test]
 fn runtime_does_not_depend_on_polars_or_burn_autodiff() {
     let out = std::process::Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            "runtime",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
+        .args(["tree", "-p", "runtime", "-e", "normal", "--prefix", "none", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let tree = String::from_utf8_lossy(&out.stdout);
     assert!(tree.lines().count() > 10, "{tree}");
     for banned in ["polars", "burn-autodiff"] {
-        assert!(
-            !tree.lines().any(|l| l.starts_with(banned)),
-            "runtime depends on {banned}:\n{tree}"
-        );
+        assert!(!tree.lines().any(|l| l.starts_with(banned)), "runtime depends on {banned}:\n{tree}");
     }
 }

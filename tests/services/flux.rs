@@ -33,11 +33,7 @@ fn serve_once(status: &str, body: &'static str) -> (String, std::thread::JoinHan
             if let Some(end) = text.find("\r\n\r\n") {
                 let len = text
                     .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
                     .unwrap_or(0);
                 if req.len() >= end + 4 + len {
                     break;
@@ -47,10 +43,8 @@ fn serve_once(status: &str, body: &'static str) -> (String, std::thread::JoinHan
                 break;
             }
         }
-        let reply = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/csv\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        let reply =
+            format!("HTTP/1.1 {status}\r\ncontent-type: text/csv\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
         conn.write_all(reply.as_bytes()).unwrap();
         String::from_utf8_lossy(&req).to_string()
     });
@@ -58,12 +52,7 @@ fn serve_once(status: &str, body: &'static str) -> (String, std::thread::JoinHan
 }
 
 fn cfg(url: String) -> FluxConfig {
-    FluxConfig {
-        url,
-        org: "acme".into(),
-        bucket: "metrics".into(),
-        token: "tok-secret".into(),
-    }
+    FluxConfig { url, org: "acme".into(), bucket: "metrics".into(), token: "tok-secret".into() }
 }
 
 #[test]
@@ -72,46 +61,21 @@ fn flux_records_become_a_wide_frame() {
     let metrics = vec!["cpu_usage".to_string(), "memory_usage".to_string()];
     let (df, dups) = read_flux(&cfg(url), &metrics, 1_705_276_800_000, 1_705_363_200_000).unwrap();
     let request = server.join().unwrap();
-    assert!(
-        request.starts_with("POST /api/v2/query?org=acme "),
-        "{request}"
-    );
-    assert!(
-        request.contains("authorization: Token tok-secret")
-            || request.contains("Authorization: Token tok-secret"),
-        "{request}"
-    );
-    assert!(
-        request.contains("from(bucket: \\\"metrics\\\")")
-            && request.contains("r._measurement == \\\"memory_usage\\\""),
-        "{request}"
-    );
+    assert!(request.starts_with("POST /api/v2/query?org=acme "), "{request}");
+    assert!(request.contains("authorization: Token tok-secret") || request.contains("Authorization: Token tok-secret"), "{request}");
+    assert!(request.contains("from(bucket: \\\"metrics\\\")") && request.contains("r._measurement == \\\"memory_usage\\\""), "{request}");
     assert_eq!(dups, 0);
     assert_eq!(df.height(), 2);
-    assert_eq!(
-        timestamps_ms(&df).unwrap(),
-        vec![1_705_276_810_000, 1_705_276_820_000]
-    );
+    assert_eq!(timestamps_ms(&df).unwrap(), vec![1_705_276_810_000, 1_705_276_820_000]);
     assert_eq!(server_column(&df, "?").unwrap(), vec!["web-01", "web-01"]);
-    assert_eq!(
-        f64_column(&df, "cpu_usage").unwrap(),
-        vec![Some(45.2), Some(47.5)]
-    );
-    assert_eq!(
-        f64_column(&df, "memory_usage").unwrap(),
-        vec![Some(61.0), None]
-    );
+    assert_eq!(f64_column(&df, "cpu_usage").unwrap(), vec![Some(45.2), Some(47.5)]);
+    assert_eq!(f64_column(&df, "memory_usage").unwrap(), vec![Some(61.0), None]);
 }
 
 #[test]
 fn flux_errors_carry_the_servers_message_but_not_the_token() {
-    let (url, server) = serve_once(
-        "401 Unauthorized",
-        "{\"code\":\"unauthorized\",\"message\":\"unauthorized access\"}",
-    );
-    let err = read_flux(&cfg(url), &["cpu_usage".into()], 0, 1000)
-        .unwrap_err()
-        .to_string();
+    let (url, server) = serve_once("401 Unauthorized", "{\"code\":\"unauthorized\",\"message\":\"unauthorized access\"}");
+    let err = read_flux(&cfg(url), &["cpu_usage".into()], 0, 1000).unwrap_err().to_string();
     server.join().unwrap();
     assert!(err.contains("unauthorized"), "{err}");
     assert!(!err.contains("tok-secret"), "token leaked: {err}");

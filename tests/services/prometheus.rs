@@ -6,33 +6,16 @@ use workbench::frames::{f64_column, remote::read_prometheus, server_column};
 #[test]
 fn node_exporter_metrics_of_this_machine_read_through_prometheus_into_a_frame() {
     let queries = vec![
-        (
-            "memory_available_bytes".to_string(),
-            "node_memory_MemAvailable_bytes".to_string(),
-        ),
-        (
-            "cpu_usage".to_string(),
-            "100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[5s])))"
-                .to_string(),
-        ),
+        ("memory_available_bytes".to_string(), "node_memory_MemAvailable_bytes".to_string()),
+        ("cpu_usage".to_string(), "100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[5s])))".to_string()),
     ];
     // Prometheus scrapes every second (tests/run); wait until a few points exist.
     let deadline = Instant::now() + Duration::from_secs(45);
     let df = loop {
         let now = runtime::now_ms();
-        let (df, _) = read_prometheus(
-            &prometheus_url(),
-            &queries,
-            "instance",
-            now - 60_000,
-            now,
-            1.0,
-        )
-        .expect("Prometheus must be running (tests/run starts it)");
-        let complete = df.height() >= 5
-            && df
-                .column("cpu_usage")
-                .is_ok_and(|c| c.len() - c.null_count() >= 3);
+        let (df, _) = read_prometheus(&prometheus_url(), &queries, "instance", now - 60_000, now, 1.0)
+            .expect("Prometheus must be running (tests/run starts it)");
+        let complete = df.height() >= 5 && df.column("cpu_usage").is_ok_and(|c| c.len() - c.null_count() >= 3);
         if complete || Instant::now() > deadline {
             break df;
         }
@@ -44,26 +27,11 @@ fn node_exporter_metrics_of_this_machine_read_through_prometheus_into_a_frame() 
     let mem = f64_column(&df, "memory_available_bytes").unwrap();
     assert!(mem.iter().flatten().all(|v| *v > 1e6), "{mem:?}");
     let cpu = f64_column(&df, "cpu_usage").unwrap();
-    assert!(
-        cpu.iter().flatten().count() >= 3
-            && cpu.iter().flatten().all(|v| (-1.0..=101.0).contains(v)),
-        "{cpu:?}"
-    );
+    assert!(cpu.iter().flatten().count() >= 3 && cpu.iter().flatten().all(|v| (-1.0..=101.0).contains(v)), "{cpu:?}");
 }
 
 #[test]
 fn bad_promql_is_an_error_naming_the_problem() {
-    let err = read_prometheus(
-        &prometheus_url(),
-        &[("x".into(), "rate(".into())],
-        "instance",
-        0,
-        60_000,
-        1.0,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("parse error") || err.to_string().contains("400"),
-        "{err}"
-    );
+    let err = read_prometheus(&prometheus_url(), &[("x".into(), "rate(".into())], "instance", 0, 60_000, 1.0).unwrap_err();
+    assert!(err.to_string().contains("parse error") || err.to_string().contains("400"), "{err}");
 }

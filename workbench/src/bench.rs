@@ -10,17 +10,8 @@ use crate::frames::FrameError;
 
 /// `experiment bench features`: simulate `servers` × `days` at `interval_secs`, then time the
 /// batch feature computation of the default spec (47 columns).
-pub fn features(
-    servers: usize,
-    days: f64,
-    interval_secs: u32,
-) -> Result<serde_json::Value, FrameError> {
-    let cfg = SimConfig {
-        servers,
-        interval_secs,
-        incidents_per_day: 0.0,
-        ..SimConfig::default()
-    };
+pub fn features(servers: usize, days: f64, interval_secs: u32) -> Result<serde_json::Value, FrameError> {
+    let cfg = SimConfig { servers, interval_secs, incidents_per_day: 0.0, ..SimConfig::default() };
     let t0 = Instant::now();
     let (df, _) = crate::simulate::simulate(&cfg, days, true)?;
     let sim_secs = t0.elapsed().as_secs_f64();
@@ -46,19 +37,13 @@ pub fn iforest(rows: usize, threads: Option<usize>) -> Result<serde_json::Value,
     use runtime::models::iforest::IsolationForestParams;
     let servers = 12;
     let days = (rows as f64 / servers as f64).ceil() * 10.0 / 86_400.0;
-    let cfg = SimConfig {
-        servers,
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig { servers, ..SimConfig::default() };
     let (df, _) = crate::simulate::simulate(&cfg, days, true)?;
     let feats = crate::features::batch_features(&df, &FeatureSpec::default())?;
     let names = FeatureSpec::default().column_names();
     let cols: Vec<Vec<f64>> = names
         .iter()
-        .map(|n| {
-            crate::frames::f64_column(&feats, n)
-                .map(|c| c.into_iter().map(|v| v.unwrap_or(0.0)).collect())
-        })
+        .map(|n| crate::frames::f64_column(&feats, n).map(|c| c.into_iter().map(|v| v.unwrap_or(0.0)).collect()))
         .collect::<Result<_, _>>()?;
     let n = feats.height().min(rows);
     let nf = names.len();
@@ -71,18 +56,10 @@ pub fn iforest(rows: usize, threads: Option<usize>) -> Result<serde_json::Value,
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()
-        .map_err(|e| FrameError::Schema {
-            context: "thread pool".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| FrameError::Schema { context: "thread pool".into(), message: e.to_string() })?;
     let params = IsolationForestParams::default().seed(0);
     let t0 = Instant::now();
-    let model = pool
-        .install(|| params.fit(&data, nf))
-        .map_err(|e| FrameError::Schema {
-            context: "fit".into(),
-            message: e.to_string(),
-        })?;
+    let model = pool.install(|| params.fit(&data, nf)).map_err(|e| FrameError::Schema { context: "fit".into(), message: e.to_string() })?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     let mut out = vec![0.0; n];
     let t1 = Instant::now();

@@ -19,9 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::frames::{
-    FrameError, f64_column, metric_columns, server_column, timestamps_ms, wide_frame,
-};
+use crate::frames::{FrameError, f64_column, metric_columns, server_column, timestamps_ms, wide_frame};
 use polars::prelude::DataFrame;
 
 /// What to do with missing values (after resampling and non-finite removal).
@@ -70,12 +68,7 @@ pub struct CleanConfig {
 
 impl Default for CleanConfig {
     fn default() -> Self {
-        Self {
-            interval_secs: None,
-            duplicates: DuplicatePolicy::Mean,
-            gap_policy: GapPolicy::Ffill { limit: 6 },
-            drop_incomplete: true,
-        }
+        Self { interval_secs: None, duplicates: DuplicatePolicy::Mean, gap_policy: GapPolicy::Ffill { limit: 6 }, drop_incomplete: true }
     }
 }
 
@@ -183,14 +176,8 @@ pub fn clean(df: &DataFrame, cfg: &CleanConfig) -> Result<(DataFrame, CleanRepor
     let ts = timestamps_ms(df)?;
     let servers = server_column(df, "series")?;
     let metrics = metric_columns(df);
-    let mut cols: Vec<Vec<Option<f64>>> = metrics
-        .iter()
-        .map(|m| f64_column(df, m))
-        .collect::<Result<_, _>>()?;
-    let mut report = CleanReport {
-        rows_in: ts.len(),
-        ..Default::default()
-    };
+    let mut cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| f64_column(df, m)).collect::<Result<_, _>>()?;
+    let mut report = CleanReport { rows_in: ts.len(), ..Default::default() };
     for col in &mut cols {
         for v in col.iter_mut() {
             if v.is_some_and(|x| !x.is_finite()) {
@@ -211,11 +198,7 @@ pub fn clean(df: &DataFrame, cfg: &CleanConfig) -> Result<(DataFrame, CleanRepor
     let interval_ms = cfg.interval_secs.map(|s| i64::from(s.max(1)) * 1000);
     let bucket = |t: i64| interval_ms.map_or(t, |i| t.div_euclid(i) * i);
     let mut order: Vec<usize> = (0..ts.len()).collect();
-    order.sort_by(|&a, &b| {
-        (&servers[a], bucket(ts[a]))
-            .cmp(&(&servers[b], bucket(ts[b])))
-            .then(a.cmp(&b))
-    });
+    order.sort_by(|&a, &b| (&servers[a], bucket(ts[a])).cmp(&(&servers[b], bucket(ts[b]))).then(a.cmp(&b)));
 
     let nm = metrics.len();
     let (mut out_ts, mut out_srv) = (Vec::with_capacity(ts.len()), Vec::with_capacity(ts.len()));
@@ -265,9 +248,7 @@ pub fn clean(df: &DataFrame, cfg: &CleanConfig) -> Result<(DataFrame, CleanRepor
         report.remaining_missing += c.iter().filter(|v| v.is_none()).count();
     }
     if cfg.drop_incomplete && report.remaining_missing > 0 {
-        let keep: Vec<bool> = (0..out_ts.len())
-            .map(|r| out_cols.iter().all(|c| c[r].is_some()))
-            .collect();
+        let keep: Vec<bool> = (0..out_ts.len()).map(|r| out_cols.iter().all(|c| c[r].is_some())).collect();
         report.dropped_incomplete_rows = keep.iter().filter(|k| !**k).count();
         let pick = |v: &mut Vec<Option<f64>>| {
             let mut it = keep.iter();
@@ -288,32 +269,17 @@ mod tests {
     use super::*;
 
     fn frame(ts: Vec<i64>, srv: Vec<&str>, v: Vec<Option<f64>>) -> DataFrame {
-        wide_frame(
-            ts,
-            srv.into_iter().map(String::from).collect(),
-            &["x".into()],
-            vec![v],
-        )
-        .unwrap()
+        wide_frame(ts, srv.into_iter().map(String::from).collect(), &["x".into()], vec![v]).unwrap()
     }
 
     #[test]
     fn backwards_and_repeats_like_nab_are_counted_and_sorted() {
-        let df = frame(
-            vec![0, 300_000, 300_000, 600_000, 100_000],
-            vec!["a"; 5],
-            vec![Some(1.0), Some(2.0), Some(4.0), Some(5.0), Some(9.0)],
-        );
-        let cfg = CleanConfig {
-            duplicates: DuplicatePolicy::Last,
-            ..Default::default()
-        };
+        let df =
+            frame(vec![0, 300_000, 300_000, 600_000, 100_000], vec!["a"; 5], vec![Some(1.0), Some(2.0), Some(4.0), Some(5.0), Some(9.0)]);
+        let cfg = CleanConfig { duplicates: DuplicatePolicy::Last, ..Default::default() };
         let (out, r) = clean(&df, &cfg).unwrap();
         assert_eq!((r.backwards_steps, r.duplicates, r.rows_out), (1, 1, 4));
-        assert_eq!(
-            timestamps_ms(&out).unwrap(),
-            vec![0, 100_000, 300_000, 600_000]
-        );
+        assert_eq!(timestamps_ms(&out).unwrap(), vec![0, 100_000, 300_000, 600_000]);
         assert_eq!(f64_column(&out, "x").unwrap()[2], Some(4.0));
     }
 
@@ -333,10 +299,7 @@ mod tests {
         let (out, r) = clean(&df, &cfg).unwrap();
         let x = f64_column(&out, "x").unwrap();
         // a: 0,10,[20,30 ffilled],[40 left],50 ; b: 0 (None: no value before), [10, 20 None: b's first value missing], 30
-        assert_eq!(
-            &x[..6],
-            &[Some(1.0), Some(2.0), Some(2.0), Some(2.0), None, Some(3.0)]
-        );
+        assert_eq!(&x[..6], &[Some(1.0), Some(2.0), Some(2.0), Some(2.0), None, Some(3.0)]);
         assert_eq!(x[6], None, "server b must not inherit a's value");
         assert_eq!(r.inserted_rows, 3 + 2);
         assert_eq!(r.filled_values, 2);

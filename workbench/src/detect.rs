@@ -6,11 +6,10 @@
 
 use std::path::Path;
 
+use runtime::decisions::DecisionConfig;
 use runtime::models::detectors::DetectorConfig;
 
-use crate::frames::{
-    FrameError, csv::read_metrics_csv, f64_column, metric_columns, smd::read_matrix, timestamps_ms,
-};
+use crate::frames::{FrameError, csv::read_metrics_csv, f64_column, metric_columns, smd::read_matrix, timestamps_ms};
 
 /// A loaded detection input: timestamps (or synthetic ones) and rows.
 #[derive(Debug, Clone)]
@@ -26,48 +25,26 @@ pub struct DetectInput {
 impl DetectInput {
     /// Timestamps, synthetic 1-minute steps when the input had none.
     pub fn times(&self) -> Vec<i64> {
-        self.timestamps_ms
-            .clone()
-            .unwrap_or_else(|| (0..self.rows.len() as i64).map(|i| i * 60_000).collect())
+        self.timestamps_ms.clone().unwrap_or_else(|| (0..self.rows.len() as i64).map(|i| i * 60_000).collect())
     }
 }
 
 /// Read a detection input (see the module docs). Missing cells become NaN (skipped by detectors).
 pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
-    let text_head = std::fs::read(path).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let text_head = std::fs::read(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
     let first = text_head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let headerless = first
-        .iter()
-        .all(|b| b.is_ascii_digit() || b".,-+eE \r".contains(b));
+    let headerless = first.iter().all(|b| b.is_ascii_digit() || b".,-+eE \r".contains(b));
     if headerless {
         let rows = read_matrix(path)?;
-        let columns = (1..=rows.first().map_or(0, Vec::len))
-            .map(|j| format!("m{j:02}"))
-            .collect();
-        return Ok(DetectInput {
-            columns,
-            timestamps_ms: None,
-            rows,
-        });
+        let columns = (1..=rows.first().map_or(0, Vec::len)).map(|j| format!("m{j:02}")).collect();
+        return Ok(DetectInput { columns, timestamps_ms: None, rows });
     }
     let df = read_metrics_csv(path)?;
     let columns = metric_columns(&df);
     let ts = timestamps_ms(&df)?;
-    let cols: Vec<Vec<Option<f64>>> = columns
-        .iter()
-        .map(|c| f64_column(&df, c))
-        .collect::<Result<_, _>>()?;
-    let rows = (0..ts.len())
-        .map(|r| cols.iter().map(|c| c[r].unwrap_or(f64::NAN)).collect())
-        .collect();
-    Ok(DetectInput {
-        columns,
-        timestamps_ms: Some(ts),
-        rows,
-    })
+    let cols: Vec<Vec<Option<f64>>> = columns.iter().map(|c| f64_column(&df, c)).collect::<Result<_, _>>()?;
+    let rows = (0..ts.len()).map(|r| cols.iter().map(|c| c[r].unwrap_or(f64::NAN)).collect()).collect();
+    Ok(DetectInput { columns, timestamps_ms: Some(ts), rows })
 }
 
 /// Run a detector over `input` (after learning from `train`, if given): one score per row.
@@ -82,50 +59,79 @@ pub fn detect(
             det.learn(*t, row);
         }
     }
-    Ok(input
-        .times()
-        .iter()
-        .zip(&input.rows)
-        .map(|(t, row)| det.push(*t, row))
-        .collect())
+    Ok(input.times().iter().zip(&input.rows).map(|(t, row)| det.push(*t, row)).collect())
 }
 
-/// Write `timestamp|index,anomaly_score` CSV.
-pub fn write_scores(path: &Path, input: &DetectInput, scores: &[f64]) -> Result<(), FrameError> {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(scores.len() * 32);
-    match &input.timestamps_ms {
-        Some(ts) => {
-            out.push_str("timestamp,anomaly_score\n");
-            for (t, s) in ts.iter().zip(scores) {
-                let f = runtime::format_ts(*t);
-                let _ = writeln!(out, "{} {},{s}", &f[..10], &f[11..19]);
-            }
-        }
-        None => {
-            out.push_str("index,anomaly_score\n");
-            for (i, s) in scores.iter().enumerate() {
-                let _ = writeln!(out, "{i},{s}");
-            }
+/// Scores and, per row, the index of the metric contributing most (the primary issue).
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// One score per row.
+    pub scores: Vec<f64>,
+    /// Column index of the primary metric per row (0 when the detector cannot tell).
+    pub primary: Vec<usize>,
+}
+
+/// Run a detector over `input` (after learning from `train`, if given), keeping primary metrics.
+pub fn detect_rows(
+    cfg: &DetectorConfig,
+    input: &DetectInput,
+    train: Option<&DetectInput>,
+) -> Result<Detection, runtime::models::detectors::DetectorError> {
+    let mut det = cfg.build(input.columns.len())?;
+    if let Some(train) = train {
+        for (t, row) in train.times().iter().zip(&train.rows) {
+            det.learn(*t, row);
         }
     }
-    std::fs::write(path, out).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })
+    let mut out = Detection { scores: Vec::with_capacity(input.rows.len()), primary: Vec::with_capacity(input.rows.len()) };
+    for (t, row) in input.times().iter().zip(&input.rows) {
+        out.scores.push(det.push(*t, row));
+        let c = if input.columns.len() > 1 { det.contributions() } else { Vec::new() };
+        out.primary.push(c.iter().enumerate().filter(|(_, v)| v.is_finite()).max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i));
+    }
+    Ok(out)
+}
+
+/// Write `timestamp|index,anomaly_score` CSV; with `decisions`, also `primary_metric` and
+/// `severity` (empty below the decision threshold).
+pub fn write_scores(
+    path: &Path,
+    input: &DetectInput,
+    scores: &[f64],
+    decisions: Option<(&Detection, &DecisionConfig)>,
+) -> Result<(), FrameError> {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(scores.len() * 48);
+    out.push_str(if input.timestamps_ms.is_some() { "timestamp,anomaly_score" } else { "index,anomaly_score" });
+    out.push_str(if decisions.is_some() { ",primary_metric,severity\n" } else { "\n" });
+    for (i, s) in scores.iter().enumerate() {
+        match &input.timestamps_ms {
+            Some(ts) => {
+                let f = runtime::format_ts(ts[i]);
+                let _ = write!(out, "{} {},{s}", &f[..10], &f[11..19]);
+            }
+            None => {
+                let _ = write!(out, "{i},{s}");
+            }
+        }
+        if let Some((det, cfg)) = decisions {
+            let p = det.primary[i];
+            let metric = &input.columns[p];
+            let severity = if *s >= cfg.threshold { cfg.severity(*s, metric, input.rows[i][p]).name() } else { "" };
+            let _ = write!(out, ",{metric},{severity}");
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime::models::detectors::{
-        IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
-    };
+    use runtime::models::detectors::{IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig};
 
     fn nab(key: &str) -> DetectInput {
-        let corpus =
-            crate::frames::nab::NabCorpus::open(&crate::frames::datasets_root().join("nab"))
-                .expect("NAB under AIOPS_DATASETS");
+        let corpus = crate::frames::nab::NabCorpus::open(&crate::frames::datasets_root().join("nab")).expect("NAB under AIOPS_DATASETS");
         let s = corpus.load(key).unwrap();
         DetectInput {
             columns: vec!["value".into()],
@@ -137,8 +143,7 @@ mod tests {
     #[test]
     fn truncating_the_input_never_changes_an_earlier_score() {
         let full = nab("realKnownCause/ec2_request_latency_system_failure.csv");
-        let small_forest =
-            runtime::models::iforest::IsolationForestParams::default().n_estimators(20);
+        let small_forest = runtime::models::iforest::IsolationForestParams::default().n_estimators(20);
         for cfg in [
             DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
             DetectorConfig::RobustZ(RobustZConfig::default()),
@@ -152,23 +157,14 @@ mod tests {
         ] {
             let all = detect(&cfg, &full, None).unwrap();
             assert_eq!(all.len(), full.rows.len());
-            assert!(
-                all.iter().all(|s| (0.0..=1.0).contains(s)),
-                "{} scores out of [0, 1]",
-                cfg.name()
-            );
+            assert!(all.iter().all(|s| (0.0..=1.0).contains(s)), "{} scores out of [0, 1]", cfg.name());
             for cut in [1, 299, 300, 301, 1000, 2500] {
                 let part = DetectInput {
                     rows: full.rows[..cut].to_vec(),
                     timestamps_ms: full.timestamps_ms.as_ref().map(|t| t[..cut].to_vec()),
                     ..full.clone()
                 };
-                assert_eq!(
-                    detect(&cfg, &part, None).unwrap(),
-                    all[..cut],
-                    "{} changed earlier scores when cut at {cut}",
-                    cfg.name()
-                );
+                assert_eq!(detect(&cfg, &part, None).unwrap(), all[..cut], "{} changed earlier scores when cut at {cut}", cfg.name());
             }
         }
     }
@@ -181,22 +177,21 @@ mod tests {
         let input = read_input(&dir.join("m.txt")).unwrap();
         assert!(input.timestamps_ms.is_none() && input.rows.len() == 3 && input.columns.len() == 2);
         let scores = detect(&DetectorConfig::default(), &input, None).unwrap();
-        write_scores(&dir.join("out.csv"), &input, &scores).unwrap();
+        write_scores(&dir.join("out.csv"), &input, &scores, None).unwrap();
         let text = std::fs::read_to_string(dir.join("out.csv")).unwrap();
-        assert!(
-            text.starts_with("index,anomaly_score\n0,") && text.lines().count() == 4,
-            "{text}"
-        );
-        std::fs::write(
-            dir.join("t.csv"),
-            "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n",
-        )
-        .unwrap();
+        assert!(text.starts_with("index,anomaly_score\n0,") && text.lines().count() == 4, "{text}");
+        std::fs::write(dir.join("t.csv"), "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n").unwrap();
         let input = read_input(&dir.join("t.csv")).unwrap();
-        write_scores(&dir.join("out.csv"), &input, &[0.0, 0.5]).unwrap();
+        write_scores(&dir.join("out.csv"), &input, &[0.0, 0.5], None).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("out.csv")).unwrap(),
             "timestamp,anomaly_score\n2014-04-01 00:00:00,0\n2014-04-01 00:05:00,0.5\n"
+        );
+        let det = Detection { scores: vec![0.0, 0.95], primary: vec![0, 0] };
+        write_scores(&dir.join("out.csv"), &input, &det.scores, Some((&det, &DecisionConfig::default()))).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out.csv")).unwrap(),
+            "timestamp,anomaly_score,primary_metric,severity\n2014-04-01 00:00:00,0,value,\n2014-04-01 00:05:00,0.95,value,CRITICAL\n"
         );
         std::fs::remove_dir_all(&dir).ok();
     }

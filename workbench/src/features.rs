@@ -30,31 +30,19 @@ fn fixed(window: usize, ddof: Option<u8>) -> RollingOptionsFixedWindow {
 
 /// The lazy query: input frame → `server`, `timestamp`, then the spec's columns in order.
 /// The input needs `timestamp`, the spec's metric columns without nulls, and optionally `server`.
-pub fn feature_query(
-    lf: LazyFrame,
-    spec: &FeatureSpec,
-    has_server: bool,
-) -> PolarsResult<LazyFrame> {
+pub fn feature_query(lf: LazyFrame, spec: &FeatureSpec, has_server: bool) -> PolarsResult<LazyFrame> {
     let mut lf = lf;
     if !has_server {
         lf = lf.with_column(lit("series").alias(SERVER));
     }
     let ts = col(TIMESTAMP).cast(DataType::Datetime(TimeUnit::Milliseconds, None));
-    lf = lf.with_column(ts).sort(
-        [SERVER, TIMESTAMP],
-        SortMultipleOptions::default().with_maintain_order(true),
-    );
+    lf = lf.with_column(ts).sort([SERVER, TIMESTAMP], SortMultipleOptions::default().with_maintain_order(true));
     let keys = match spec.reset_after_gap_secs {
         Some(gap) => {
             let t = col(TIMESTAMP).cast(DataType::Int64);
             let step = (t.clone() - t.shift(lit(1i64))).over([col(SERVER)])?;
             lf = lf.with_column(
-                step.gt(lit(gap * 1000))
-                    .cast(DataType::UInt32)
-                    .fill_null(lit(0u32))
-                    .cum_sum(false)
-                    .over([col(SERVER)])?
-                    .alias(SEGMENT),
+                step.gt(lit(gap * 1000)).cast(DataType::UInt32).fill_null(lit(0u32)).cum_sum(false).over([col(SERVER)])?.alias(SEGMENT),
             );
             vec![col(SERVER), col(SEGMENT)]
         }
@@ -62,30 +50,17 @@ pub fn feature_query(
     };
     let mut exprs = vec![col(SERVER), col(TIMESTAMP)];
     for c in spec.columns() {
-        let m = c
-            .metric
-            .map(|i| col(spec.metrics[i].as_str()).cast(DataType::Float64));
+        let m = c.metric.map(|i| col(spec.metrics[i].as_str()).cast(DataType::Float64));
         let e = match (c.kind, m) {
             (FeatureKind::Value, Some(m)) => m,
             (FeatureKind::RollMean(w), Some(m)) => m.rolling_mean(fixed(w, None)).over(&keys)?,
-            (FeatureKind::RollStd(w), Some(m)) => m
-                .rolling_std(fixed(w, Some(1)))
-                .over(&keys)?
-                .fill_null(lit(0.0)),
+            (FeatureKind::RollStd(w), Some(m)) => m.rolling_std(fixed(w, Some(1))).over(&keys)?.fill_null(lit(0.0)),
             (FeatureKind::RollMin(w), Some(m)) => m.rolling_min(fixed(w, None)).over(&keys)?,
             (FeatureKind::RollMax(w), Some(m)) => m.rolling_max(fixed(w, None)).over(&keys)?,
-            (FeatureKind::Lag(k), Some(m)) => m
-                .clone()
-                .shift(lit(k as i64))
-                .fill_null(m.first())
-                .over(&keys)?,
-            (FeatureKind::RateOfChange, Some(m)) => (m.clone() - m.shift(lit(1i64)))
-                .fill_null(lit(0.0))
-                .over(&keys)?,
+            (FeatureKind::Lag(k), Some(m)) => m.clone().shift(lit(k as i64)).fill_null(m.first()).over(&keys)?,
+            (FeatureKind::RateOfChange, Some(m)) => (m.clone() - m.shift(lit(1i64))).fill_null(lit(0.0)).over(&keys)?,
             (FeatureKind::Hour, _) => col(TIMESTAMP).dt().hour().cast(DataType::Float64),
-            (FeatureKind::DayOfWeek, _) => {
-                col(TIMESTAMP).dt().weekday().cast(DataType::Float64) - lit(1.0)
-            }
+            (FeatureKind::DayOfWeek, _) => col(TIMESTAMP).dt().weekday().cast(DataType::Float64) - lit(1.0),
             (FeatureKind::IsBusinessHours, _) => {
                 let h = col(TIMESTAMP).dt().hour().cast(DataType::Int32);
                 let wd = col(TIMESTAMP).dt().weekday().cast(DataType::Int32);
@@ -104,41 +79,27 @@ pub fn feature_query(
 /// Compute the spec's features for every row of a clean wide frame (no nulls in the metric
 /// columns: run [`crate::clean::clean`] with a gap policy first). Output sorted by server, time.
 pub fn batch_features(df: &DataFrame, spec: &FeatureSpec) -> Result<DataFrame, FrameError> {
-    spec.validate().map_err(|e| FrameError::Schema {
-        context: "feature spec".into(),
-        message: e.to_string(),
-    })?;
+    spec.validate().map_err(|e| FrameError::Schema { context: "feature spec".into(), message: e.to_string() })?;
     for m in &spec.metrics {
         let c = df.column(m).map_err(|_| FrameError::Schema {
             context: "feature input".into(),
-            message: format!(
-                "metric column `{m}` is missing (columns: {:?})",
-                df.get_column_names()
-            ),
+            message: format!("metric column `{m}` is missing (columns: {:?})", df.get_column_names()),
         })?;
         let nulls = c.null_count()
             + c.as_materialized_series()
                 .cast(&DataType::Float64)
                 .ok()
-                .and_then(|s| {
-                    s.f64()
-                        .ok()
-                        .map(|ca| ca.into_no_null_iter().filter(|v| !v.is_finite()).count())
-                })
+                .and_then(|s| s.f64().ok().map(|ca| ca.into_no_null_iter().filter(|v| !v.is_finite()).count()))
                 .unwrap_or(0);
         if nulls > 0 {
             return Err(FrameError::Schema {
                 context: "feature input".into(),
-                message: format!(
-                    "metric column `{m}` has {nulls} missing or non-finite values; clean it with a gap policy first"
-                ),
+                message: format!("metric column `{m}` has {nulls} missing or non-finite values; clean it with a gap policy first"),
             });
         }
     }
     let has_server = df.column(SERVER).is_ok();
-    feature_query(df.clone().lazy(), spec, has_server)
-        .and_then(LazyFrame::collect)
-        .map_err(polars_err("computing features"))
+    feature_query(df.clone().lazy(), spec, has_server).and_then(LazyFrame::collect).map_err(polars_err("computing features"))
 }
 
 #[cfg(test)]
@@ -153,28 +114,11 @@ mod tests {
         let batch = batch_features(df, spec).unwrap();
         let ts = timestamps_ms(&batch).unwrap();
         let servers = server_column(&batch, "series").unwrap();
-        let inputs: Vec<Vec<f64>> = spec
-            .metrics
-            .iter()
-            .map(|m| {
-                f64_column(&batch, m)
-                    .unwrap()
-                    .into_iter()
-                    .map(Option::unwrap)
-                    .collect()
-            })
-            .collect();
+        let inputs: Vec<Vec<f64>> =
+            spec.metrics.iter().map(|m| f64_column(&batch, m).unwrap().into_iter().map(Option::unwrap).collect()).collect();
         let names = spec.column_names();
-        let cols: Vec<Vec<f64>> = names
-            .iter()
-            .map(|n| {
-                f64_column(&batch, n)
-                    .unwrap()
-                    .into_iter()
-                    .map(|v| v.expect("no nulls in features"))
-                    .collect()
-            })
-            .collect();
+        let cols: Vec<Vec<f64>> =
+            names.iter().map(|n| f64_column(&batch, n).unwrap().into_iter().map(|v| v.expect("no nulls in features")).collect()).collect();
         let mut stream = StreamingFeatures::new(spec.clone()).unwrap();
         let mut row = vec![0.0; stream.width()];
         for r in 0..batch.height() {
@@ -183,11 +127,7 @@ mod tests {
             for (c, name) in names.iter().enumerate() {
                 let (b, s) = (cols[c][r], row[c]);
                 let tol = 1e-9 * b.abs().max(s.abs()).max(1.0);
-                assert!(
-                    (b - s).abs() <= tol,
-                    "row {r} server {} column {name}: batch {b} vs streaming {s}",
-                    servers[r]
-                );
+                assert!((b - s).abs() <= tol, "row {r} server {} column {name}: batch {b} vs streaming {s}", servers[r]);
             }
         }
     }
@@ -225,40 +165,18 @@ mod tests {
 
     #[test]
     fn parity_on_nab_files_with_repeats_and_backwards_steps() {
-        let corpus =
-            crate::frames::nab::NabCorpus::open(&crate::frames::datasets_root().join("nab"))
-                .expect("NAB under AIOPS_DATASETS");
+        let corpus = crate::frames::nab::NabCorpus::open(&crate::frames::datasets_root().join("nab")).expect("NAB under AIOPS_DATASETS");
         // (key, repeated timestamps, backwards steps, duplicates after sorting) per the datasets README:
         // the one backwards step of machine_temperature re-covers 02:00..02:55, 12 rows.
         for (key, repeats, backwards, dups) in [
-            (
-                "realKnownCause/machine_temperature_system_failure.csv",
-                0,
-                1,
-                12,
-            ),
+            ("realKnownCause/machine_temperature_system_failure.csv", 0, 1, 12),
             ("realAWSCloudwatch/ec2_network_in_5abac7.csv", 11, 0, 11),
         ] {
             let s = corpus.load(key).unwrap();
-            assert_eq!(
-                (s.quirks.repeated_timestamps, s.quirks.backwards_steps),
-                (repeats, backwards),
-                "{key}"
-            );
-            let (clean, report) =
-                crate::clean::clean(&s.frame, &crate::clean::CleanConfig::default()).unwrap();
-            assert_eq!(
-                (report.duplicates, report.backwards_steps),
-                (dups, backwards),
-                "{key}"
-            );
-            assert_parity(
-                &clean,
-                &FeatureSpec {
-                    reset_after_gap_secs: Some(3600),
-                    ..FeatureSpec::for_metrics(&["value"])
-                },
-            );
+            assert_eq!((s.quirks.repeated_timestamps, s.quirks.backwards_steps), (repeats, backwards), "{key}");
+            let (clean, report) = crate::clean::clean(&s.frame, &crate::clean::CleanConfig::default()).unwrap();
+            assert_eq!((report.duplicates, report.backwards_steps), (dups, backwards), "{key}");
+            assert_parity(&clean, &FeatureSpec { reset_after_gap_secs: Some(3600), ..FeatureSpec::for_metrics(&["value"]) });
         }
     }
 
@@ -280,16 +198,8 @@ mod tests {
 
     #[test]
     fn nulls_are_refused_with_the_column_named() {
-        let df = wide_frame(
-            vec![0, 10_000],
-            vec!["a".into(); 2],
-            &["cpu_usage".into()],
-            vec![vec![Some(1.0), None]],
-        )
-        .unwrap();
-        let e = batch_features(&df, &FeatureSpec::for_metrics(&["cpu_usage"]))
-            .unwrap_err()
-            .to_string();
+        let df = wide_frame(vec![0, 10_000], vec!["a".into(); 2], &["cpu_usage".into()], vec![vec![Some(1.0), None]]).unwrap();
+        let e = batch_features(&df, &FeatureSpec::for_metrics(&["cpu_usage"])).unwrap_err().to_string();
         assert!(e.contains("cpu_usage") && e.contains("1 missing"), "{e}");
     }
 }

@@ -10,11 +10,7 @@ use workbench::clean::{CleanConfig, clean};
 use workbench::frames::{self, nab::NabCorpus, smd::SmdMachine};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "experiment",
-    version,
-    about = "AIOps workbench: load metric history, build features, benchmark"
-)]
+#[command(name = "experiment", version, about = "AIOps workbench: load metric history, build features, benchmark")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -137,16 +133,11 @@ enum BenchCmd {
     },
 }
 
-fn detector_config(
-    path: Option<&std::path::Path>,
-    kind: Option<&str>,
-) -> Result<runtime::models::detectors::DetectorConfig> {
+fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result<runtime::models::detectors::DetectorConfig> {
     use runtime::models::detectors::DetectorConfig;
     if let Some(p) = path {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        return toml::from_str(&text)
-            .with_context(|| format!("invalid detector config {}", p.display()));
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        return toml::from_str(&text).with_context(|| format!("invalid detector config {}", p.display()));
     }
     Ok(match kind {
         None | Some("tail_ensemble") => DetectorConfig::default(),
@@ -154,9 +145,7 @@ fn detector_config(
         Some("robust_z") => DetectorConfig::RobustZ(Default::default()),
         Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()),
         Some(other) => {
-            bail!(
-                "--detector {other}: expected tail_ensemble, mahalanobis, robust_z or iforest_features"
-            )
+            bail!("--detector {other}: expected tail_ensemble, mahalanobis, robust_z or iforest_features")
         }
     })
 }
@@ -164,22 +153,8 @@ fn detector_config(
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Simulate {
-            servers,
-            days,
-            interval_secs,
-            seed,
-            incidents_per_day,
-            out,
-            format,
-        } => {
-            let cfg = SimConfig {
-                servers,
-                interval_secs,
-                seed,
-                incidents_per_day,
-                ..SimConfig::default()
-            };
+        Command::Simulate { servers, days, interval_secs, seed, incidents_per_day, out, format } => {
+            let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, ..SimConfig::default() };
             let (mut df, incidents) = workbench::simulate::simulate(&cfg, days, true)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let data = out.join(format!("metrics.{format}"));
@@ -189,37 +164,14 @@ fn main() -> Result<()> {
                 other => bail!("--format {other}: expected parquet or csv"),
             }
             workbench::simulate::write_labels(&incidents, &out.join("labels.csv"))?;
-            println!(
-                "✓ {} rows ({} servers × {} rows) → {}",
-                df.height(),
-                servers,
-                df.height() / servers.max(1),
-                data.display()
-            );
-            println!(
-                "✓ {} incidents → {}",
-                incidents.len(),
-                out.join("labels.csv").display()
-            );
+            println!("✓ {} rows ({} servers × {} rows) → {}", df.height(), servers, df.height() / servers.max(1), data.display());
+            println!("✓ {} incidents → {}", incidents.len(), out.join("labels.csv").display());
         }
-        Command::Features {
-            input,
-            spec,
-            interval_secs,
-            out,
-        } => {
+        Command::Features { input, spec, interval_secs, out } => {
             let input = input.unwrap_or_else(|| frames::shipped_sim_dir().join("metrics.parquet"));
             let df = frames::read_metrics_file(&input)?;
-            println!(
-                "Loaded {} rows × {} metrics from {}",
-                df.height(),
-                frames::metric_columns(&df).len(),
-                input.display()
-            );
-            let cfg = CleanConfig {
-                interval_secs,
-                ..CleanConfig::default()
-            };
+            println!("Loaded {} rows × {} metrics from {}", df.height(), frames::metric_columns(&df).len(), input.display());
+            let cfg = CleanConfig { interval_secs, ..CleanConfig::default() };
             let (df, report) = clean(&df, &cfg)?;
             println!("Cleaning: {report}");
             let spec = match spec {
@@ -235,12 +187,7 @@ fn main() -> Result<()> {
             };
             let t = std::time::Instant::now();
             let mut feats = workbench::features::batch_features(&df, &spec)?;
-            println!(
-                "Features: {} rows × {} columns in {:.2} s",
-                feats.height(),
-                spec.column_names().len(),
-                t.elapsed().as_secs_f64()
-            );
+            println!("Features: {} rows × {} columns in {:.2} s", feats.height(), spec.column_names().len(), t.elapsed().as_secs_f64());
             if let Some(dir) = out.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -276,71 +223,33 @@ fn main() -> Result<()> {
                 println!("{df}");
             }
         }
-        Command::Detect {
-            input,
-            output,
-            config,
-            train,
-        } => {
+        Command::Detect { input, output, config, train } => {
             let cfg = detector_config(config.as_deref(), None)?;
             let data = workbench::detect::read_input(&input)?;
-            let train = train
-                .map(|t| workbench::detect::read_input(&t))
-                .transpose()?;
+            let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
             let t = std::time::Instant::now();
-            let scores = workbench::detect::detect(&cfg, &data, train.as_ref())?;
-            workbench::detect::write_scores(&output, &data, &scores)?;
-            eprintln!(
-                "✓ {} rows scored by {} in {:.2} s → {}",
-                scores.len(),
-                cfg.name(),
-                t.elapsed().as_secs_f64(),
-                output.display()
-            );
+            let det = workbench::detect::detect_rows(&cfg, &data, train.as_ref())?;
+            let decisions = runtime::decisions::DecisionConfig::default();
+            workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
+            eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
         }
-        Command::Evaluate {
-            config,
-            detector,
-            nab,
-            smd,
-            sim,
-            threshold,
-            json,
-        } => {
+        Command::Evaluate { config, detector, nab, smd, sim, threshold, json } => {
             let cfg = detector_config(config.as_deref(), detector.as_deref())?;
             let any = nab || smd || sim.is_some();
-            let (do_nab, do_smd, do_sim) = if any {
-                (nab, smd, sim.is_some())
-            } else {
-                (true, true, true)
-            };
+            let (do_nab, do_smd, do_sim) = if any { (nab, smd, sim.is_some()) } else { (true, true, true) };
             let root = frames::datasets_root();
             let mut doc = serde_json::json!({ "detector": cfg });
             if do_nab {
-                let (report, _) =
-                    workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?;
+                let (report, _) = workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?;
                 if !json {
-                    println!(
-                        "NAB ({} files, detector {}, {:.2} s)",
-                        report.files, report.detector, report.detect_seconds
-                    );
-                    println!(
-                        "{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}",
-                        "profile", "score", "threshold", "TP", "FP", "FN"
-                    );
+                    println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);
+                    println!("{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}", "profile", "score", "threshold", "TP", "FP", "FN");
                     for p in &report.profiles {
-                        println!(
-                            "{:<20} {:>8.2} {:>10.4} {:>5} {:>5} {:>5}",
-                            p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_
-                        );
+                        println!("{:<20} {:>8.2} {:>10.4} {:>5} {:>5} {:>5}", p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_);
                     }
                     println!(
                         "mean ROC-AUC {:.3}  mean best F1 {:.3}  event recall {:.2}  MTTD {:.0} min  false alerts/day {:.3}",
-                        report.mean_roc_auc,
-                        report.mean_best_f1,
-                        report.event_recall,
-                        report.mttd_minutes,
-                        report.false_alerts_per_day
+                        report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
                     );
                 }
                 doc["nab"] = serde_json::to_value(&report)?;
@@ -349,10 +258,7 @@ fn main() -> Result<()> {
                 let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &cfg)?;
                 if !json {
                     println!("SMD (fit on train, score test)");
-                    println!(
-                        "{:<12} {:>8} {:>8} {:>8} {:>8}",
-                        "machine", "ROC-AUC", "PR-AUC", "F1", "F1(PA)"
-                    );
+                    println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "machine", "ROC-AUC", "PR-AUC", "F1", "F1(PA)");
                     for r in &results {
                         println!(
                             "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
@@ -360,9 +266,7 @@ fn main() -> Result<()> {
                         );
                     }
                     let n = results.len().max(1) as f64;
-                    let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| {
-                        results.iter().map(f).sum::<f64>() / n
-                    };
+                    let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| results.iter().map(f).sum::<f64>() / n;
                     println!(
                         "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
                         "mean",
@@ -375,30 +279,22 @@ fn main() -> Result<()> {
                 doc["smd"] = serde_json::to_value(&results)?;
             }
             if do_sim {
-                let dir = sim
-                    .filter(|p| p.as_os_str() != "shipped")
-                    .unwrap_or_else(frames::shipped_sim_dir);
+                let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
                 let report = workbench::evaluation::report::evaluate_sim(&dir, &cfg, threshold)?;
                 if !json {
-                    println!(
-                        "Simulator incidents ({}, alert threshold {})",
-                        dir.display(),
-                        report.threshold
-                    );
-                    println!(
-                        "{:<20} {:>9} {:>9} {:>12}",
-                        "kind", "incidents", "detected", "MTTD (min)"
-                    );
+                    println!("Simulator incidents ({}, alert threshold {})", dir.display(), report.threshold);
+                    println!("{:<20} {:>9} {:>9} {:>12} {:>15}", "kind", "incidents", "detected", "MTTD (min)", "primary metric");
                     for k in &report.kinds {
                         println!(
-                            "{:<20} {:>9} {:>9} {:>12.1}",
-                            k.kind, k.incidents, k.detected, k.mttd_minutes
+                            "{:<20} {:>9} {:>9} {:>12.1} {:>15}",
+                            k.kind,
+                            k.incidents,
+                            k.detected,
+                            k.mttd_minutes,
+                            format!("{}/{}", k.primary_correct, k.detected)
                         );
                     }
-                    println!(
-                        "false alerts per server-day: {:.2}",
-                        report.false_alerts_per_server_day
-                    );
+                    println!("false alerts per server-day: {:.2}", report.false_alerts_per_server_day);
                 }
                 doc["sim"] = serde_json::to_value(&report)?;
             }
@@ -406,23 +302,11 @@ fn main() -> Result<()> {
                 println!("{doc}");
             }
         }
-        Command::Bench {
-            which: BenchCmd::Iforest { rows, threads },
-        } => {
+        Command::Bench { which: BenchCmd::Iforest { rows, threads } } => {
             println!("{}", workbench::bench::iforest(rows, threads)?);
         }
-        Command::Bench {
-            which:
-                BenchCmd::Features {
-                    servers,
-                    days,
-                    interval_secs,
-                },
-        } => {
-            println!(
-                "{}",
-                workbench::bench::features(servers, days, interval_secs)?
-            );
+        Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {
+            println!("{}", workbench::bench::features(servers, days, interval_secs)?);
         }
     }
     Ok(())

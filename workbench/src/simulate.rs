@@ -10,29 +10,15 @@ use runtime::collector::simulate::{Incident, IncidentKind, SimConfig, Simulator}
 use crate::frames::{FrameError, wide_frame};
 
 /// Simulate `days` of the fleet: a wide frame (sorted by server, time) and its incidents.
-pub fn simulate(
-    cfg: &SimConfig,
-    days: f64,
-    progress: bool,
-) -> Result<(DataFrame, Vec<Incident>), FrameError> {
+pub fn simulate(cfg: &SimConfig, days: f64, progress: bool) -> Result<(DataFrame, Vec<Incident>), FrameError> {
     let rows = (days * 86_400.0 / f64::from(cfg.interval_secs.max(1))).round() as usize;
     let mut sim = Simulator::new(cfg.clone());
     let names = sim.server_names();
     let ns = names.len();
-    let mut per_server: Vec<[Vec<Option<f64>>; 4]> = (0..ns)
-        .map(|_| std::array::from_fn(|_| Vec::with_capacity(rows)))
-        .collect();
+    let mut per_server: Vec<[Vec<Option<f64>>; 4]> = (0..ns).map(|_| std::array::from_fn(|_| Vec::with_capacity(rows))).collect();
     let mut ts = Vec::with_capacity(rows);
-    let bar = if progress {
-        ProgressBar::new(rows as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta})")
-            .expect("template")
-            .progress_chars("=> "),
-    );
+    let bar = if progress { ProgressBar::new(rows as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta})").expect("template").progress_chars("=> "));
     bar.set_message("simulating");
     for r in 0..rows {
         let (t, values) = sim.next_row();
@@ -58,16 +44,9 @@ pub fn simulate(
             cols[k].append(&mut per_server[s][k]);
         }
     }
-    let metrics: Vec<String> = runtime::BASE_METRICS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let metrics: Vec<String> = runtime::BASE_METRICS.iter().map(|s| s.to_string()).collect();
     let df = wide_frame(all_ts, servers, &metrics, cols)?;
-    let incidents = sim
-        .incidents()
-        .into_iter()
-        .filter(|i| i.start_ms <= end)
-        .collect();
+    let incidents = sim.incidents().into_iter().filter(|i| i.start_ms <= end).collect();
     Ok((df, incidents))
 }
 
@@ -84,53 +63,27 @@ pub fn write_labels(incidents: &[Incident], path: &Path) -> Result<(), FrameErro
             runtime::format_ts(i.end_ms)
         ));
     }
-    std::fs::write(path, text).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })
+    std::fs::write(path, text).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })
 }
 
 /// Read a `labels.csv`; errors name the line and field.
 pub fn read_labels(path: &Path) -> Result<Vec<Incident>, FrameError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io {
-        path: p.clone(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
             continue;
         }
-        let err = |field: &str, m: String| FrameError::Parse {
-            path: p.clone(),
-            line: i + 1,
-            field: field.into(),
-            message: m,
-        };
+        let err = |field: &str, m: String| FrameError::Parse { path: p.clone(), line: i + 1, field: field.into(), message: m };
         let f: Vec<&str> = line.split(',').collect();
         if f.len() != 5 {
-            return Err(err(
-                "line",
-                format!(
-                    "{} fields, expected 5 (server,kind,metric,start,end)",
-                    f.len()
-                ),
-            ));
+            return Err(err("line", format!("{} fields, expected 5 (server,kind,metric,start,end)", f.len())));
         }
-        let kind = IncidentKind::from_name(f[1])
-            .ok_or_else(|| err("kind", format!("unknown kind `{}`", f[1])))?;
-        let start_ms = runtime::parse_ts(f[3])
-            .ok_or_else(|| err("start", format!("`{}` is not a timestamp", f[3])))?;
-        let end_ms = runtime::parse_ts(f[4])
-            .ok_or_else(|| err("end", format!("`{}` is not a timestamp", f[4])))?;
-        out.push(Incident {
-            server: f[0].to_string(),
-            kind,
-            metric: f[2].to_string(),
-            start_ms,
-            end_ms,
-        });
+        let kind = IncidentKind::from_name(f[1]).ok_or_else(|| err("kind", format!("unknown kind `{}`", f[1])))?;
+        let start_ms = runtime::parse_ts(f[3]).ok_or_else(|| err("start", format!("`{}` is not a timestamp", f[3])))?;
+        let end_ms = runtime::parse_ts(f[4]).ok_or_else(|| err("end", format!("`{}` is not a timestamp", f[4])))?;
+        out.push(Incident { server: f[0].to_string(), kind, metric: f[2].to_string(), start_ms, end_ms });
     }
     Ok(out)
 }

@@ -29,12 +29,7 @@ fn counters() -> std::io::Result<Counters> {
     let cpu: Vec<u64> = stat
         .lines()
         .find(|l| l.starts_with("cpu "))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
+        .map(|l| l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_default();
     let total: u64 = cpu.iter().take(8).sum();
     let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
@@ -47,10 +42,7 @@ fn counters() -> std::io::Result<Counters> {
             if name.trim() == "lo" {
                 return None;
             }
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
+            let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
             Some(f.first()? + f.get(8)?)
         })
         .sum();
@@ -61,40 +53,23 @@ fn counters() -> std::io::Result<Counters> {
             let f: Vec<&str> = l.split_whitespace().collect();
             let name = f.get(2)?;
             // Whole disks only (partitions would double count); no loop/ram devices.
-            if name.starts_with("loop")
-                || name.starts_with("ram")
-                || !std::path::Path::new(&format!("/sys/block/{name}")).exists()
-            {
+            if name.starts_with("loop") || name.starts_with("ram") || !std::path::Path::new(&format!("/sys/block/{name}")).exists() {
                 return None;
             }
             Some(f.get(3)?.parse::<u64>().ok()? + f.get(7)?.parse::<u64>().ok()?)
         })
         .sum();
-    Ok(Counters {
-        at: Instant::now(),
-        cpu_busy: total - idle.min(total),
-        cpu_total: total,
-        net_bytes,
-        disk_ops,
-    })
+    Ok(Counters { at: Instant::now(), cpu_busy: total - idle.min(total), cpu_total: total, net_bytes, disk_ops })
 }
 
 /// Memory in use as a percentage of total (`MemTotal - MemAvailable`).
 fn memory_pct() -> std::io::Result<f64> {
     let info = read("/proc/meminfo")?;
     let field = |name: &str| -> f64 {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+        info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0)
     };
     let total = field("MemTotal:");
-    Ok(if total > 0.0 {
-        100.0 * (total - field("MemAvailable:")) / total
-    } else {
-        0.0
-    })
+    Ok(if total > 0.0 { 100.0 * (total - field("MemAvailable:")) / total } else { 0.0 })
 }
 
 impl HostSampler {
@@ -128,10 +103,7 @@ mod tests {
         assert!(s.sample().unwrap().is_none());
         std::thread::sleep(std::time::Duration::from_millis(200));
         let v = s.sample().unwrap().expect("second reading gives rates");
-        assert!(
-            (0.0..=100.0).contains(&v[0]) && v[1] > 0.0 && v[1] <= 100.0,
-            "{v:?}"
-        );
+        assert!((0.0..=100.0).contains(&v[0]) && v[1] > 0.0 && v[1] <= 100.0, "{v:?}");
         assert!(v[2] >= 0.0 && v[3] >= 0.0);
     }
 }

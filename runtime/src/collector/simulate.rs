@@ -100,13 +100,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self {
-            servers: 5,
-            start_ms: 1_705_276_800_000,
-            interval_secs: 10,
-            seed: 42,
-            incidents_per_day: 2.0,
-        }
+        Self { servers: 5, start_ms: 1_705_276_800_000, interval_secs: 10, seed: 42, incidents_per_day: 2.0 }
     }
 }
 
@@ -144,8 +138,7 @@ pub struct Simulator {
 
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
     // SplitMix64 over the combined inputs: independent streams per (seed, a, b).
-    let mut z =
-        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -181,11 +174,7 @@ impl Simulator {
                 }
             })
             .collect();
-        Self {
-            cfg,
-            row: 0,
-            servers,
-        }
+        Self { cfg, row: 0, servers }
     }
 
     /// The configuration.
@@ -205,11 +194,7 @@ impl Simulator {
 
     /// Incidents planned so far (those of every day the simulator has reached), all servers.
     pub fn incidents(&self) -> Vec<Incident> {
-        let mut all: Vec<Incident> = self
-            .servers
-            .iter()
-            .flat_map(|s| s.incidents.iter().cloned())
-            .collect();
+        let mut all: Vec<Incident> = self.servers.iter().flat_map(|s| s.incidents.iter().cloned()).collect();
         all.sort_by(|a, b| (a.start_ms, &a.server).cmp(&(b.start_ms, &b.server)));
         all
     }
@@ -231,16 +216,10 @@ impl Simulator {
                 IncidentKind::NetworkSaturation => (rng.random_range(10..=30), "network"),
                 IncidentKind::DiskIoStorm => (rng.random_range(5..=20), "disk_io"),
                 IncidentKind::LevelShift => (30, "cpu_usage"),
-                IncidentKind::Flatline => (
-                    rng.random_range(20..=60),
-                    crate::BASE_METRICS[rng.random_range(0..4)],
-                ),
+                IncidentKind::Flatline => (rng.random_range(20..=60), crate::BASE_METRICS[rng.random_range(0..4)]),
             };
             // Incidents of one server never overlap: skip one that starts inside the previous.
-            if s.incidents
-                .last()
-                .is_some_and(|l| start <= l.end_ms + 30 * MIN_MS)
-            {
+            if s.incidents.last().is_some_and(|l| start <= l.end_ms + 30 * MIN_MS) {
                 continue;
             }
             s.incidents.push(Incident {
@@ -264,11 +243,7 @@ impl Simulator {
         for (idx, s) in self.servers.iter_mut().enumerate() {
             // Plan today and tomorrow so incidents near midnight are known in advance.
             while s.planned_day < day + 1 {
-                let next = if s.planned_day == i64::MIN {
-                    day
-                } else {
-                    s.planned_day + 1
-                };
+                let next = if s.planned_day == i64::MIN { day } else { s.planned_day + 1 };
                 Self::plan_day(&cfg, idx, s, next);
                 s.planned_day = next;
             }
@@ -278,16 +253,9 @@ impl Simulator {
             let h = minute_of_day / 60.0 - p.phase_h;
             let diurnal = 0.5 - 0.5 * ((h - 14.0) / 24.0 * std::f64::consts::TAU).cos();
             let weekly = if weekday >= 5 { 0.55 } else { 1.0 };
-            let business = if weekday < 5 && (9..18).contains(&hour) {
-                0.12
-            } else {
-                0.0
-            };
+            let business = if weekday < 5 && (9..18).contains(&hour) { 0.12 } else { 0.0 };
             let load = (diurnal * weekly + business).clamp(0.0, 1.2);
-            for (k, rho_sd) in [(0.9, 2.0), (0.98, 0.6), (0.8, 8.0), (0.7, 90.0)]
-                .iter()
-                .enumerate()
-            {
+            for (k, rho_sd) in [(0.9, 2.0), (0.98, 0.6), (0.8, 8.0), (0.7, 90.0)].iter().enumerate() {
                 let e: f64 = noise.sample(&mut s.rng);
                 s.ar[k] = rho_sd.0 * s.ar[k] + rho_sd.1 * e;
             }
@@ -304,8 +272,7 @@ impl Simulator {
                     _ if !active => {}
                     IncidentKind::CpuSpike => cpu += 45.0,
                     IncidentKind::MemoryLeak => {
-                        let frac =
-                            (t - inc.start_ms) as f64 / (inc.end_ms - inc.start_ms).max(1) as f64;
+                        let frac = (t - inc.start_ms) as f64 / (inc.end_ms - inc.start_ms).max(1) as f64;
                         mem += 35.0 * frac;
                     }
                     IncidentKind::NetworkSaturation => {
@@ -313,18 +280,11 @@ impl Simulator {
                         cpu += 10.0;
                     }
                     IncidentKind::DiskIoStorm => disk *= 6.0,
-                    IncidentKind::Flatline => {
-                        frozen = crate::BASE_METRICS.iter().position(|m| *m == inc.metric)
-                    }
+                    IncidentKind::Flatline => frozen = crate::BASE_METRICS.iter().position(|m| *m == inc.metric),
                     IncidentKind::LevelShift => {}
                 }
             }
-            let mut v = [
-                cpu.clamp(0.5, 100.0),
-                mem.clamp(1.0, 100.0),
-                net.max(0.1),
-                disk.max(1.0),
-            ];
+            let mut v = [cpu.clamp(0.5, 100.0), mem.clamp(1.0, 100.0), net.max(0.1), disk.max(1.0)];
             // Round like a real exporter would report them.
             v[0] = (v[0] * 10.0).round() / 10.0;
             v[1] = (v[1] * 10.0).round() / 10.0;
@@ -346,10 +306,7 @@ mod tests {
 
     #[test]
     fn deterministic_and_seed_sensitive() {
-        let cfg = SimConfig {
-            servers: 3,
-            ..SimConfig::default()
-        };
+        let cfg = SimConfig { servers: 3, ..SimConfig::default() };
         let run = |cfg: SimConfig| {
             let mut s = Simulator::new(cfg);
             (0..2000).map(|_| s.next_row()).last().unwrap()
@@ -360,37 +317,20 @@ mod tests {
 
     #[test]
     fn every_kind_appears_and_spikes_show() {
-        let cfg = SimConfig {
-            servers: 4,
-            incidents_per_day: 4.0,
-            ..SimConfig::default()
-        };
+        let cfg = SimConfig { servers: 4, incidents_per_day: 4.0, ..SimConfig::default() };
         let mut sim = Simulator::new(cfg);
         let rows: Vec<_> = (0..(3 * 8640)).map(|_| sim.next_row()).collect();
         let incidents = sim.incidents();
         for kind in IncidentKind::ALL {
-            assert!(
-                incidents.iter().any(|i| i.kind == kind),
-                "no {kind:?} in 3 days"
-            );
+            assert!(incidents.iter().any(|i| i.kind == kind), "no {kind:?} in 3 days");
         }
-        let spike = incidents
-            .iter()
-            .find(|i| i.kind == IncidentKind::CpuSpike && i.start_ms < rows.last().unwrap().0)
-            .unwrap();
+        let spike = incidents.iter().find(|i| i.kind == IncidentKind::CpuSpike && i.start_ms < rows.last().unwrap().0).unwrap();
         let server = spike.server.clone();
-        let cpu_at = |t: i64| {
-            rows.iter()
-                .find(|r| r.0 >= t)
-                .map(|r| r.1.iter().find(|s| s.0 == server).unwrap().1[0])
-                .unwrap()
-        };
+        let cpu_at = |t: i64| rows.iter().find(|r| r.0 >= t).map(|r| r.1.iter().find(|s| s.0 == server).unwrap().1[0]).unwrap();
         assert!(cpu_at(spike.start_ms + 60_000) > cpu_at(spike.start_ms - 600_000) + 20.0);
         for (_, r) in &rows {
             for (_, v) in r {
-                assert!(
-                    v.iter().all(|x| x.is_finite() && *x >= 0.0) && v[0] <= 100.0 && v[1] <= 100.0
-                );
+                assert!(v.iter().all(|x| x.is_finite() && *x >= 0.0) && v[0] <= 100.0 && v[1] <= 100.0);
             }
         }
     }

@@ -71,9 +71,7 @@ pub enum FeatureError {
         value: f64,
     },
     /// A row at or before the previous row's timestamp (duplicate or backwards).
-    #[error(
-        "server {server}: sample at {timestamp_ms} ms is not after the previous one at {previous_ms} ms"
-    )]
+    #[error("server {server}: sample at {timestamp_ms} ms is not after the previous one at {previous_ms} ms")]
     OutOfOrder {
         /// The server.
         server: String,

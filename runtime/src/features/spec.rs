@@ -97,27 +97,19 @@ pub struct FeatureColumn {
 impl FeatureSpec {
     /// A spec with the default feature family over the given metric names.
     pub fn for_metrics<S: AsRef<str>>(metrics: &[S]) -> Self {
-        Self {
-            metrics: metrics.iter().map(|m| m.as_ref().to_string()).collect(),
-            ..Self::default()
-        }
+        Self { metrics: metrics.iter().map(|m| m.as_ref().to_string()).collect(), ..Self::default() }
     }
 
     /// Parse and validate a TOML spec. Errors name the file and the bad key.
     pub fn from_toml_file(path: &Path) -> Result<Self, FeatureError> {
-        let text = std::fs::read_to_string(path).map_err(|e| FeatureError::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| FeatureError::Io { path: path.display().to_string(), source: e })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
     /// Parse and validate a TOML spec from a string; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, FeatureError> {
-        let spec: FeatureSpec = toml::from_str(text).map_err(|e| FeatureError::Toml {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        })?;
+        let spec: FeatureSpec =
+            toml::from_str(text).map_err(|e| FeatureError::Toml { origin: origin.to_string(), message: e.to_string() })?;
         spec.validate()?;
         Ok(spec)
     }
@@ -125,11 +117,7 @@ impl FeatureSpec {
     /// Check every field; the error names the field and the value.
     pub fn validate(&self) -> Result<(), FeatureError> {
         let bad = |field: &str, value: String, why: &str| {
-            Err(FeatureError::InvalidSpec {
-                field: field.to_string(),
-                value,
-                reason: why.to_string(),
-            })
+            Err(FeatureError::InvalidSpec { field: field.to_string(), value, reason: why.to_string() })
         };
         if self.metrics.is_empty() {
             return bad("metrics", "[]".into(), "at least one metric is required");
@@ -137,19 +125,11 @@ impl FeatureSpec {
         let mut seen = std::collections::HashSet::new();
         for m in &self.metrics {
             if m.is_empty() || !seen.insert(m) {
-                return bad(
-                    "metrics",
-                    format!("{m:?}"),
-                    "metric names must be non-empty and unique",
-                );
+                return bad("metrics", format!("{m:?}"), "metric names must be non-empty and unique");
             }
         }
         if let Some(w) = self.rolling_windows.iter().find(|w| **w < 2) {
-            return bad(
-                "rolling_windows",
-                w.to_string(),
-                "windows must be at least 2 rows",
-            );
+            return bad("rolling_windows", w.to_string(), "windows must be at least 2 rows");
         }
         if let Some(k) = self.lags.iter().find(|k| **k == 0) {
             return bad("lags", k.to_string(), "lags must be at least 1 row");
@@ -173,13 +153,7 @@ impl FeatureSpec {
     pub fn columns(&self) -> Vec<FeatureColumn> {
         let mut cols = Vec::new();
         for (i, m) in self.metrics.iter().enumerate() {
-            let mut push = |name: String, kind| {
-                cols.push(FeatureColumn {
-                    name,
-                    metric: Some(i),
-                    kind,
-                })
-            };
+            let mut push = |name: String, kind| cols.push(FeatureColumn { name, metric: Some(i), kind });
             push(m.clone(), FeatureKind::Value);
             for &w in &self.rolling_windows {
                 push(format!("{m}_roll_mean_{w}"), FeatureKind::RollMean(w));
@@ -197,16 +171,10 @@ impl FeatureSpec {
             }
         }
         if self.temporal {
-            for (name, kind) in [
-                ("hour", FeatureKind::Hour),
-                ("day_of_week", FeatureKind::DayOfWeek),
-                ("is_business_hours", FeatureKind::IsBusinessHours),
-            ] {
-                cols.push(FeatureColumn {
-                    name: name.to_string(),
-                    metric: None,
-                    kind,
-                });
+            for (name, kind) in
+                [("hour", FeatureKind::Hour), ("day_of_week", FeatureKind::DayOfWeek), ("is_business_hours", FeatureKind::IsBusinessHours)]
+            {
+                cols.push(FeatureColumn { name: name.to_string(), metric: None, kind });
             }
         }
         cols
@@ -237,11 +205,7 @@ pub fn hour_and_weekday(timestamp_ms: i64) -> (u32, u32) {
 
 /// 1.0 when the timestamp falls inside business hours on Monday..Friday, else 0.0.
 pub fn is_business_hours(spec: &FeatureSpec, hour: u32, weekday: u32) -> f64 {
-    if weekday < 5 && hour >= spec.business_hours_start && hour < spec.business_hours_end {
-        1.0
-    } else {
-        0.0
-    }
+    if weekday < 5 && hour >= spec.business_hours_start && hour < spec.business_hours_end { 1.0 } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -253,15 +217,7 @@ mod tests {
         let spec = FeatureSpec::default();
         let names = spec.column_names();
         assert_eq!(names.len(), 47);
-        assert_eq!(
-            &names[..4],
-            &[
-                "cpu_usage",
-                "cpu_usage_roll_mean_3",
-                "cpu_usage_roll_std_3",
-                "cpu_usage_roll_mean_5"
-            ]
-        );
+        assert_eq!(&names[..4], &["cpu_usage", "cpu_usage_roll_mean_3", "cpu_usage_roll_std_3", "cpu_usage_roll_mean_5"]);
         assert_eq!(names[10], "cpu_usage_roc");
         assert_eq!(names[11], "memory_usage");
         assert_eq!(&names[44..], &["hour", "day_of_week", "is_business_hours"]);
@@ -271,14 +227,9 @@ mod tests {
     fn toml_errors_name_the_field() {
         let err = FeatureSpec::from_toml_str("rolling_windows = [1, 5]", "spec.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("rolling_windows") && msg.contains('1'),
-            "{msg}"
-        );
+        assert!(msg.contains("rolling_windows") && msg.contains('1'), "{msg}");
         let err = FeatureSpec::from_toml_str("rolling_windowz = [3]", "spec.toml").unwrap_err();
-        assert!(
-            err.to_string().contains("rolling_windowz") && err.to_string().contains("spec.toml")
-        );
+        assert!(err.to_string().contains("rolling_windowz") && err.to_string().contains("spec.toml"));
     }
 
     #[test]

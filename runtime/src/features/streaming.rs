@@ -34,12 +34,7 @@ impl StreamingFeatures {
         spec.validate()?;
         let columns = spec.columns();
         let history = spec.history_rows();
-        Ok(Self {
-            spec,
-            columns,
-            history,
-            servers: HashMap::new(),
-        })
+        Ok(Self { spec, columns, history, servers: HashMap::new() })
     }
 
     /// The spec in use.
@@ -64,26 +59,12 @@ impl StreamingFeatures {
 
     /// Push one row (`values` in the spec's metric order) and write its features into `out`
     /// (`out.len() == self.width()`).
-    pub fn push(
-        &mut self,
-        server: &str,
-        timestamp_ms: i64,
-        values: &[f64],
-        out: &mut [f64],
-    ) -> Result<(), FeatureError> {
+    pub fn push(&mut self, server: &str, timestamp_ms: i64, values: &[f64], out: &mut [f64]) -> Result<(), FeatureError> {
         let nm = self.spec.metrics.len();
         if values.len() != nm {
-            return Err(FeatureError::Width {
-                server: server.to_string(),
-                expected: nm,
-                got: values.len(),
-            });
+            return Err(FeatureError::Width { server: server.to_string(), expected: nm, got: values.len() });
         }
-        assert_eq!(
-            out.len(),
-            self.columns.len(),
-            "output row must have width() columns"
-        );
+        assert_eq!(out.len(), self.columns.len(), "output row must have width() columns");
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(FeatureError::NotFinite {
                 server: server.to_string(),
@@ -95,22 +76,15 @@ impl StreamingFeatures {
         let history = self.history;
         let state = match self.servers.get_mut(server) {
             Some(s) => s,
-            None => self
-                .servers
-                .entry(server.to_string())
-                .or_insert_with(|| ServerState {
-                    last_ms: i64::MIN,
-                    rows: 0,
-                    ring: vec![0.0; history * nm],
-                    first: vec![0.0; nm],
-                }),
+            None => self.servers.entry(server.to_string()).or_insert_with(|| ServerState {
+                last_ms: i64::MIN,
+                rows: 0,
+                ring: vec![0.0; history * nm],
+                first: vec![0.0; nm],
+            }),
         };
         if state.rows > 0 && timestamp_ms <= state.last_ms {
-            return Err(FeatureError::OutOfOrder {
-                server: server.to_string(),
-                timestamp_ms,
-                previous_ms: state.last_ms,
-            });
+            return Err(FeatureError::OutOfOrder { server: server.to_string(), timestamp_ms, previous_ms: state.last_ms });
         }
         if let Some(gap_secs) = self.spec.reset_after_gap_secs {
             if state.rows > 0 && timestamp_ms - state.last_ms > gap_secs * 1000 {
@@ -147,12 +121,8 @@ impl StreamingFeatures {
                         (ss / (n - 1) as f64).sqrt()
                     }
                 }
-                FeatureKind::RollMin(w) => (0..w.min(row + 1))
-                    .map(|k| back(m, k))
-                    .fold(f64::INFINITY, f64::min),
-                FeatureKind::RollMax(w) => (0..w.min(row + 1))
-                    .map(|k| back(m, k))
-                    .fold(f64::NEG_INFINITY, f64::max),
+                FeatureKind::RollMin(w) => (0..w.min(row + 1)).map(|k| back(m, k)).fold(f64::INFINITY, f64::min),
+                FeatureKind::RollMax(w) => (0..w.min(row + 1)).map(|k| back(m, k)).fold(f64::NEG_INFINITY, f64::max),
                 FeatureKind::Lag(k) => {
                     if k <= row {
                         back(m, k)
@@ -181,10 +151,7 @@ mod tests {
     use super::*;
 
     fn spec1() -> FeatureSpec {
-        FeatureSpec {
-            temporal: false,
-            ..FeatureSpec::for_metrics(&["x"])
-        }
+        FeatureSpec { temporal: false, ..FeatureSpec::for_metrics(&["x"]) }
     }
 
     #[test]
@@ -211,10 +178,7 @@ mod tests {
         let mut out = vec![f64::NAN; s.width()];
         s.push("a", 0, &[7.0], &mut out).unwrap();
         assert!(out.iter().all(|v| v.is_finite()));
-        assert_eq!(
-            out,
-            vec![7.0, 7.0, 0.0, 7.0, 0.0, 7.0, 0.0, 7.0, 7.0, 7.0, 0.0]
-        );
+        assert_eq!(out, vec![7.0, 7.0, 0.0, 7.0, 0.0, 7.0, 0.0, 7.0, 7.0, 7.0, 0.0]);
     }
 
     #[test]
@@ -232,10 +196,7 @@ mod tests {
 
     #[test]
     fn gap_resets_windows_and_servers_do_not_mix() {
-        let spec = FeatureSpec {
-            reset_after_gap_secs: Some(60),
-            ..spec1()
-        };
+        let spec = FeatureSpec { reset_after_gap_secs: Some(60), ..spec1() };
         let mut s = StreamingFeatures::new(spec).unwrap();
         let mut out = vec![0.0; s.width()];
         s.push("a", 0, &[1.0], &mut out).unwrap();
@@ -251,10 +212,7 @@ mod tests {
     fn nan_is_rejected_with_metric_name() {
         let mut s = StreamingFeatures::new(spec1()).unwrap();
         let mut out = vec![0.0; s.width()];
-        let err = s
-            .push("a", 0, &[f64::NAN], &mut out)
-            .unwrap_err()
-            .to_string();
+        let err = s.push("a", 0, &[f64::NAN], &mut out).unwrap_err().to_string();
         assert!(err.contains("`x`") && err.contains("NaN"), "{err}");
     }
 }

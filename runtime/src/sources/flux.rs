@@ -39,20 +39,13 @@ fn flux_string(s: &str) -> String {
 
 /// The Flux query reading `metrics` between `start_ms` (inclusive) and `end_ms` (exclusive).
 pub fn metrics_query(bucket: &str, metrics: &[String], start_ms: i64, end_ms: i64) -> String {
-    let filter: Vec<String> = metrics
-        .iter()
-        .map(|m| format!("r._measurement == {}", flux_string(m)))
-        .collect();
+    let filter: Vec<String> = metrics.iter().map(|m| format!("r._measurement == {}", flux_string(m))).collect();
     format!(
         "from(bucket: {}) |> range(start: time(v: {}), stop: time(v: {})) |> filter(fn: (r) => {})",
         flux_string(bucket),
         start_ms.saturating_mul(1_000_000),
         end_ms.saturating_mul(1_000_000),
-        if filter.is_empty() {
-            "true".to_string()
-        } else {
-            filter.join(" or ")
-        }
+        if filter.is_empty() { "true".to_string() } else { filter.join(" or ") }
     )
 }
 
@@ -60,16 +53,13 @@ pub fn metrics_query(bucket: &str, metrics: &[String], start_ms: i64, end_ms: i6
 /// a `_time` are skipped).
 pub async fn query_samples(cfg: &FluxConfig, flux: &str) -> Result<Vec<MetricSample>, SourceError> {
     let client = influxdb2::Client::new(cfg.url.clone(), cfg.org.clone(), cfg.token.clone());
-    let records = client
-        .query_raw(Some(Query::new(flux.to_string())))
-        .await
-        .map_err(|e| SourceError::Status {
-            service: "influxdb",
-            url: cfg.url.clone(),
-            status: 0,
-            // The crate's error text carries the server's message, never the token.
-            body: super::truncate(&e.to_string()),
-        })?;
+    let records = client.query_raw(Some(Query::new(flux.to_string()))).await.map_err(|e| SourceError::Status {
+        service: "influxdb",
+        url: cfg.url.clone(),
+        status: 0,
+        // The crate's error text carries the server's message, never the token.
+        body: super::truncate(&e.to_string()),
+    })?;
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let text = |k: &str| match r.values.get(k) {
@@ -90,26 +80,13 @@ pub async fn query_samples(cfg: &FluxConfig, flux: &str) -> Result<Vec<MetricSam
             Some(f) if f != "value" => format!("{measurement}_{f}"),
             _ => measurement,
         };
-        let server = text("server")
-            .or_else(|| text("host"))
-            .or_else(|| text("instance"))
-            .unwrap_or_else(|| "unknown".into());
-        out.push(MetricSample {
-            timestamp_ms: t.timestamp_millis(),
-            server,
-            metric,
-            value,
-        });
+        let server = text("server").or_else(|| text("host")).or_else(|| text("instance")).unwrap_or_else(|| "unknown".into());
+        out.push(MetricSample { timestamp_ms: t.timestamp_millis(), server, metric, value });
     }
     Ok(out)
 }
 
 /// Read `metrics` from the configured bucket.
-pub async fn read_samples(
-    cfg: &FluxConfig,
-    metrics: &[String],
-    start_ms: i64,
-    end_ms: i64,
-) -> Result<Vec<MetricSample>, SourceError> {
+pub async fn read_samples(cfg: &FluxConfig, metrics: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<MetricSample>, SourceError> {
     query_samples(cfg, &metrics_query(&cfg.bucket, metrics, start_ms, end_ms)).await
 }

@@ -48,22 +48,8 @@ impl std::fmt::Debug for InfluxConfig {
             .field("url", &self.url)
             .field("database", &self.database)
             .field("username", &self.username)
-            .field(
-                "password",
-                &if self.password.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .field("token", &if self.token.is_empty() { "" } else { "<redacted>" })
             .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
     }
@@ -89,10 +75,7 @@ impl Default for InfluxConfig {
 impl InfluxConfig {
     /// Local defaults with the given database.
     pub fn local(database: &str) -> Self {
-        Self {
-            database: database.into(),
-            ..Self::default()
-        }
+        Self { database: database.into(), ..Self::default() }
     }
 
     /// Defaults overridden by `INFLUXDB_URL`, `INFLUXDB_DATABASE` (or `INFLUXDB_BUCKET`),
@@ -182,20 +165,13 @@ impl InfluxClient {
     }
 
     fn transport(&self, e: reqwest::Error) -> SourceError {
-        SourceError::Transport {
-            service: "influxdb",
-            url: self.cfg.url.clone(),
-            message: e.without_url().to_string(),
-        }
+        SourceError::Transport { service: "influxdb", url: self.cfg.url.clone(), message: e.without_url().to_string() }
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         let mut req = req;
         if !self.cfg.username.is_empty() {
-            req = req.query(&[
-                ("u", self.cfg.username.as_str()),
-                ("p", self.cfg.password.as_str()),
-            ]);
+            req = req.query(&[("u", self.cfg.username.as_str()), ("p", self.cfg.password.as_str())]);
         }
         if !self.cfg.token.is_empty() {
             req = req.header("Authorization", format!("Token {}", self.cfg.token));
@@ -205,21 +181,11 @@ impl InfluxClient {
 
     /// `GET /ping`: true on 204.
     pub async fn ping(&self) -> Result<(), SourceError> {
-        let resp = self
-            .http
-            .get(format!("{}/ping", self.cfg.url))
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+        let resp = self.http.get(format!("{}/ping", self.cfg.url)).send().await.map_err(|e| self.transport(e))?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(SourceError::Status {
-                service: "influxdb",
-                url: self.cfg.url.clone(),
-                status: resp.status().as_u16(),
-                body: String::new(),
-            })
+            Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status: resp.status().as_u16(), body: String::new() })
         }
     }
 
@@ -228,12 +194,7 @@ impl InfluxClient {
         let mut attempt = 0;
         loop {
             let mut req = self.http.post(format!("{}/query", self.cfg.url));
-            let mut params = vec![
-                ("q", q),
-                ("epoch", "ms"),
-                ("chunked", "true"),
-                ("chunk_size", "10000"),
-            ];
+            let mut params = vec![("q", q), ("epoch", "ms"), ("chunked", "true"), ("chunk_size", "10000")];
             if database {
                 params.push(("db", self.cfg.database.as_str()));
                 if !self.cfg.retention_policy.is_empty() {
@@ -248,10 +209,7 @@ impl InfluxClient {
             };
             if retryable && attempt < self.cfg.max_retries {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(
-                    self.cfg.retry_backoff_ms << (attempt - 1).min(10),
-                ))
-                .await;
+                tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms << (attempt - 1).min(10))).await;
                 continue;
             }
             let resp = result.map_err(|e| self.transport(e))?;
@@ -268,27 +226,14 @@ impl InfluxClient {
             // Chunked responses are a sequence of JSON documents.
             let mut series = Vec::new();
             for doc in serde_json::Deserializer::from_slice(&body).into_iter::<QueryResponse>() {
-                let doc = doc.map_err(|e| SourceError::Decode {
-                    service: "influxdb",
-                    url: self.cfg.url.clone(),
-                    message: e.to_string(),
-                })?;
+                let doc =
+                    doc.map_err(|e| SourceError::Decode { service: "influxdb", url: self.cfg.url.clone(), message: e.to_string() })?;
                 if let Some(e) = doc.error {
-                    return Err(SourceError::Status {
-                        service: "influxdb",
-                        url: self.cfg.url.clone(),
-                        status: 200,
-                        body: e,
-                    });
+                    return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status: 200, body: e });
                 }
                 for r in doc.results {
                     if let Some(e) = r.error {
-                        return Err(SourceError::Status {
-                            service: "influxdb",
-                            url: self.cfg.url.clone(),
-                            status: 200,
-                            body: e,
-                        });
+                        return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status: 200, body: e });
                     }
                     series.extend(r.series);
                 }
@@ -299,56 +244,31 @@ impl InfluxClient {
 
     /// `CREATE DATABASE` (idempotent).
     pub async fn create_database(&self) -> Result<(), SourceError> {
-        self.query_raw(
-            &format!("CREATE DATABASE {}", quote_ident(&self.cfg.database)),
-            false,
-        )
-        .await
-        .map(|_| ())
+        self.query_raw(&format!("CREATE DATABASE {}", quote_ident(&self.cfg.database)), false).await.map(|_| ())
     }
 
     /// `DROP DATABASE` (for tests and resets).
     pub async fn drop_database(&self) -> Result<(), SourceError> {
-        self.query_raw(
-            &format!("DROP DATABASE {}", quote_ident(&self.cfg.database)),
-            false,
-        )
-        .await
-        .map(|_| ())
+        self.query_raw(&format!("DROP DATABASE {}", quote_ident(&self.cfg.database)), false).await.map(|_| ())
     }
 
     /// Metric names (measurements) in the database.
     pub async fn measurements(&self) -> Result<Vec<String>, SourceError> {
         let series = self.query_raw("SHOW MEASUREMENTS", true).await?;
-        Ok(series
-            .into_iter()
-            .flat_map(|s| s.values)
-            .filter_map(|v| v.first().and_then(|x| x.as_str()).map(String::from))
-            .collect())
+        Ok(series.into_iter().flat_map(|s| s.values).filter_map(|v| v.first().and_then(|x| x.as_str()).map(String::from)).collect())
     }
 
     /// Read the `value` field of the given measurements between `start_ms` (inclusive) and
     /// `end_ms` (exclusive), one sample per point, grouped by the `server` tag.
-    pub async fn read_samples(
-        &self,
-        metrics: &[String],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<MetricSample>, SourceError> {
+    pub async fn read_samples(&self, metrics: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<MetricSample>, SourceError> {
         if metrics.is_empty() {
             return Ok(Vec::new());
         }
         // InfluxDB stores nanoseconds in an i64 (years 1677..2262): clamp the range to it.
         const LIMIT_MS: i64 = 9_000_000_000_000;
-        let (start_ms, end_ms) = (
-            start_ms.clamp(-LIMIT_MS, LIMIT_MS),
-            end_ms.clamp(-LIMIT_MS, LIMIT_MS),
-        );
+        let (start_ms, end_ms) = (start_ms.clamp(-LIMIT_MS, LIMIT_MS), end_ms.clamp(-LIMIT_MS, LIMIT_MS));
         let from: Vec<String> = metrics.iter().map(|m| quote_ident(m)).collect();
-        let q = format!(
-            "SELECT \"value\" FROM {} WHERE time >= {start_ms}ms AND time < {end_ms}ms GROUP BY \"server\"",
-            from.join(",")
-        );
+        let q = format!("SELECT \"value\" FROM {} WHERE time >= {start_ms}ms AND time < {end_ms}ms GROUP BY \"server\"", from.join(","));
         self.samples_from(self.query_raw(&q, true).await?)
     }
 
@@ -362,41 +282,22 @@ impl InfluxClient {
     fn samples_from(&self, series: Vec<Series>) -> Result<Vec<MetricSample>, SourceError> {
         let mut out = Vec::new();
         for s in series {
-            let server = ["server", "host", "instance"]
-                .iter()
-                .find_map(|k| s.tags.get(*k).cloned())
-                .unwrap_or_else(|| "unknown".into());
-            let time_col =
-                s.columns
-                    .iter()
-                    .position(|c| c == "time")
-                    .ok_or_else(|| SourceError::Decode {
-                        service: "influxdb",
-                        url: self.cfg.url.clone(),
-                        message: format!("series {} has no time column", s.name),
-                    })?;
+            let server = ["server", "host", "instance"].iter().find_map(|k| s.tags.get(*k).cloned()).unwrap_or_else(|| "unknown".into());
+            let time_col = s.columns.iter().position(|c| c == "time").ok_or_else(|| SourceError::Decode {
+                service: "influxdb",
+                url: self.cfg.url.clone(),
+                message: format!("series {} has no time column", s.name),
+            })?;
             for (ci, col) in s.columns.iter().enumerate() {
                 if ci == time_col {
                     continue;
                 }
-                let metric = if col == "value" {
-                    s.name.clone()
-                } else {
-                    format!("{}_{col}", s.name)
-                };
+                let metric = if col == "value" { s.name.clone() } else { format!("{}_{col}", s.name) };
                 for row in &s.values {
-                    let (Some(t), Some(v)) = (
-                        row.get(time_col).and_then(|t| t.as_i64()),
-                        row.get(ci).and_then(|v| v.as_f64()),
-                    ) else {
+                    let (Some(t), Some(v)) = (row.get(time_col).and_then(|t| t.as_i64()), row.get(ci).and_then(|v| v.as_f64())) else {
                         continue; // null cells (fill(none) gaps) are not samples
                     };
-                    out.push(MetricSample {
-                        timestamp_ms: t,
-                        server: server.clone(),
-                        metric: metric.clone(),
-                        value: v,
-                    });
+                    out.push(MetricSample { timestamp_ms: t, server: server.clone(), metric: metric.clone(), value: v });
                 }
             }
         }
@@ -429,12 +330,7 @@ impl InfluxClient {
             if !self.cfg.retention_policy.is_empty() {
                 params.push(("rp", self.cfg.retention_policy.as_str()));
             }
-            let req = self.auth(
-                self.http
-                    .post(format!("{}/write", self.cfg.url))
-                    .query(&params)
-                    .body(body.to_string()),
-            );
+            let req = self.auth(self.http.post(format!("{}/write", self.cfg.url)).query(&params).body(body.to_string()));
             let result = req.send().await;
             let retryable = match &result {
                 Err(_) => true,
@@ -443,10 +339,7 @@ impl InfluxClient {
             if retryable && attempt < self.cfg.max_retries {
                 attempt += 1;
                 tracing::warn!(attempt, "influxdb write failed, retrying");
-                tokio::time::sleep(Duration::from_millis(
-                    self.cfg.retry_backoff_ms << (attempt - 1).min(10),
-                ))
-                .await;
+                tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms << (attempt - 1).min(10))).await;
                 continue;
             }
             let resp = result.map_err(|e| self.transport(e))?;
@@ -455,12 +348,7 @@ impl InfluxClient {
             }
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap_or_default();
-            return Err(SourceError::Status {
-                service: "influxdb",
-                url: self.cfg.url.clone(),
-                status,
-                body: truncate(&text),
-            });
+            return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status, body: truncate(&text) });
         }
     }
 }
@@ -471,16 +359,9 @@ mod tests {
 
     #[test]
     fn debug_redacts_secrets() {
-        let cfg = InfluxConfig {
-            password: "hunter2".into(),
-            token: "tok-123".into(),
-            ..InfluxConfig::default()
-        };
+        let cfg = InfluxConfig { password: "hunter2".into(), token: "tok-123".into(), ..InfluxConfig::default() };
         let text = format!("{cfg:?}");
-        assert!(
-            !text.contains("hunter2") && !text.contains("tok-123"),
-            "{text}"
-        );
+        assert!(!text.contains("hunter2") && !text.contains("tok-123"), "{text}");
         assert!(text.contains("<redacted>"));
     }
 

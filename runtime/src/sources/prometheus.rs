@@ -59,81 +59,40 @@ struct ResultSeries {
 impl PrometheusClient {
     /// A client for the server at `url` (e.g. `http://127.0.0.1:9090`).
     pub fn new(url: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client builds");
-        Self {
-            url: url.trim_end_matches('/').to_string(),
-            http,
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("reqwest client builds");
+        Self { url: url.trim_end_matches('/').to_string(), http }
     }
 
     /// `GET /-/ready`.
     pub async fn ready(&self) -> Result<(), SourceError> {
-        let r = self
-            .http
-            .get(format!("{}/-/ready", self.url))
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+        let r = self.http.get(format!("{}/-/ready", self.url)).send().await.map_err(|e| self.transport(e))?;
         if r.status().is_success() {
             Ok(())
         } else {
-            Err(SourceError::Status {
-                service: "prometheus",
-                url: self.url.clone(),
-                status: r.status().as_u16(),
-                body: String::new(),
-            })
+            Err(SourceError::Status { service: "prometheus", url: self.url.clone(), status: r.status().as_u16(), body: String::new() })
         }
     }
 
     fn transport(&self, e: reqwest::Error) -> SourceError {
-        SourceError::Transport {
-            service: "prometheus",
-            url: self.url.clone(),
-            message: e.without_url().to_string(),
-        }
+        SourceError::Transport { service: "prometheus", url: self.url.clone(), message: e.without_url().to_string() }
     }
 
     /// `GET /api/v1/query_range`.
-    pub async fn query_range(
-        &self,
-        query: &str,
-        start_ms: i64,
-        end_ms: i64,
-        step_secs: f64,
-    ) -> Result<Vec<RangeSeries>, SourceError> {
+    pub async fn query_range(&self, query: &str, start_ms: i64, end_ms: i64, step_secs: f64) -> Result<Vec<RangeSeries>, SourceError> {
         let params = [
             ("query", query.to_string()),
             ("start", format!("{:.3}", start_ms as f64 / 1000.0)),
             ("end", format!("{:.3}", end_ms as f64 / 1000.0)),
             ("step", format!("{step_secs}")),
         ];
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/query_range", self.url))
-            .query(&params)
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+        let resp = self.http.get(format!("{}/api/v1/query_range", self.url)).query(&params).send().await.map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| self.transport(e))?;
         let env: Envelope = serde_json::from_str(&text).map_err(|e| {
             if status >= 400 {
-                SourceError::Status {
-                    service: "prometheus",
-                    url: self.url.clone(),
-                    status,
-                    body: truncate(&text),
-                }
+                SourceError::Status { service: "prometheus", url: self.url.clone(), status, body: truncate(&text) }
             } else {
-                SourceError::Decode {
-                    service: "prometheus",
-                    url: self.url.clone(),
-                    message: e.to_string(),
-                }
+                SourceError::Decode { service: "prometheus", url: self.url.clone(), message: e.to_string() }
             }
         })?;
         if env.status != "success" {
@@ -144,11 +103,8 @@ impl PrometheusClient {
                 body: env.error.unwrap_or_else(|| "status != success".into()),
             });
         }
-        let data = env.data.ok_or_else(|| SourceError::Decode {
-            service: "prometheus",
-            url: self.url.clone(),
-            message: "no data".into(),
-        })?;
+        let data =
+            env.data.ok_or_else(|| SourceError::Decode { service: "prometheus", url: self.url.clone(), message: "no data".into() })?;
         if data.result_type != "matrix" {
             return Err(SourceError::Decode {
                 service: "prometheus",
@@ -167,10 +123,7 @@ impl PrometheusClient {
                 })?;
                 points.push(((t * 1000.0).round() as i64, v));
             }
-            out.push(RangeSeries {
-                labels: s.metric,
-                points,
-            });
+            out.push(RangeSeries { labels: s.metric, points });
         }
         Ok(out)
     }
@@ -190,16 +143,8 @@ impl PrometheusClient {
         let series = self.query_range(query, start_ms, end_ms, step_secs).await?;
         let mut out = Vec::new();
         for s in series {
-            let server = s
-                .labels
-                .get(server_label)
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            out.extend(
-                s.points
-                    .into_iter()
-                    .map(|(t, v)| MetricSample::new(t, server.clone(), metric, v)),
-            );
+            let server = s.labels.get(server_label).cloned().unwrap_or_else(|| "unknown".into());
+            out.extend(s.points.into_iter().map(|(t, v)| MetricSample::new(t, server.clone(), metric, v)));
         }
         Ok(out)
     }

@@ -103,10 +103,7 @@ pub fn best_f1_point_adjusted(scores: &[f64], labels: &[bool]) -> Option<(f64, f
     }
     let mut adjusted = scores.to_vec();
     for &(s, e) in &segs {
-        let m = scores[s..e]
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
+        let m = scores[s..e].iter().copied().fold(f64::NEG_INFINITY, f64::max);
         adjusted[s..e].iter_mut().for_each(|v| *v = m);
     }
     best_f1(&adjusted, labels)
@@ -140,31 +137,17 @@ pub fn event_metrics(alerts: &[bool], labels: &[bool], interval_secs: f64) -> Ev
             delays.push(k as f64);
         }
     }
-    let false_alerts = (0..alerts.len())
-        .filter(|&i| alerts[i] && !labels[i] && (i == 0 || !alerts[i - 1]))
-        .count();
+    let false_alerts = (0..alerts.len()).filter(|&i| alerts[i] && !labels[i] && (i == 0 || !alerts[i - 1])).count();
     let days = alerts.len() as f64 * interval_secs / 86_400.0;
-    let mttd_rows = if delays.is_empty() {
-        f64::NAN
-    } else {
-        delays.iter().sum::<f64>() / delays.len() as f64
-    };
+    let mttd_rows = if delays.is_empty() { f64::NAN } else { delays.iter().sum::<f64>() / delays.len() as f64 };
     EventMetrics {
         events: segs.len(),
         detected: delays.len(),
-        recall: if segs.is_empty() {
-            f64::NAN
-        } else {
-            delays.len() as f64 / segs.len() as f64
-        },
+        recall: if segs.is_empty() { f64::NAN } else { delays.len() as f64 / segs.len() as f64 },
         mttd_rows,
         mttd_minutes: mttd_rows * interval_secs / 60.0,
         false_alerts,
-        false_alerts_per_day: if days > 0.0 {
-            false_alerts as f64 / days
-        } else {
-            0.0
-        },
+        false_alerts_per_day: if days > 0.0 { false_alerts as f64 / days } else { 0.0 },
     }
 }
 
@@ -186,19 +169,13 @@ mod tests {
 
     #[test]
     fn events_mttd_and_false_alerts() {
-        let labels = [
-            false, true, true, true, false, false, true, true, false, false,
-        ];
-        let alerts = [
-            true, false, true, true, false, true, false, false, false, true,
-        ];
+        let labels = [false, true, true, true, false, false, true, true, false, false];
+        let alerts = [true, false, true, true, false, true, false, false, false, true];
         let m = event_metrics(&alerts, &labels, 60.0);
         assert_eq!((m.events, m.detected, m.false_alerts), (2, 1, 3));
         assert_eq!(m.mttd_rows, 1.0);
         assert!((m.false_alerts_per_day - 3.0 / (10.0 / 1440.0)).abs() < 1e-9);
-        let (pa, _) =
-            best_f1_point_adjusted(&[0.0, 0.9, 0.1, 0.1, 0.0, 0.0, 0.2, 0.1, 0.0, 0.0], &labels)
-                .unwrap();
+        let (pa, _) = best_f1_point_adjusted(&[0.0, 0.9, 0.1, 0.1, 0.0, 0.0, 0.2, 0.1, 0.0, 0.0], &labels).unwrap();
         assert_eq!(pa, 1.0);
     }
 }

@@ -30,33 +30,14 @@ pub struct Profile {
 
 /// NAB's three profiles.
 pub const PROFILES: [Profile; 3] = [
-    Profile {
-        name: "standard",
-        tp_weight: 1.0,
-        fp_weight: 0.11,
-        fn_weight: 1.0,
-    },
-    Profile {
-        name: "reward_low_FP_rate",
-        tp_weight: 1.0,
-        fp_weight: 0.22,
-        fn_weight: 1.0,
-    },
-    Profile {
-        name: "reward_low_FN_rate",
-        tp_weight: 1.0,
-        fp_weight: 0.11,
-        fn_weight: 2.0,
-    },
+    Profile { name: "standard", tp_weight: 1.0, fp_weight: 0.11, fn_weight: 1.0 },
+    Profile { name: "reward_low_FP_rate", tp_weight: 1.0, fp_weight: 0.22, fn_weight: 1.0 },
+    Profile { name: "reward_low_FN_rate", tp_weight: 1.0, fp_weight: 0.11, fn_weight: 2.0 },
 ];
 
 /// NAB's scaled sigmoid.
 pub fn scaled_sigmoid(y: f64) -> f64 {
-    if y > 3.0 {
-        -1.0
-    } else {
-        2.0 / (1.0 + (5.0 * y).exp()) - 1.0
-    }
+    if y > 3.0 { -1.0 } else { 2.0 / (1.0 + (5.0 * y).exp()) - 1.0 }
 }
 
 /// One scored file: timestamps (file order), detector scores, windows (inclusive timestamps).
@@ -108,8 +89,7 @@ fn rows_of(file: usize, input: &NabInput<'_>, window_base: usize) -> (Vec<Row>, 
     let ts = input.timestamps_ms;
     let n = ts.len();
     let probation = crate::frames::nab::probationary_rows(n);
-    let mut windows: std::collections::VecDeque<(i64, i64)> =
-        input.windows.iter().copied().collect();
+    let mut windows: std::collections::VecDeque<(i64, i64)> = input.windows.iter().copied().collect();
     let mut out = Vec::with_capacity(n);
     let mut window_id = window_base;
     let mut cur: Option<(usize, f64, usize)> = None; // (right index, width, id)
@@ -123,23 +103,12 @@ fn rows_of(file: usize, input: &NabInput<'_>, window_base: usize) -> (Vec<Row>, 
             window_id += 1;
         }
         let (weight, window) = match (cur, prev) {
-            (Some((right, width, id)), _) => (
-                scaled_sigmoid(-(right as f64 - i as f64 + 1.0) / width),
-                Some(id),
-            ),
-            (None, Some((right, width))) => (
-                scaled_sigmoid((right as f64 - i as f64).abs() / (width - 1.0).max(1.0)),
-                None,
-            ),
+            (Some((right, width, id)), _) => (scaled_sigmoid(-(right as f64 - i as f64 + 1.0) / width), Some(id)),
+            (None, Some((right, width))) => (scaled_sigmoid((right as f64 - i as f64).abs() / (width - 1.0).max(1.0)), None),
             (None, None) => (-1.0, None),
         };
         if i >= probation {
-            out.push(Row {
-                score: input.scores[i],
-                weight,
-                window,
-                file,
-            });
+            out.push(Row { score: input.scores[i], weight, window, file });
         }
         if let Some((right, width, _)) = cur {
             if i >= right {
@@ -157,12 +126,7 @@ pub fn score_corpus(inputs: &[NabInput<'_>], profile: Profile) -> ProfileResult 
     let mut n_windows = 0;
     let mut window_file = Vec::new();
     for (f, input) in inputs.iter().enumerate() {
-        assert_eq!(
-            input.timestamps_ms.len(),
-            input.scores.len(),
-            "{}: one score per row",
-            input.key
-        );
+        assert_eq!(input.timestamps_ms.len(), input.scores.len(), "{}: one score per row", input.key);
         let (r, w) = rows_of(f, input, n_windows);
         rows.extend(r);
         window_file.extend(std::iter::repeat_n(f, w));
@@ -194,8 +158,7 @@ pub fn score_corpus(inputs: &[NabInput<'_>], profile: Profile) -> ProfileResult 
         }
         let last_of_score = rows.get(i + 1).is_none_or(|n| n.score != r.score);
         if last_of_score {
-            let total =
-                tp_score + fp_score - profile.fn_weight * (n_windows - detected_windows) as f64;
+            let total = tp_score + fp_score - profile.fn_weight * (n_windows - detected_windows) as f64;
             if total > best.0 {
                 best = (total, r.score, i + 1);
             }
@@ -225,11 +188,7 @@ pub fn score_corpus(inputs: &[NabInput<'_>], profile: Profile) -> ProfileResult 
         }
     }
     let perfect = profile.tp_weight * scaled_sigmoid(-1.0) * n_windows as f64;
-    let score = if perfect > null {
-        100.0 * (best.0 - null) / (perfect - null)
-    } else {
-        0.0
-    };
+    let score = if perfect > null { 100.0 * (best.0 - null) / (perfect - null) } else { 0.0 };
     ProfileResult {
         profile: profile.name,
         score,
@@ -238,11 +197,7 @@ pub fn score_corpus(inputs: &[NabInput<'_>], profile: Profile) -> ProfileResult 
         tp,
         fp,
         fn_: n_windows - tp,
-        per_file: inputs
-            .iter()
-            .map(|i| i.key.to_string())
-            .zip(per_file)
-            .collect(),
+        per_file: inputs.iter().map(|i| i.key.to_string()).zip(per_file).collect(),
     }
 }
 
@@ -267,17 +222,7 @@ mod tests {
     fn perfect_null_and_late_detectors() {
         let (ts, w) = file(1000, (500, 599));
         let key = "f.csv";
-        let score = |s: &[f64]| {
-            score_corpus(
-                &[NabInput {
-                    key,
-                    timestamps_ms: &ts,
-                    scores: s,
-                    windows: &w,
-                }],
-                PROFILES[0],
-            )
-        };
+        let score = |s: &[f64]| score_corpus(&[NabInput { key, timestamps_ms: &ts, scores: s, windows: &w }], PROFILES[0]);
         let mut perfect = vec![0.0; 1000];
         perfect[500] = 1.0;
         let r = score(&perfect);
@@ -290,21 +235,14 @@ mod tests {
         mid[550] = 1.0;
         let r = score(&mid);
         let expected = 100.0 * (scaled_sigmoid(-50.0 / 100.0) + 1.0) / (scaled_sigmoid(-1.0) + 1.0);
-        assert!(
-            (r.score - expected).abs() < 1e-9,
-            "{} vs {expected}",
-            r.score
-        );
+        assert!((r.score - expected).abs() < 1e-9, "{} vs {expected}", r.score);
         // Detections in the probationary period are ignored; a far false positive costs 0.11.
         let mut fp = perfect.clone();
         fp[10] = 1.0;
         fp[300] = 1.0;
         let r = score(&fp);
         assert_eq!(r.fp, 1);
-        assert!(
-            (r.raw - (scaled_sigmoid(-1.0) - 0.11)).abs() < 1e-9,
-            "{r:?}"
-        );
+        assert!((r.raw - (scaled_sigmoid(-1.0) - 0.11)).abs() < 1e-9, "{r:?}");
     }
 
     #[test]
@@ -313,15 +251,7 @@ mod tests {
         let mut a = vec![0.1; 1000];
         a[510] = 0.9;
         a[800] = 0.8; // an FP just below the TP
-        let r = score_corpus(
-            &[NabInput {
-                key: "a",
-                timestamps_ms: &ts,
-                scores: &a,
-                windows: &w,
-            }],
-            PROFILES[0],
-        );
+        let r = score_corpus(&[NabInput { key: "a", timestamps_ms: &ts, scores: &a, windows: &w }], PROFILES[0]);
         assert_eq!(r.threshold, 0.9);
         assert_eq!(r.fp, 0);
     }

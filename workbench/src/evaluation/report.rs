@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc};
 use super::nab::{NabInput, PROFILES, ProfileResult, score_corpus};
-use crate::detect::{DetectInput, detect};
+use crate::detect::{DetectInput, detect, detect_rows};
 use crate::frames::{FrameError, nab::NabCorpus, smd::SmdMachine};
 
 /// Scores of one NAB file.
@@ -53,10 +53,7 @@ pub struct NabReport {
 }
 
 /// Run a detector over every NAB file (in parallel) and score the corpus.
-pub fn evaluate_nab(
-    root: &Path,
-    cfg: &DetectorConfig,
-) -> Result<(NabReport, Vec<ScoredSeries>), FrameError> {
+pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec<ScoredSeries>), FrameError> {
     let corpus = NabCorpus::open(root)?;
     let t0 = std::time::Instant::now();
     let series: Vec<ScoredSeries> = corpus
@@ -69,10 +66,7 @@ pub fn evaluate_nab(
                 timestamps_ms: Some(s.timestamps_ms.clone()),
                 rows: s.values.iter().map(|v| vec![*v]).collect(),
             };
-            let scores = detect(cfg, &input, None).map_err(|e| FrameError::Schema {
-                context: k.clone(),
-                message: e.to_string(),
-            })?;
+            let scores = detect(cfg, &input, None).map_err(|e| FrameError::Schema { context: k.clone(), message: e.to_string() })?;
             Ok(ScoredSeries {
                 key: k.clone(),
                 labels: s.row_labels(),
@@ -84,34 +78,16 @@ pub fn evaluate_nab(
         })
         .collect::<Result<_, FrameError>>()?;
     let detect_seconds = t0.elapsed().as_secs_f64();
-    let inputs: Vec<NabInput<'_>> = series
-        .iter()
-        .map(|s| NabInput {
-            key: &s.key,
-            timestamps_ms: &s.timestamps_ms,
-            scores: &s.scores,
-            windows: &s.windows,
-        })
-        .collect();
+    let inputs: Vec<NabInput<'_>> =
+        series.iter().map(|s| NabInput { key: &s.key, timestamps_ms: &s.timestamps_ms, scores: &s.scores, windows: &s.windows }).collect();
     let profiles: Vec<ProfileResult> = PROFILES.iter().map(|p| score_corpus(&inputs, *p)).collect();
-    let aucs: Vec<f64> = series
-        .iter()
-        .filter_map(|s| roc_auc(&s.scores, &s.labels))
-        .collect();
-    let f1s: Vec<f64> = series
-        .iter()
-        .filter_map(|s| best_f1(&s.scores, &s.labels).map(|x| x.0))
-        .collect();
+    let aucs: Vec<f64> = series.iter().filter_map(|s| roc_auc(&s.scores, &s.labels)).collect();
+    let f1s: Vec<f64> = series.iter().filter_map(|s| best_f1(&s.scores, &s.labels).map(|x| x.0)).collect();
     let threshold = profiles[0].threshold;
     let (mut events, mut detected, mut delay_min, mut false_alerts, mut days) = (0, 0, 0.0, 0, 0.0);
     for s in &series {
         let probation = crate::frames::nab::probationary_rows(s.scores.len());
-        let alerts: Vec<bool> = s
-            .scores
-            .iter()
-            .enumerate()
-            .map(|(i, v)| i >= probation && *v >= threshold)
-            .collect();
+        let alerts: Vec<bool> = s.scores.iter().enumerate().map(|(i, v)| i >= probation && *v >= threshold).collect();
         let m = event_metrics(&alerts, &s.labels, s.interval_secs);
         events += m.events;
         detected += m.detected;
@@ -122,11 +98,7 @@ pub fn evaluate_nab(
         days += s.scores.len() as f64 * s.interval_secs / 86_400.0;
     }
     let mean = |v: &[f64]| {
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
+        if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
     };
     Ok((
         NabReport {
@@ -136,11 +108,7 @@ pub fn evaluate_nab(
             mean_roc_auc: mean(&aucs),
             mean_best_f1: mean(&f1s),
             event_recall: detected as f64 / events.max(1) as f64,
-            mttd_minutes: if detected > 0 {
-                delay_min / detected as f64
-            } else {
-                f64::NAN
-            },
+            mttd_minutes: if detected > 0 { delay_min / detected as f64 } else { f64::NAN },
             false_alerts_per_day: false_alerts as f64 / days.max(1e-9),
             detect_seconds,
         },
@@ -168,40 +136,25 @@ pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>,
     SmdMachine::list(root)
         .par_iter()
         .map(|m| {
-            let train =
-                crate::frames::smd::read_matrix(&root.join("train").join(format!("{m}.txt")))?;
-            let test =
-                crate::frames::smd::read_matrix(&root.join("test").join(format!("{m}.txt")))?;
-            let labels =
-                crate::frames::smd::read_matrix(&root.join("test_label").join(format!("{m}.txt")))?;
+            let train = crate::frames::smd::read_matrix(&root.join("train").join(format!("{m}.txt")))?;
+            let test = crate::frames::smd::read_matrix(&root.join("test").join(format!("{m}.txt")))?;
+            let labels = crate::frames::smd::read_matrix(&root.join("test_label").join(format!("{m}.txt")))?;
             let labels: Vec<bool> = labels.iter().map(|r| r[0] > 0.5).collect();
             let cols: Vec<String> = (1..=train[0].len()).map(|j| format!("m{j:02}")).collect();
             let n_train = train.len() as i64;
-            let tr = DetectInput {
-                columns: cols.clone(),
-                timestamps_ms: Some((0..n_train).map(|i| i * 60_000).collect()),
-                rows: train,
-            };
+            let tr = DetectInput { columns: cols.clone(), timestamps_ms: Some((0..n_train).map(|i| i * 60_000).collect()), rows: train };
             let te = DetectInput {
                 columns: cols,
-                timestamps_ms: Some(
-                    (0..test.len() as i64)
-                        .map(|i| (n_train + i) * 60_000)
-                        .collect(),
-                ),
+                timestamps_ms: Some((0..test.len() as i64).map(|i| (n_train + i) * 60_000).collect()),
                 rows: test,
             };
-            let scores = detect(cfg, &te, Some(&tr)).map_err(|e| FrameError::Schema {
-                context: m.clone(),
-                message: e.to_string(),
-            })?;
+            let scores = detect(cfg, &te, Some(&tr)).map_err(|e| FrameError::Schema { context: m.clone(), message: e.to_string() })?;
             Ok(SmdResult {
                 machine: m.clone(),
                 roc_auc: roc_auc(&scores, &labels).unwrap_or(f64::NAN),
                 pr_auc: pr_auc(&scores, &labels).unwrap_or(f64::NAN),
                 best_f1: best_f1(&scores, &labels).map_or(f64::NAN, |x| x.0),
-                best_f1_point_adjusted: best_f1_point_adjusted(&scores, &labels)
-                    .map_or(f64::NAN, |x| x.0),
+                best_f1_point_adjusted: best_f1_point_adjusted(&scores, &labels).map_or(f64::NAN, |x| x.0),
             })
         })
         .collect()
@@ -218,6 +171,8 @@ pub struct SimKindResult {
     pub detected: usize,
     /// Mean minutes from incident start to the first alert (detected ones).
     pub mttd_minutes: f64,
+    /// Detected incidents whose first alert names the incident's metric as primary.
+    pub primary_correct: usize,
 }
 
 /// Simulator evaluation.
@@ -233,72 +188,46 @@ pub struct SimReport {
 
 /// Run a detector per server over a simulated fleet (`metrics.parquet|csv` + `labels.csv` in
 /// `dir`) and measure, per incident kind, detection and time to detect at `threshold`.
-pub fn evaluate_sim(
-    dir: &Path,
-    cfg: &DetectorConfig,
-    threshold: f64,
-) -> Result<SimReport, FrameError> {
-    let data = if dir.join("metrics.parquet").exists() {
-        dir.join("metrics.parquet")
-    } else {
-        dir.join("metrics.csv")
-    };
+pub fn evaluate_sim(dir: &Path, cfg: &DetectorConfig, threshold: f64) -> Result<SimReport, FrameError> {
+    let data = if dir.join("metrics.parquet").exists() { dir.join("metrics.parquet") } else { dir.join("metrics.csv") };
     let df = crate::frames::read_metrics_file(&data)?;
     let incidents = crate::simulate::read_labels(&dir.join("labels.csv"))?;
     let ts = crate::frames::timestamps_ms(&df)?;
     let servers = crate::frames::server_column(&df, "series")?;
     let metrics = crate::frames::metric_columns(&df);
-    let cols: Vec<Vec<Option<f64>>> = metrics
-        .iter()
-        .map(|m| crate::frames::f64_column(&df, m))
-        .collect::<Result<_, _>>()?;
+    let cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| crate::frames::f64_column(&df, m)).collect::<Result<_, _>>()?;
     let mut names: Vec<String> = servers.clone();
     names.dedup();
-    let per_server: Vec<(String, Vec<i64>, Vec<bool>)> = names
+    let per_server: Vec<(String, Vec<i64>, Vec<bool>, Vec<usize>)> = names
         .par_iter()
         .map(|name| {
             let idx: Vec<usize> = (0..ts.len()).filter(|&i| &servers[i] == name).collect();
             let input = DetectInput {
                 columns: metrics.clone(),
                 timestamps_ms: Some(idx.iter().map(|&i| ts[i]).collect()),
-                rows: idx
-                    .iter()
-                    .map(|&i| cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect())
-                    .collect(),
+                rows: idx.iter().map(|&i| cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect()).collect(),
             };
-            let scores = detect(cfg, &input, None).map_err(|e| FrameError::Schema {
-                context: name.clone(),
-                message: e.to_string(),
-            })?;
-            Ok((
-                name.clone(),
-                input.timestamps_ms.unwrap_or_default(),
-                scores.iter().map(|s| *s >= threshold).collect(),
-            ))
+            let det = detect_rows(cfg, &input, None).map_err(|e| FrameError::Schema { context: name.clone(), message: e.to_string() })?;
+            Ok((name.clone(), input.timestamps_ms.unwrap_or_default(), det.scores.iter().map(|s| *s >= threshold).collect(), det.primary))
         })
         .collect::<Result<_, FrameError>>()?;
-    let mut by_kind: std::collections::BTreeMap<String, (usize, usize, f64)> =
-        std::collections::BTreeMap::new();
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize, f64, usize)> = std::collections::BTreeMap::new();
     let (mut false_alerts, mut server_days) = (0usize, 0.0);
-    for (name, t, alerts) in &per_server {
+    for (name, t, alerts, primary) in &per_server {
         let mine: Vec<_> = incidents.iter().filter(|i| &i.server == name).collect();
-        let inside = |ts: i64| {
-            mine.iter()
-                .any(|i| ts >= i.start_ms && ts <= i.end_ms + 10 * 60_000)
-        };
+        let inside = |ts: i64| mine.iter().any(|i| ts >= i.start_ms && ts <= i.end_ms + 10 * 60_000);
         for inc in &mine {
             let e = by_kind.entry(inc.kind.name().to_string()).or_default();
             e.0 += 1;
-            if let Some(k) =
-                (0..t.len()).find(|&k| alerts[k] && t[k] >= inc.start_ms && t[k] <= inc.end_ms)
-            {
+            if let Some(k) = (0..t.len()).find(|&k| alerts[k] && t[k] >= inc.start_ms && t[k] <= inc.end_ms) {
                 e.1 += 1;
                 e.2 += (t[k] - inc.start_ms) as f64 / 60_000.0;
+                if metrics[primary[k]] == inc.metric {
+                    e.3 += 1;
+                }
             }
         }
-        false_alerts += (0..t.len())
-            .filter(|&k| alerts[k] && (k == 0 || !alerts[k - 1]) && !inside(t[k]))
-            .count();
+        false_alerts += (0..t.len()).filter(|&k| alerts[k] && (k == 0 || !alerts[k - 1]) && !inside(t[k])).count();
         if let (Some(a), Some(b)) = (t.first(), t.last()) {
             server_days += (b - a) as f64 / 86_400_000.0;
         }
@@ -307,11 +236,12 @@ pub fn evaluate_sim(
         threshold,
         kinds: by_kind
             .into_iter()
-            .map(|(kind, (n, d, delay))| SimKindResult {
+            .map(|(kind, (n, d, delay, ok))| SimKindResult {
                 kind,
                 incidents: n,
                 detected: d,
                 mttd_minutes: if d > 0 { delay / d as f64 } else { f64::NAN },
+                primary_correct: ok,
             })
             .collect(),
         false_alerts_per_server_day: false_alerts as f64 / server_days.max(1e-9),

@@ -18,24 +18,9 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
         return Some(if t.len() <= 10 { v * 1000 } else { v });
     }
     let b = t.as_bytes();
-    if b.len() >= 19
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && (b[10] == b' ' || b[10] == b'T')
-        && b[13] == b':'
-        && b[16] == b':'
-    {
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            std::str::from_utf8(&b[r]).ok()?.parse().ok()
-        };
-        let (y, mo, d, h, mi, s) = (
-            num(0..4)?,
-            num(5..7)?,
-            num(8..10)?,
-            num(11..13)?,
-            num(14..16)?,
-            num(17..19)?,
-        );
+    if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') && b[13] == b':' && b[16] == b':' {
+        let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(&b[r]).ok()?.parse().ok() };
+        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
         if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
@@ -93,48 +78,27 @@ pub(crate) fn parse_cell(cell: &str) -> Result<Option<f64>, String> {
     if c.is_empty() || c.eq_ignore_ascii_case("nan") || c.eq_ignore_ascii_case("null") {
         return Ok(None);
     }
-    c.parse::<f64>()
-        .map(Some)
-        .map_err(|_| format!("`{c}` is not a number"))
+    c.parse::<f64>().map(Some).map_err(|_| format!("`{c}` is not a number"))
 }
 
 /// Read a timestamped metrics CSV into a wide frame (see the module docs). Rows keep file order.
 /// Without a `server` column every row gets `default_server`: the file stem.
 pub fn read_metrics_csv(path: &Path) -> Result<DataFrame, FrameError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
     let p = path.display().to_string();
     let mut lines = text.lines().enumerate();
-    let (_, header) = lines.next().ok_or_else(|| FrameError::Parse {
+    let (_, header) =
+        lines.next().ok_or_else(|| FrameError::Parse { path: p.clone(), line: 1, field: "header".into(), message: "empty file".into() })?;
+    let names: Vec<String> = split_csv_line(header.trim_start_matches('\u{feff}')).into_iter().map(|s| s.trim().to_string()).collect();
+    let ts_idx = names.iter().position(|n| n == TIMESTAMP).ok_or_else(|| FrameError::Parse {
         path: p.clone(),
         line: 1,
         field: "header".into(),
-        message: "empty file".into(),
+        message: format!("no `{TIMESTAMP}` column in {names:?}"),
     })?;
-    let names: Vec<String> = split_csv_line(header.trim_start_matches('\u{feff}'))
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .collect();
-    let ts_idx = names
-        .iter()
-        .position(|n| n == TIMESTAMP)
-        .ok_or_else(|| FrameError::Parse {
-            path: p.clone(),
-            line: 1,
-            field: "header".into(),
-            message: format!("no `{TIMESTAMP}` column in {names:?}"),
-        })?;
     let server_idx = names.iter().position(|n| n == SERVER);
-    let metric_idx: Vec<usize> = (0..names.len())
-        .filter(|i| *i != ts_idx && Some(*i) != server_idx)
-        .collect();
-    let default_server = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("series")
-        .to_string();
+    let metric_idx: Vec<usize> = (0..names.len()).filter(|i| *i != ts_idx && Some(*i) != server_idx).collect();
+    let default_server = path.file_stem().and_then(|s| s.to_str()).unwrap_or("series").to_string();
     let mut ts = Vec::new();
     let mut servers = Vec::new();
     let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::new(); metric_idx.len()];
@@ -159,9 +123,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<DataFrame, FrameError> {
             message: format!("`{}` is not a timestamp", cells[ts_idx].trim()),
         })?;
         ts.push(t);
-        servers.push(
-            server_idx.map_or_else(|| default_server.clone(), |s| cells[s].trim().to_string()),
-        );
+        servers.push(server_idx.map_or_else(|| default_server.clone(), |s| cells[s].trim().to_string()));
         for (c, &j) in metric_idx.iter().enumerate() {
             let v = parse_cell(&cells[j]).map_err(|message| FrameError::Parse {
                 path: p.clone(),
@@ -182,18 +144,9 @@ mod tests {
 
     #[test]
     fn timestamp_formats() {
-        assert_eq!(
-            parse_timestamp_ms("2014-04-01 00:05:00"),
-            Some(1_396_310_700_000)
-        );
-        assert_eq!(
-            parse_timestamp_ms("2014-04-01T00:05:00.250Z"),
-            Some(1_396_310_700_250)
-        );
-        assert_eq!(
-            parse_timestamp_ms("2014-04-01 00:05:00.000000"),
-            Some(1_396_310_700_000)
-        );
+        assert_eq!(parse_timestamp_ms("2014-04-01 00:05:00"), Some(1_396_310_700_000));
+        assert_eq!(parse_timestamp_ms("2014-04-01T00:05:00.250Z"), Some(1_396_310_700_250));
+        assert_eq!(parse_timestamp_ms("2014-04-01 00:05:00.000000"), Some(1_396_310_700_000));
         assert_eq!(parse_timestamp_ms("1396310700"), Some(1_396_310_700_000));
         assert_eq!(parse_timestamp_ms("2014-13-01 00:00:00"), None);
         assert_eq!(parse_timestamp_ms("soon"), None);
@@ -204,42 +157,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wb-csv-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.csv");
-        std::fs::write(
-            &f,
-            "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,x1\n",
-        )
-        .unwrap();
+        std::fs::write(&f, "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,x1\n").unwrap();
         let e = read_metrics_csv(&f).unwrap_err().to_string();
-        assert!(
-            e.contains("bad.csv:3") && e.contains("`value`") && e.contains("x1"),
-            "{e}"
-        );
+        assert!(e.contains("bad.csv:3") && e.contains("`value`") && e.contains("x1"), "{e}");
         std::fs::write(&f, "timestamp,value\n2014-04-01 00:00:00,1,2\n").unwrap();
-        assert!(
-            read_metrics_csv(&f)
-                .unwrap_err()
-                .to_string()
-                .contains("bad.csv:2: field `line`")
-        );
+        assert!(read_metrics_csv(&f).unwrap_err().to_string().contains("bad.csv:2: field `line`"));
         std::fs::write(&f, "time,value\n").unwrap();
-        assert!(
-            read_metrics_csv(&f)
-                .unwrap_err()
-                .to_string()
-                .contains("no `timestamp` column")
-        );
+        assert!(read_metrics_csv(&f).unwrap_err().to_string().contains("no `timestamp` column"));
         std::fs::write(&f, "timestamp,value\nyesterday,1\n").unwrap();
-        assert!(
-            read_metrics_csv(&f)
-                .unwrap_err()
-                .to_string()
-                .contains("field `timestamp`")
-        );
-        std::fs::write(
-            &f,
-            "timestamp,server,cpu_usage\n2014-04-01 00:00:00,a,\n2014-04-01 00:00:10,\"a\",NaN\n",
-        )
-        .unwrap();
+        assert!(read_metrics_csv(&f).unwrap_err().to_string().contains("field `timestamp`"));
+        std::fs::write(&f, "timestamp,server,cpu_usage\n2014-04-01 00:00:00,a,\n2014-04-01 00:00:10,\"a\",NaN\n").unwrap();
         let df = read_metrics_csv(&f).unwrap();
         assert_eq!(df.height(), 2);
         assert_eq!(df.column("cpu_usage").unwrap().null_count(), 2);

@@ -97,10 +97,7 @@ pub fn shipped_sim_dir() -> PathBuf {
 pub fn metric_columns(df: &DataFrame) -> Vec<String> {
     df.columns()
         .iter()
-        .filter(|c| {
-            !matches!(c.name().as_str(), TIMESTAMP | SERVER | "index" | "label")
-                && c.dtype().is_primitive_numeric()
-        })
+        .filter(|c| !matches!(c.name().as_str(), TIMESTAMP | SERVER | "index" | "label") && c.dtype().is_primitive_numeric())
         .map(|c| c.name().to_string())
         .collect()
 }
@@ -129,33 +126,15 @@ pub fn wide_frame(
 /// Samples to a wide frame sorted by server then time. Samples with the same
 /// (server, timestamp, metric) keep the last value; the count of such duplicates is returned.
 pub fn samples_to_wide(samples: &[MetricSample]) -> Result<(DataFrame, usize), FrameError> {
-    let mut metrics: Vec<String> = samples
-        .iter()
-        .map(|s| s.metric.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut metrics: Vec<String> =
+        samples.iter().map(|s| s.metric.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     // Keep the reference order for the base metrics when present.
-    metrics.sort_by_key(|m| {
-        (
-            runtime::BASE_METRICS
-                .iter()
-                .position(|b| b == m)
-                .unwrap_or(usize::MAX),
-            m.clone(),
-        )
-    });
-    let index: BTreeMap<&str, usize> = metrics
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.as_str(), i))
-        .collect();
+    metrics.sort_by_key(|m| (runtime::BASE_METRICS.iter().position(|b| b == m).unwrap_or(usize::MAX), m.clone()));
+    let index: BTreeMap<&str, usize> = metrics.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
     let mut rows: BTreeMap<(&str, i64), Vec<Option<f64>>> = BTreeMap::new();
     let mut duplicates = 0;
     for s in samples {
-        let row = rows
-            .entry((s.server.as_str(), s.timestamp_ms))
-            .or_insert_with(|| vec![None; metrics.len()]);
+        let row = rows.entry((s.server.as_str(), s.timestamp_ms)).or_insert_with(|| vec![None; metrics.len()]);
         let slot = &mut row[index[s.metric.as_str()]];
         if slot.is_some() {
             duplicates += 1;
@@ -177,35 +156,14 @@ pub fn samples_to_wide(samples: &[MetricSample]) -> Result<(DataFrame, usize), F
 
 /// Samples as a long frame: `timestamp`, `server`, `metric`, `value`, in the samples' order.
 pub fn samples_to_long(samples: &[MetricSample]) -> Result<DataFrame, FrameError> {
-    let ts = Series::new(
-        TIMESTAMP.into(),
-        samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
-    )
-    .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
-    .map_err(polars_err("timestamp column"))?;
+    let ts = Series::new(TIMESTAMP.into(), samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>())
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .map_err(polars_err("timestamp column"))?;
     DataFrame::new_infer_height(vec![
         ts.into(),
-        Series::new(
-            SERVER.into(),
-            samples
-                .iter()
-                .map(|s| s.server.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "metric".into(),
-            samples
-                .iter()
-                .map(|s| s.metric.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "value".into(),
-            samples.iter().map(|s| s.value).collect::<Vec<_>>(),
-        )
-        .into(),
+        Series::new(SERVER.into(), samples.iter().map(|s| s.server.as_str()).collect::<Vec<_>>()).into(),
+        Series::new("metric".into(), samples.iter().map(|s| s.metric.as_str()).collect::<Vec<_>>()).into(),
+        Series::new("value".into(), samples.iter().map(|s| s.value).collect::<Vec<_>>()).into(),
     ])
     .map_err(polars_err("building long frame"))
 }
@@ -222,24 +180,13 @@ pub fn long_to_wide(df: &DataFrame) -> Result<(DataFrame, usize), FrameError> {
         .map_err(polars_err("metric column"))?;
     let metric = metric.str().map_err(polars_err("metric column"))?;
     let values = f64_column(df, "value")?;
-    let samples: Vec<MetricSample> = (0..df.height())
-        .filter_map(|i| {
-            Some(MetricSample::new(
-                ts[i],
-                servers[i].clone(),
-                metric.get(i)?,
-                values[i]?,
-            ))
-        })
-        .collect();
+    let samples: Vec<MetricSample> =
+        (0..df.height()).filter_map(|i| Some(MetricSample::new(ts[i], servers[i].clone(), metric.get(i)?, values[i]?))).collect();
     samples_to_wide(&samples)
 }
 
 /// A wide frame back to samples (null cells are skipped). Frames without a `server` column use `default_server`.
-pub fn wide_to_samples(
-    df: &DataFrame,
-    default_server: &str,
-) -> Result<Vec<MetricSample>, FrameError> {
+pub fn wide_to_samples(df: &DataFrame, default_server: &str) -> Result<Vec<MetricSample>, FrameError> {
     let ts = timestamps_ms(df)?;
     let servers = server_column(df, default_server)?;
     let mut out = Vec::new();
@@ -256,9 +203,7 @@ pub fn wide_to_samples(
 
 /// The `timestamp` column as epoch milliseconds.
 pub fn timestamps_ms(df: &DataFrame) -> Result<Vec<i64>, FrameError> {
-    let col = df
-        .column(TIMESTAMP)
-        .map_err(polars_err("timestamp column"))?;
+    let col = df.column(TIMESTAMP).map_err(polars_err("timestamp column"))?;
     let s = col
         .as_materialized_series()
         .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
@@ -267,12 +212,7 @@ pub fn timestamps_ms(df: &DataFrame) -> Result<Vec<i64>, FrameError> {
     let ca = s.i64().map_err(polars_err("timestamp column"))?;
     ca.iter()
         .enumerate()
-        .map(|(i, v)| {
-            v.ok_or_else(|| FrameError::Schema {
-                context: "timestamp column".into(),
-                message: format!("null at row {i}"),
-            })
-        })
+        .map(|(i, v)| v.ok_or_else(|| FrameError::Schema { context: "timestamp column".into(), message: format!("null at row {i}") }))
         .collect()
 }
 
@@ -280,15 +220,8 @@ pub fn timestamps_ms(df: &DataFrame) -> Result<Vec<i64>, FrameError> {
 pub fn server_column(df: &DataFrame, default: &str) -> Result<Vec<String>, FrameError> {
     match df.column(SERVER) {
         Ok(c) => {
-            let s = c
-                .as_materialized_series()
-                .cast(&DataType::String)
-                .map_err(polars_err("server column"))?;
-            Ok(s.str()
-                .map_err(polars_err("server column"))?
-                .iter()
-                .map(|v| v.unwrap_or(default).to_string())
-                .collect())
+            let s = c.as_materialized_series().cast(&DataType::String).map_err(polars_err("server column"))?;
+            Ok(s.str().map_err(polars_err("server column"))?.iter().map(|v| v.unwrap_or(default).to_string()).collect())
         }
         Err(_) => Ok(vec![default.to_string(); df.height()]),
     }
@@ -302,29 +235,18 @@ pub fn f64_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, FrameE
         .as_materialized_series()
         .cast(&DataType::Float64)
         .map_err(polars_err(format!("column {name}")))?;
-    Ok(s.f64()
-        .map_err(polars_err(format!("column {name}")))?
-        .iter()
-        .collect())
+    Ok(s.f64().map_err(polars_err(format!("column {name}")))?.iter().collect())
 }
 
 /// Read a Parquet file.
 pub fn read_parquet(path: &Path) -> Result<DataFrame, FrameError> {
-    let file = std::fs::File::open(path).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(polars_err(format!("reading parquet {}", path.display())))
+    let file = std::fs::File::open(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
+    ParquetReader::new(file).finish().map_err(polars_err(format!("reading parquet {}", path.display())))
 }
 
 /// Write a Parquet file (zstd).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), FrameError> {
-    let file = std::fs::File::create(path).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let file = std::fs::File::create(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
     ParquetWriter::new(file)
         .with_compression(ParquetCompression::Zstd(None))
         .finish(df)
@@ -334,10 +256,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), FrameError> 
 
 /// Write a CSV file with `YYYY-MM-DD HH:MM:SS` timestamps.
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), FrameError> {
-    let file = std::fs::File::create(path).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let file = std::fs::File::create(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
     CsvWriter::new(file)
         .with_datetime_format(Some("%Y-%m-%d %H:%M:%S".into()))
         .finish(df)

@@ -64,10 +64,7 @@ impl NabSeries {
 
     /// Per row: inside an anomaly window?
     pub fn row_labels(&self) -> Vec<bool> {
-        self.timestamps_ms
-            .iter()
-            .map(|t| self.windows.iter().any(|(a, b)| t >= a && t <= b))
-            .collect()
+        self.timestamps_ms.iter().map(|t| self.windows.iter().any(|(a, b)| t >= a && t <= b)).collect()
     }
 }
 
@@ -78,34 +75,21 @@ pub fn probationary_rows(n: usize) -> usize {
 
 /// Count repeats, backwards steps, gaps and missing values of a time-ordered-by-file series.
 pub fn quirks(ts: &[i64], values: &[Option<f64>]) -> QuirkReport {
-    let mut steps: Vec<i64> = ts
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0)
-        .collect();
+    let mut steps: Vec<i64> = ts.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
     steps.sort_unstable();
     let median = steps.get(steps.len() / 2).copied().unwrap_or(0);
     QuirkReport {
         rows: ts.len(),
         repeated_timestamps: ts.windows(2).filter(|w| w[1] == w[0]).count(),
         backwards_steps: ts.windows(2).filter(|w| w[1] < w[0]).count(),
-        gaps: ts
-            .windows(2)
-            .filter(|w| median > 0 && (w[1] - w[0]) * 2 > median * 3)
-            .count(),
-        missing_values: values
-            .iter()
-            .filter(|v| !v.is_some_and(f64::is_finite))
-            .count(),
+        gaps: ts.windows(2).filter(|w| median > 0 && (w[1] - w[0]) * 2 > median * 3).count(),
+        missing_values: values.iter().filter(|v| !v.is_some_and(f64::is_finite)).count(),
         median_interval_secs: median / 1000,
     }
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, FrameError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
     serde_json::from_str(&text).map_err(|e| FrameError::Parse {
         path: path.display().to_string(),
         line: e.line(),
@@ -115,41 +99,24 @@ fn read_json(path: &Path) -> Result<serde_json::Value, FrameError> {
 }
 
 fn bad(path: &Path, field: &str, message: String) -> FrameError {
-    FrameError::Parse {
-        path: path.display().to_string(),
-        line: 0,
-        field: field.to_string(),
-        message,
-    }
+    FrameError::Parse { path: path.display().to_string(), line: 0, field: field.to_string(), message }
 }
 
 fn ts_or_err(path: &Path, key: &str, v: &serde_json::Value) -> Result<i64, FrameError> {
-    v.as_str()
-        .and_then(parse_timestamp_ms)
-        .ok_or_else(|| bad(path, key, format!("{v} is not a timestamp")))
+    v.as_str().and_then(parse_timestamp_ms).ok_or_else(|| bad(path, key, format!("{v} is not a timestamp")))
 }
 
 /// Parse NAB's `combined_windows.json` text.
 pub fn parse_windows(path: &Path) -> Result<BTreeMap<String, Vec<(i64, i64)>>, FrameError> {
     let json = read_json(path)?;
-    let obj = json
-        .as_object()
-        .ok_or_else(|| bad(path, "json", "top level is not an object".into()))?;
+    let obj = json.as_object().ok_or_else(|| bad(path, "json", "top level is not an object".into()))?;
     let mut out = BTreeMap::new();
     for (key, wins) in obj {
-        let arr = wins
-            .as_array()
-            .ok_or_else(|| bad(path, key, "windows are not a list".into()))?;
+        let arr = wins.as_array().ok_or_else(|| bad(path, key, "windows are not a list".into()))?;
         let mut v = Vec::new();
         for w in arr {
-            let pair = w
-                .as_array()
-                .filter(|p| p.len() == 2)
-                .ok_or_else(|| bad(path, key, format!("window {w} is not [start, end]")))?;
-            let (a, b) = (
-                ts_or_err(path, key, &pair[0])?,
-                ts_or_err(path, key, &pair[1])?,
-            );
+            let pair = w.as_array().filter(|p| p.len() == 2).ok_or_else(|| bad(path, key, format!("window {w} is not [start, end]")))?;
+            let (a, b) = (ts_or_err(path, key, &pair[0])?, ts_or_err(path, key, &pair[1])?);
             if b < a {
                 return Err(bad(path, key, format!("window {w} ends before it starts")));
             }
@@ -167,25 +134,11 @@ impl NabCorpus {
         let lp = root.join("labels/combined_labels.json");
         let json = read_json(&lp)?;
         let mut labels = BTreeMap::new();
-        for (key, v) in json
-            .as_object()
-            .ok_or_else(|| bad(&lp, "json", "top level is not an object".into()))?
-        {
-            let arr = v
-                .as_array()
-                .ok_or_else(|| bad(&lp, key, "labels are not a list".into()))?;
-            labels.insert(
-                key.clone(),
-                arr.iter()
-                    .map(|t| ts_or_err(&lp, key, t))
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
+        for (key, v) in json.as_object().ok_or_else(|| bad(&lp, "json", "top level is not an object".into()))? {
+            let arr = v.as_array().ok_or_else(|| bad(&lp, key, "labels are not a list".into()))?;
+            labels.insert(key.clone(), arr.iter().map(|t| ts_or_err(&lp, key, t)).collect::<Result<Vec<_>, _>>()?);
         }
-        Ok(Self {
-            root: root.to_path_buf(),
-            windows,
-            labels,
-        })
+        Ok(Self { root: root.to_path_buf(), windows, labels })
     }
 
     /// The folder.
@@ -195,11 +148,7 @@ impl NabCorpus {
 
     /// Keys of the series that have labels and a data file, sorted.
     pub fn keys(&self) -> Vec<String> {
-        self.windows
-            .keys()
-            .filter(|k| self.root.join(k).is_file())
-            .cloned()
-            .collect()
+        self.windows.keys().filter(|k| self.root.join(k).is_file()).cloned().collect()
     }
 
     /// Windows of a key.
@@ -212,11 +161,7 @@ impl NabCorpus {
         let path = self.root.join(key);
         let frame = read_metrics_csv(&path)?;
         if frame.column("value").is_err() {
-            return Err(bad(
-                &path,
-                "header",
-                "NAB files have a `value` column".into(),
-            ));
+            return Err(bad(&path, "header", "NAB files have a `value` column".into()));
         }
         let ts = timestamps_ms(&frame)?;
         let raw = f64_column(&frame, "value")?;

@@ -8,21 +8,12 @@ use runtime::sources::prometheus::PrometheusClient;
 use super::{FrameError, samples_to_wide};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(f)
 }
 
 /// Read `metrics` (measurements with a `value` field, tag `server`) from InfluxDB between
 /// `start_ms` and `end_ms` into a wide frame. Returns the frame and the count of duplicate points.
-pub fn read_influx(
-    cfg: &InfluxConfig,
-    metrics: &[String],
-    start_ms: i64,
-    end_ms: i64,
-) -> Result<(DataFrame, usize), FrameError> {
+pub fn read_influx(cfg: &InfluxConfig, metrics: &[String], start_ms: i64, end_ms: i64) -> Result<(DataFrame, usize), FrameError> {
     let client = InfluxClient::new(cfg.clone());
     let samples = block_on(client.read_samples(metrics, start_ms, end_ms))?;
     samples_to_wide(&samples)
@@ -40,14 +31,7 @@ pub fn read_prometheus(
     let client = PrometheusClient::new(url);
     let mut samples = Vec::new();
     for (metric, q) in queries {
-        samples.extend(block_on(client.read_samples(
-            q,
-            metric,
-            server_label,
-            start_ms,
-            end_ms,
-            step_secs,
-        ))?);
+        samples.extend(block_on(client.read_samples(q, metric, server_label, start_ms, end_ms, step_secs))?);
     }
     samples_to_wide(&samples)
 }
@@ -60,8 +44,6 @@ pub fn read_flux(
     start_ms: i64,
     end_ms: i64,
 ) -> Result<(DataFrame, usize), FrameError> {
-    let samples = block_on(runtime::sources::flux::read_samples(
-        cfg, metrics, start_ms, end_ms,
-    ))?;
+    let samples = block_on(runtime::sources::flux::read_samples(cfg, metrics, start_ms, end_ms))?;
     samples_to_wide(&samples)
 }

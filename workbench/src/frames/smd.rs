@@ -44,10 +44,7 @@ pub const SMD_INTERVAL_MS: i64 = 60_000;
 /// Read a headerless numeric file: rows × columns, with file/line/column errors.
 pub fn read_matrix(path: &Path) -> Result<Vec<Vec<f64>>, FrameError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io {
-        path: p.clone(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
     let mut rows = Vec::new();
     let mut width = None;
     for (i, line) in text.lines().enumerate() {
@@ -57,12 +54,7 @@ pub fn read_matrix(path: &Path) -> Result<Vec<Vec<f64>>, FrameError> {
         let mut row = Vec::new();
         for (j, cell) in line.split(',').enumerate() {
             let v = parse_cell(cell)
-                .map_err(|m| FrameError::Parse {
-                    path: p.clone(),
-                    line: i + 1,
-                    field: format!("m{:02}", j + 1),
-                    message: m,
-                })?
+                .map_err(|m| FrameError::Parse { path: p.clone(), line: i + 1, field: format!("m{:02}", j + 1), message: m })?
                 .ok_or_else(|| FrameError::Parse {
                     path: p.clone(),
                     line: i + 1,
@@ -89,60 +81,31 @@ pub fn read_matrix(path: &Path) -> Result<Vec<Vec<f64>>, FrameError> {
 }
 
 /// A matrix as a wide frame with columns `m01..` and synthetic 1-minute timestamps from `start_row`.
-pub fn matrix_frame(
-    rows: &[Vec<f64>],
-    server: &str,
-    start_row: usize,
-) -> Result<DataFrame, FrameError> {
+pub fn matrix_frame(rows: &[Vec<f64>], server: &str, start_row: usize) -> Result<DataFrame, FrameError> {
     let width = rows.first().map_or(0, Vec::len);
     let names: Vec<String> = (1..=width).map(|j| format!("m{j:02}")).collect();
-    let cols = (0..width)
-        .map(|j| rows.iter().map(|r| Some(r[j])).collect())
-        .collect();
-    let ts = (0..rows.len())
-        .map(|i| (start_row + i) as i64 * SMD_INTERVAL_MS)
-        .collect();
+    let cols = (0..width).map(|j| rows.iter().map(|r| Some(r[j])).collect()).collect();
+    let ts = (0..rows.len()).map(|i| (start_row + i) as i64 * SMD_INTERVAL_MS).collect();
     wide_frame(ts, vec![server.to_string(); rows.len()], &names, cols)
 }
 
 /// Parse one `interpretation_label` file.
 pub fn read_segments(path: &Path) -> Result<Vec<InterpretationSegment>, FrameError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io {
-        path: p.clone(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let err = |field: &str, m: String| FrameError::Parse {
-            path: p.clone(),
-            line: i + 1,
-            field: field.into(),
-            message: m,
-        };
-        let (range, dims) = line
-            .split_once(':')
-            .ok_or_else(|| err("line", format!("`{line}` is not start-end:dims")))?;
-        let (a, b) = range
-            .split_once('-')
-            .ok_or_else(|| err("range", format!("`{range}` is not start-end")))?;
-        let start: usize = a
-            .trim()
-            .parse()
-            .map_err(|_| err("start", format!("`{a}`")))?;
+        let err = |field: &str, m: String| FrameError::Parse { path: p.clone(), line: i + 1, field: field.into(), message: m };
+        let (range, dims) = line.split_once(':').ok_or_else(|| err("line", format!("`{line}` is not start-end:dims")))?;
+        let (a, b) = range.split_once('-').ok_or_else(|| err("range", format!("`{range}` is not start-end")))?;
+        let start: usize = a.trim().parse().map_err(|_| err("start", format!("`{a}`")))?;
         let end: usize = b.trim().parse().map_err(|_| err("end", format!("`{b}`")))?;
-        let dims = dims
-            .split(',')
-            .map(|d| {
-                d.trim()
-                    .parse::<usize>()
-                    .map_err(|_| err("dims", format!("`{d}`")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let dims =
+            dims.split(',').map(|d| d.trim().parse::<usize>().map_err(|_| err("dims", format!("`{d}`")))).collect::<Result<Vec<_>, _>>()?;
         if end <= start {
             return Err(err("range", format!("{start}-{end} is empty")));
         }
@@ -159,10 +122,7 @@ impl SmdMachine {
         let test = read_matrix(&root.join("test").join(&file))?;
         let label_path = root.join("test_label").join(&file);
         let labels = read_matrix(&label_path)?;
-        let test_labels: Vec<u8> = labels
-            .iter()
-            .map(|r| u8::from(r.first().copied().unwrap_or(0.0) > 0.5))
-            .collect();
+        let test_labels: Vec<u8> = labels.iter().map(|r| u8::from(r.first().copied().unwrap_or(0.0) > 0.5)).collect();
         if test_labels.len() != test.len() {
             return Err(FrameError::Schema {
                 context: label_path.display().to_string(),
@@ -185,12 +145,7 @@ impl SmdMachine {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".txt"))
-                    .map(String::from)
-            })
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".txt")).map(String::from))
             .collect();
         v.sort();
         v

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{DetectorError, StreamingDetector};
 use crate::features::{FeatureSpec, StreamingFeatures};
+use std::sync::Arc;
+
 use crate::models::iforest::{IsolationForest, IsolationForestParams};
 
 /// Settings of the IF-on-features detector.
@@ -38,11 +40,7 @@ impl Default for IForestFeaturesConfig {
 
 impl IForestFeaturesConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<IForestFeatures, DetectorError> {
-        self.forest.validate().map_err(|e| DetectorError {
-            field: "forest".into(),
-            value: String::new(),
-            reason: e.to_string(),
-        })?;
+        self.forest.validate().map_err(|e| DetectorError { field: "forest".into(), value: String::new(), reason: e.to_string() })?;
         if self.fit_after_rows < 2 {
             return Err(DetectorError {
                 field: "fit_after_rows".into(),
@@ -51,16 +49,14 @@ impl IForestFeaturesConfig {
             });
         }
         let names: Vec<String> = (0..n_metrics).map(|i| format!("m{i}")).collect();
-        let spec = FeatureSpec {
-            temporal: self.temporal,
-            ..FeatureSpec::for_metrics(&names)
-        };
+        let spec = FeatureSpec { temporal: self.temporal, ..FeatureSpec::for_metrics(&names) };
         let features = StreamingFeatures::new(spec).map_err(|e| DetectorError {
             field: "features".into(),
             value: String::new(),
             reason: e.to_string(),
         })?;
         let width = features.width();
+        let metric_of = features.spec().columns().iter().map(|c| c.metric).collect();
         Ok(IForestFeatures {
             cfg: self.clone(),
             features,
@@ -69,6 +65,9 @@ impl IForestFeaturesConfig {
             rows: 0,
             model: None,
             row: vec![0.0; width],
+            metric_of,
+            n_metrics,
+            scored: None,
         })
     }
 }
@@ -81,27 +80,25 @@ pub(super) struct IForestFeatures {
     width: usize,
     history: Vec<f64>,
     rows: usize,
-    model: Option<IsolationForest>,
+    model: Option<Arc<IsolationForest>>,
     row: Vec<f64>,
+    metric_of: Vec<Option<usize>>,
+    n_metrics: usize,
+    /// The last scored feature row and the model that scored it (for attribution).
+    scored: Option<(Vec<f64>, Arc<IsolationForest>)>,
 }
 
 impl StreamingDetector for IForestFeatures {
     fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
-        if self
-            .features
-            .push("s", timestamp_ms, values, &mut self.row)
-            .is_err()
-        {
+        if self.features.push("s", timestamp_ms, values, &mut self.row).is_err() {
             // Out-of-order or non-finite rows are not learned; score them as unknown.
             return 0.0;
         }
         let score = self.model.as_ref().map_or(0.0, |m| m.score_row(&self.row));
+        self.scored = self.model.as_ref().map(|m| (self.row.clone(), Arc::clone(m)));
         self.history.extend_from_slice(&self.row);
         self.rows += 1;
-        let excess = self
-            .history
-            .len()
-            .saturating_sub(self.cfg.max_history_rows * self.width);
+        let excess = self.history.len().saturating_sub(self.cfg.max_history_rows * self.width);
         if excess > self.width * 1000 {
             self.history.drain(..excess);
         }
@@ -110,12 +107,20 @@ impl StreamingDetector for IForestFeatures {
                 && self.rows > self.cfg.fit_after_rows
                 && (self.rows - self.cfg.fit_after_rows) % self.cfg.refit_every_rows == 0);
         if due {
-            let start = self
-                .history
-                .len()
-                .saturating_sub(self.cfg.max_history_rows * self.width);
-            self.model = self.cfg.forest.fit(&self.history[start..], self.width).ok();
+            let start = self.history.len().saturating_sub(self.cfg.max_history_rows * self.width);
+            self.model = self.cfg.forest.fit(&self.history[start..], self.width).ok().map(Arc::new);
         }
         score
+    }
+
+    fn contributions(&self) -> Vec<f64> {
+        let Some((row, model)) = &self.scored else { return Vec::new() };
+        let mut per_metric = vec![0.0; self.n_metrics];
+        for (w, m) in model.attribution(row).iter().zip(&self.metric_of) {
+            if let Some(m) = m {
+                per_metric[*m] += w;
+            }
+        }
+        per_metric
     }
 }

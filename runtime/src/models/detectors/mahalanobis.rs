@@ -37,27 +37,13 @@ pub struct MahalanobisConfig {
 
 impl Default for MahalanobisConfig {
     fn default() -> Self {
-        Self {
-            ridge: 1.0,
-            min_std: 1e-3,
-            smooth_rows: 60,
-            fit_after_rows: 300,
-            refit_every_rows: 1000,
-            history_rows: 20_000,
-            scale: 10.0,
-        }
+        Self { ridge: 1.0, min_std: 1e-3, smooth_rows: 60, fit_after_rows: 300, refit_every_rows: 1000, history_rows: 20_000, scale: 10.0 }
     }
 }
 
 impl MahalanobisConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<Mahalanobis, DetectorError> {
-        let bad = |f: &str, v: String, r: &str| {
-            Err(DetectorError {
-                field: f.into(),
-                value: v,
-                reason: r.into(),
-            })
-        };
+        let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
         if !(self.ridge > 0.0) {
             return bad("ridge", self.ridge.to_string(), "must be positive");
         }
@@ -65,11 +51,7 @@ impl MahalanobisConfig {
             return bad("smooth_rows", "0".into(), "at least 1");
         }
         if self.fit_after_rows < 3 {
-            return bad(
-                "fit_after_rows",
-                self.fit_after_rows.to_string(),
-                "at least 3",
-            );
+            return bad("fit_after_rows", self.fit_after_rows.to_string(), "at least 3");
         }
         if !(self.scale > 0.0) {
             return bad("scale", self.scale.to_string(), "must be positive");
@@ -85,6 +67,7 @@ impl MahalanobisConfig {
             d_window: VecDeque::new(),
             c_window: VecDeque::new(),
             trained: false,
+            contrib: vec![0.0; n_metrics],
         })
     }
 }
@@ -137,8 +120,7 @@ impl Fitted {
                 std[j] += (r[j] - mean[j]).powi(2);
             }
         }
-        std.iter_mut()
-            .for_each(|s| *s = (*s / m).sqrt().max(cfg.min_std));
+        std.iter_mut().for_each(|s| *s = (*s / m).sqrt().max(cfg.min_std));
         let mut cov = vec![0.0; n * n];
         let mut z = vec![0.0; n];
         for r in rows {
@@ -165,11 +147,7 @@ impl Fitted {
                 for k in 0..j {
                     s -= l[i * n + k] * l[j * n + k];
                 }
-                l[i * n + j] = if i == j {
-                    s.max(1e-12).sqrt()
-                } else {
-                    s / l[j * n + j]
-                };
+                l[i * n + j] = if i == j { s.max(1e-12).sqrt() } else { s / l[j * n + j] };
             }
         }
         let mut change_std = vec![0.0; n];
@@ -178,21 +156,10 @@ impl Fitted {
                 change_std[j] += ((w[1][j] - w[0][j]) / std[j]).powi(2);
             }
         }
-        change_std
-            .iter_mut()
-            .for_each(|s| *s = (*s / (m - 1.0).max(1.0)).sqrt().max(1e-2));
-        let mut f = Self {
-            mean,
-            std,
-            chol: l,
-            change_std,
-            d_median: 1.0,
-            c_median: 1.0,
-        };
+        change_std.iter_mut().for_each(|s| *s = (*s / (m - 1.0).max(1.0)).sqrt().max(1e-2));
+        let mut f = Self { mean, std, chol: l, change_std, d_median: 1.0, c_median: 1.0 };
         let d: Vec<f64> = rows.iter().map(|r| f.distance(r)).collect();
-        let c: Vec<f64> = std::iter::once(0.0)
-            .chain(rows.windows(2).map(|w| f.change(&w[1], &w[0])))
-            .collect();
+        let c: Vec<f64> = std::iter::once(0.0).chain(rows.windows(2).map(|w| f.change(&w[1], &w[0]))).collect();
         f.d_median = median(trailing_mean(&d, cfg.smooth_rows)).max(1e-9);
         f.c_median = median(trailing_mean(&c, cfg.smooth_rows)).max(1e-9);
         f
@@ -203,11 +170,7 @@ impl Fitted {
         let mut y = vec![0.0; n];
         let mut d2 = 0.0;
         for i in 0..n {
-            let zi = if row[i].is_finite() {
-                (row[i] - self.mean[i]) / self.std[i]
-            } else {
-                0.0
-            };
+            let zi = if row[i].is_finite() { (row[i] - self.mean[i]) / self.std[i] } else { 0.0 };
             let mut s = zi;
             for k in 0..i {
                 s -= self.chol[i * n + k] * y[k];
@@ -243,6 +206,7 @@ pub(super) struct Mahalanobis {
     d_window: VecDeque<f64>,
     c_window: VecDeque<f64>,
     trained: bool,
+    contrib: Vec<f64>,
 }
 
 impl StreamingDetector for Mahalanobis {
@@ -255,6 +219,9 @@ impl StreamingDetector for Mahalanobis {
         }
         let mut score = 0.0;
         if let Some(f) = &self.model {
+            for (j, c) in self.contrib.iter_mut().enumerate() {
+                *c = if values[j].is_finite() { ((values[j] - f.mean[j]) / f.std[j]).abs() } else { 0.0 };
+            }
             let d = f.distance(values);
             let c = self.last.as_ref().map_or(0.0, |p| f.change(values, p));
             for (w, x) in [(&mut self.d_window, d), (&mut self.c_window, c)] {
@@ -293,5 +260,9 @@ impl StreamingDetector for Mahalanobis {
         if values.iter().all(|v| v.is_finite()) {
             self.train.push(values.to_vec());
         }
+    }
+
+    fn contributions(&self) -> Vec<f64> {
+        self.contrib.clone()
     }
 }

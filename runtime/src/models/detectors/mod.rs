@@ -29,6 +29,12 @@ pub trait StreamingDetector: Send + std::fmt::Debug {
     fn learn(&mut self, timestamp_ms: i64, values: &[f64]) {
         let _ = self.push(timestamp_ms, values);
     }
+
+    /// Per-metric contribution to the last pushed row's score (larger = more responsible),
+    /// for the alert's primary issue; empty when the detector cannot tell.
+    fn contributions(&self) -> Vec<f64> {
+        Vec::new()
+    }
 }
 
 /// Which detector, with its settings (TOML: `kind = "tail_ensemble"` plus its fields).
@@ -67,11 +73,7 @@ impl DetectorConfig {
     /// Validate and build a detector for `n_metrics` columns.
     pub fn build(&self, n_metrics: usize) -> Result<Box<dyn StreamingDetector>, DetectorError> {
         if n_metrics == 0 {
-            return Err(DetectorError {
-                field: "metrics".into(),
-                value: "0".into(),
-                reason: "at least one metric column".into(),
-            });
+            return Err(DetectorError { field: "metrics".into(), value: "0".into(), reason: "at least one metric column".into() });
         }
         Ok(match self {
             Self::TailEnsemble(c) => Box::new(c.build(n_metrics)?),

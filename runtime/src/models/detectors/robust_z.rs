@@ -32,32 +32,17 @@ pub struct RobustZConfig {
 
 impl Default for RobustZConfig {
     fn default() -> Self {
-        Self {
-            top_k: 3,
-            history_rows: 5000,
-            refresh_rows: 100,
-            warmup_rows: 100,
-            min_spread: 0.01,
-            scale: 10.0,
-        }
+        Self { top_k: 3, history_rows: 5000, refresh_rows: 100, warmup_rows: 100, min_spread: 0.01, scale: 10.0 }
     }
 }
 
 impl RobustZConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<RobustZ, DetectorError> {
         if self.top_k == 0 {
-            return Err(DetectorError {
-                field: "top_k".into(),
-                value: "0".into(),
-                reason: "at least 1".into(),
-            });
+            return Err(DetectorError { field: "top_k".into(), value: "0".into(), reason: "at least 1".into() });
         }
         if !(self.scale > 0.0) {
-            return Err(DetectorError {
-                field: "scale".into(),
-                value: self.scale.to_string(),
-                reason: "must be positive".into(),
-            });
+            return Err(DetectorError { field: "scale".into(), value: self.scale.to_string(), reason: "must be positive".into() });
         }
         Ok(RobustZ {
             cfg: self.clone(),
@@ -69,6 +54,7 @@ impl RobustZConfig {
             frozen: false,
             since_refresh: 0,
             z: vec![0.0; n_metrics],
+            contrib: vec![0.0; n_metrics],
         })
     }
 }
@@ -94,6 +80,7 @@ pub(super) struct RobustZ {
     frozen: bool,
     since_refresh: usize,
     z: Vec<f64>,
+    contrib: Vec<f64>,
 }
 
 impl RobustZ {
@@ -104,11 +91,7 @@ impl RobustZ {
             let med = median(&mut col);
             let mut dev: Vec<f64> = col.iter().map(|x| (x - med).abs()).collect();
             let mad = median(&mut dev) * 1.4826;
-            let (lo, hi) = col
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                    (a.min(*x), b.max(*x))
-                });
+            let (lo, hi) = col.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
             let range = if hi > lo { hi - lo } else { 0.0 };
             let floor = self.cfg.min_spread * range.max(med.abs()).max(1e-3);
             self.center.push(med);
@@ -128,12 +111,9 @@ impl StreamingDetector for RobustZ {
         if !self.center.is_empty() {
             for j in 0..self.n {
                 let x = values[j];
-                self.z[j] = if x.is_finite() {
-                    (x - self.center[j]).abs() / self.spread[j]
-                } else {
-                    0.0
-                };
+                self.z[j] = if x.is_finite() { (x - self.center[j]).abs() / self.spread[j] } else { 0.0 };
             }
+            self.contrib.copy_from_slice(&self.z);
             let k = self.cfg.top_k.min(self.n);
             self.z.select_nth_unstable_by(self.n - k, f64::total_cmp);
             let top = self.z[self.n - k..].iter().sum::<f64>() / k as f64;
@@ -145,23 +125,17 @@ impl StreamingDetector for RobustZ {
                 self.ring.pop_front();
             }
             self.since_refresh += 1;
-            if self.ring.len() >= self.cfg.warmup_rows
-                && (self.center.is_empty() || self.since_refresh >= self.cfg.refresh_rows)
-            {
-                let cols = (0..self.n)
-                    .map(|j| {
-                        self.ring
-                            .iter()
-                            .map(|r| r[j])
-                            .filter(|x| x.is_finite())
-                            .collect()
-                    })
-                    .collect();
+            if self.ring.len() >= self.cfg.warmup_rows && (self.center.is_empty() || self.since_refresh >= self.cfg.refresh_rows) {
+                let cols = (0..self.n).map(|j| self.ring.iter().map(|r| r[j]).filter(|x| x.is_finite()).collect()).collect();
                 self.summarize(cols);
                 self.since_refresh = 0;
             }
         }
         score
+    }
+
+    fn contributions(&self) -> Vec<f64> {
+        self.contrib.clone()
     }
 
     fn learn(&mut self, _timestamp_ms: i64, values: &[f64]) {

@@ -68,13 +68,7 @@ impl Default for TailEnsembleConfig {
 
 impl TailEnsembleConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<TailEnsemble, DetectorError> {
-        let bad = |f: &str, v: String, r: &str| {
-            Err(DetectorError {
-                field: f.into(),
-                value: v,
-                reason: r.into(),
-            })
-        };
+        let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
         if self.history_rows < 10 {
             return bad("history_rows", self.history_rows.to_string(), "at least 10");
         }
@@ -82,22 +76,12 @@ impl TailEnsembleConfig {
             return bad("short_window", "0".into(), "at least 1");
         }
         if !(self.scale_nats > 0.0) {
-            return bad(
-                "scale_nats",
-                self.scale_nats.to_string(),
-                "must be positive",
-            );
+            return bad("scale_nats", self.scale_nats.to_string(), "must be positive");
         }
         if !(0.0..=1.0).contains(&self.suppress_factor) {
-            return bad(
-                "suppress_factor",
-                self.suppress_factor.to_string(),
-                "in [0, 1]",
-            );
+            return bad("suppress_factor", self.suppress_factor.to_string(), "in [0, 1]");
         }
-        let views = (0..n_metrics * 3)
-            .map(|_| TailView::new(self.history_rows))
-            .collect();
+        let views = (0..n_metrics * 3).map(|_| TailView::new(self.history_rows)).collect();
         Ok(TailEnsemble {
             cfg: self.clone(),
             views,
@@ -109,6 +93,7 @@ impl TailEnsembleConfig {
             lk_sum: 0.0,
             lk_sumsq: 0.0,
             lk_short: VecDeque::new(),
+            contrib: vec![0.0; n_metrics],
         })
     }
 }
@@ -123,11 +108,7 @@ struct TailView {
 
 impl TailView {
     fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            ring: VecDeque::with_capacity(cap),
-            sorted: Vec::with_capacity(cap),
-        }
+        Self { cap, ring: VecDeque::with_capacity(cap), sorted: Vec::with_capacity(cap) }
     }
 
     /// Surprise of x in nats against the history (0 with fewer than 2 points).
@@ -143,9 +124,7 @@ impl TailView {
         let p = (ge.min(le) as f64 + 1.0) / (n as f64 + 1.0);
         let lo = self.sorted[n / 20];
         let hi = self.sorted[n - 1 - n / 20];
-        let spread = (hi - lo)
-            .max((self.sorted[n - 1] - self.sorted[0]) * 0.1)
-            .max(1e-9 * x.abs().max(1.0));
+        let spread = (hi - lo).max((self.sorted[n - 1] - self.sorted[0]) * 0.1).max(1e-9 * x.abs().max(1.0));
         let beyond = (x - self.sorted[n - 1]).max(self.sorted[0] - x).max(0.0) / spread;
         (-p.ln()).min(cap) + range_weight * beyond
     }
@@ -176,15 +155,14 @@ pub(super) struct TailEnsemble {
     lk_sum: f64,
     lk_sumsq: f64,
     lk_short: VecDeque<f64>,
+    contrib: Vec<f64>,
 }
 
 /// ln of the upper Gaussian tail Q(z) = erfc(z/√2)/2, with the asymptotic series where erfc
 /// underflows.
 fn ln_gauss_tail(z: f64) -> f64 {
     if z < 30.0 {
-        (0.5 * libm::erfc(z / std::f64::consts::SQRT_2))
-            .max(f64::MIN_POSITIVE)
-            .ln()
+        (0.5 * libm::erfc(z / std::f64::consts::SQRT_2)).max(f64::MIN_POSITIVE).ln()
     } else {
         -z * z / 2.0 - (z * (2.0 * std::f64::consts::PI).sqrt()).ln() + (1.0 - 1.0 / (z * z)).ln()
     }
@@ -224,24 +202,12 @@ impl TailEnsemble {
             let full = recent.len() == self.cfg.short_window;
             let [v_value, v_diff, v_mean] = [3 * m, 3 * m + 1, 3 * m + 2];
             if score {
-                surprise = surprise.max(self.views[v_value].surprise(
-                    x,
-                    self.cfg.range_weight,
-                    self.cfg.tail_cap_nats,
-                ));
+                surprise = surprise.max(self.views[v_value].surprise(x, self.cfg.range_weight, self.cfg.tail_cap_nats));
                 if let Some(d) = diff {
-                    surprise = surprise.max(self.views[v_diff].surprise(
-                        d,
-                        self.cfg.range_weight,
-                        self.cfg.tail_cap_nats,
-                    ));
+                    surprise = surprise.max(self.views[v_diff].surprise(d, self.cfg.range_weight, self.cfg.tail_cap_nats));
                 }
                 if full {
-                    surprise = surprise.max(self.views[v_mean].surprise(
-                        mean,
-                        self.cfg.range_weight,
-                        self.cfg.tail_cap_nats,
-                    ));
+                    surprise = surprise.max(self.views[v_mean].surprise(mean, self.cfg.range_weight, self.cfg.tail_cap_nats));
                 }
             }
             self.views[v_value].insert(x);
@@ -297,12 +263,8 @@ impl StreamingDetector for TailEnsemble {
             return 0.0;
         }
         let direct = 1.0 - (-surprise / self.cfg.scale_nats).exp();
-        let mut score = if self.cfg.likelihood_history_rows > 0 {
-            self.likelihood(surprise)
-                .max(self.cfg.direct_weight * direct)
-        } else {
-            direct
-        };
+        let mut score =
+            if self.cfg.likelihood_history_rows > 0 { self.likelihood(surprise).max(self.cfg.direct_weight * direct) } else { direct };
         if self.since_alarm < self.cfg.suppress_rows {
             score *= self.cfg.suppress_factor;
         }
@@ -315,5 +277,9 @@ impl StreamingDetector for TailEnsemble {
 
     fn learn(&mut self, _timestamp_ms: i64, values: &[f64]) {
         self.step(values, false);
+    }
+
+    fn contributions(&self) -> Vec<f64> {
+        self.contrib.clone()
     }
 }

@@ -112,10 +112,7 @@ impl Builder<'_> {
         let mut l = level;
         while l < self.depth {
             for i in lo..=hi {
-                self.tree.nodes[i] = Node {
-                    threshold: PASS,
-                    feature: 0,
-                };
+                self.tree.nodes[i] = Node { threshold: PASS, feature: 0 };
             }
             lo = 2 * lo + 1;
             hi = 2 * hi + 2;
@@ -148,10 +145,7 @@ impl Builder<'_> {
                 if t >= hi {
                     t = lo;
                 }
-                self.tree.nodes[node] = Node {
-                    threshold: t,
-                    feature: f as u32,
-                };
+                self.tree.nodes[node] = Node { threshold: t, feature: f as u32 };
                 let mut split = 0;
                 for i in 0..rows.len() {
                     if self.data[rows[i] * self.nf + f] <= t {
@@ -174,18 +168,10 @@ impl IsolationForestParams {
     pub fn fit(&self, data: &[f64], n_features: usize) -> Result<IsolationForest, IForestError> {
         self.validate()?;
         if n_features == 0 || data.is_empty() || data.len() % n_features != 0 {
-            return Err(IForestError::InvalidData(format!(
-                "{} values do not form rows of {n_features} features",
-                data.len()
-            )));
+            return Err(IForestError::InvalidData(format!("{} values do not form rows of {n_features} features", data.len())));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            return Err(IForestError::InvalidData(format!(
-                "row {} feature {} is {}",
-                i / n_features,
-                i % n_features,
-                data[i]
-            )));
+            return Err(IForestError::InvalidData(format!("row {} feature {} is {}", i / n_features, i % n_features, data[i])));
         }
         let n = data.len() / n_features;
         let psi = match self.max_samples {
@@ -203,32 +189,17 @@ impl IsolationForestParams {
             .into_par_iter()
             .map(|t| {
                 let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, t as u64));
-                let mut rows: Vec<usize> = if self.bootstrap {
-                    (0..psi).map(|_| rng.random_range(0..n)).collect()
-                } else {
-                    sample(&mut rng, n, psi).into_vec()
-                };
-                let features = if n_feat == n_features {
-                    (0..n_features).collect()
-                } else {
-                    sample(&mut rng, n_features, n_feat).into_vec()
-                };
+                let mut rows: Vec<usize> =
+                    if self.bootstrap { (0..psi).map(|_| rng.random_range(0..n)).collect() } else { sample(&mut rng, n, psi).into_vec() };
+                let features =
+                    if n_feat == n_features { (0..n_features).collect() } else { sample(&mut rng, n_features, n_feat).into_vec() };
                 let mut b = Builder {
                     data,
                     nf: n_features,
                     depth,
                     features,
                     rng,
-                    tree: Tree {
-                        nodes: vec![
-                            Node {
-                                threshold: PASS,
-                                feature: 0
-                            };
-                            internal
-                        ],
-                        leaf: vec![0.0; internal + 1],
-                    },
+                    tree: Tree { nodes: vec![Node { threshold: PASS, feature: 0 }; internal], leaf: vec![0.0; internal + 1] },
                 };
                 b.build(0, 0, &mut rows);
                 b.tree
@@ -285,26 +256,17 @@ impl IsolationForest {
     /// feature indices.)
     pub fn check_version(&self) -> Result<(), IForestError> {
         if self.format_version != FORMAT_VERSION {
-            return Err(IForestError::Version {
-                found: self.format_version,
-                expected: FORMAT_VERSION,
-            });
+            return Err(IForestError::Version { found: self.format_version, expected: FORMAT_VERSION });
         }
         let internal = (1usize << self.depth.min(30)) - 1;
         let consistent = self.depth <= 30
             && self.trees.iter().all(|t| {
-                t.nodes.len() == internal
-                    && t.leaf.len() == internal + 1
-                    && t.nodes
-                        .iter()
-                        .all(|n| (n.feature as usize) < self.n_features)
+                t.nodes.len() == internal && t.leaf.len() == internal + 1 && t.nodes.iter().all(|n| (n.feature as usize) < self.n_features)
             });
         if consistent {
             Ok(())
         } else {
-            Err(IForestError::InvalidData(
-                "model trees are inconsistent with its depth or feature count".into(),
-            ))
+            Err(IForestError::InvalidData("model trees are inconsistent with its depth or feature count".into()))
         }
     }
 
@@ -324,10 +286,7 @@ impl IsolationForest {
                     // construction (checked in `check_version` for loaded models) and
                     // r < rows, so r * nf + feature < block.len().
                     let node = unsafe { *tree.nodes.get_unchecked(i) };
-                    debug_assert!(
-                        (node.feature as usize) < nf
-                            && r * nf + (node.feature as usize) < block.len()
-                    );
+                    debug_assert!((node.feature as usize) < nf && r * nf + (node.feature as usize) < block.len());
                     let x = unsafe { *block.get_unchecked(r * nf + node.feature as usize) };
                     *slot = 2 * i + 1 + usize::from(x > node.threshold);
                 }
@@ -341,27 +300,21 @@ impl IsolationForest {
     /// Anomaly scores in [0, 1] of row-major `data` into `out` (one per row), in parallel.
     pub fn score_into(&self, data: &[f64], out: &mut [f64]) {
         let nf = self.n_features;
-        assert_eq!(
-            data.len(),
-            out.len() * nf,
-            "data must hold out.len() rows of n_features values"
-        );
+        assert_eq!(data.len(), out.len() * nf, "data must hold out.len() rows of n_features values");
         let norm = average_path_length(self.max_samples) * self.trees.len() as f64;
         let chunk_rows = 4096;
-        out.par_chunks_mut(chunk_rows)
-            .enumerate()
-            .for_each(|(c, out_chunk)| {
-                let base = c * chunk_rows;
-                for (b, out_block) in out_chunk.chunks_mut(BLOCK).enumerate() {
-                    let start = base + b * BLOCK;
-                    let rows = out_block.len();
-                    let mut acc = [0.0; BLOCK];
-                    self.block_path_sums(&data[start * nf..(start + rows) * nf], rows, &mut acc);
-                    for (o, h) in out_block.iter_mut().zip(acc) {
-                        *o = if norm > 0.0 { (-h / norm).exp2() } else { 0.5 };
-                    }
+        out.par_chunks_mut(chunk_rows).enumerate().for_each(|(c, out_chunk)| {
+            let base = c * chunk_rows;
+            for (b, out_block) in out_chunk.chunks_mut(BLOCK).enumerate() {
+                let start = base + b * BLOCK;
+                let rows = out_block.len();
+                let mut acc = [0.0; BLOCK];
+                self.block_path_sums(&data[start * nf..(start + rows) * nf], rows, &mut acc);
+                for (o, h) in out_block.iter_mut().zip(acc) {
+                    *o = if norm > 0.0 { (-h / norm).exp2() } else { 0.5 };
                 }
-            });
+            }
+        });
     }
 
     /// Anomaly scores in [0, 1] (higher = more anomalous).
@@ -380,10 +333,7 @@ impl IsolationForest {
 
     /// `true` where the score is above the threshold.
     pub fn predict(&self, data: &[f64]) -> Vec<bool> {
-        self.score_samples(data)
-            .into_iter()
-            .map(|s| s > self.threshold)
-            .collect()
+        self.score_samples(data).into_iter().map(|s| s > self.threshold).collect()
     }
 
     /// Which features isolated this row: for every tree where the row's path is shorter than
@@ -448,19 +398,9 @@ mod tests {
         let s = m.score_samples(&data);
         assert!(s[1000] > 0.65, "outlier score {}", s[1000]);
         let inlier_mean = s[..1000].iter().sum::<f64>() / 1000.0;
-        assert!(
-            inlier_mean < 0.55 && s[1000] - inlier_mean > 0.15,
-            "{inlier_mean}"
-        );
+        assert!(inlier_mean < 0.55 && s[1000] - inlier_mean > 0.15, "{inlier_mean}");
         assert_eq!(s, p.fit(&data, 3).unwrap().score_samples(&data));
-        assert_ne!(
-            s,
-            p.clone()
-                .seed(4)
-                .fit(&data, 3)
-                .unwrap()
-                .score_samples(&data)
-        );
+        assert_ne!(s, p.clone().seed(4).fit(&data, 3).unwrap().score_samples(&data));
         let a = m.attribution(&[0.0, 9.0, 0.0]);
         assert!(a[1] > 0.5 && a[1] > a[0] && a[1] > a[2], "{a:?}");
     }
@@ -468,10 +408,7 @@ mod tests {
     #[test]
     fn contamination_sets_threshold_at_the_quantile() {
         let data = blob(2000, 2);
-        let m = IsolationForestParams::default()
-            .contamination(Contamination::Fraction(0.05))
-            .fit(&data, 3)
-            .unwrap();
+        let m = IsolationForestParams::default().contamination(Contamination::Fraction(0.05)).fit(&data, 3).unwrap();
         let flagged = m.predict(&data).iter().filter(|x| **x).count();
         assert!((95..=105).contains(&flagged), "{flagged}");
     }
@@ -490,37 +427,20 @@ mod tests {
         // A tampered model (feature index out of range) is refused at load, before any scoring.
         let bad = json.replacen("\"feature\":0", "\"feature\":99", 1);
         assert_ne!(bad, json);
-        let err = serde_json::from_str::<IsolationForest>(&bad)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.contains("inconsistent"),
-            "tampered model loaded: {err:?}"
-        );
+        let err = serde_json::from_str::<IsolationForest>(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("inconsistent"), "tampered model loaded: {err:?}");
         let old = json.replacen("\"format_version\":1", "\"format_version\":7", 1);
-        let err = serde_json::from_str::<IsolationForest>(&old)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = serde_json::from_str::<IsolationForest>(&old).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("version 7"), "{err:?}");
     }
 
     #[test]
     fn bad_params_and_data_are_named() {
-        let e = IsolationForestParams::default()
-            .n_estimators(0)
-            .fit(&[1.0], 1)
-            .unwrap_err();
+        let e = IsolationForestParams::default().n_estimators(0).fit(&[1.0], 1).unwrap_err();
         assert!(e.to_string().contains("n_estimators"));
-        let e = IsolationForestParams::default()
-            .contamination(Contamination::Fraction(0.7))
-            .validate()
-            .unwrap_err();
+        let e = IsolationForestParams::default().contamination(Contamination::Fraction(0.7)).validate().unwrap_err();
         assert!(e.to_string().contains("contamination") && e.to_string().contains("0.7"));
-        let e = IsolationForestParams::default()
-            .fit(&[1.0, f64::NAN], 1)
-            .unwrap_err();
+        let e = IsolationForestParams::default().fit(&[1.0, f64::NAN], 1).unwrap_err();
         assert!(e.to_string().contains("row 1"));
         // Constant data: every tree is a single leaf, all scores equal.
         let m = IsolationForestParams::default().fit(&[2.0; 50], 1).unwrap();

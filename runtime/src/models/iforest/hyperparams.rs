@@ -99,13 +99,7 @@ impl IsolationForestParams {
 
     /// Check every parameter; the error names it.
     pub fn validate(&self) -> Result<(), IForestError> {
-        let bad = |name, value: String, reason| {
-            Err(IForestError::InvalidParam {
-                name,
-                value,
-                reason,
-            })
-        };
+        let bad = |name, value: String, reason| Err(IForestError::InvalidParam { name, value, reason });
         if self.n_estimators == 0 {
             return bad("n_estimators", "0".into(), "must be at least 1");
         }
@@ -119,21 +113,13 @@ impl IsolationForestParams {
         match self.max_features {
             MaxFeatures::Count(0) => return bad("max_features", "0".into(), "must be at least 1"),
             MaxFeatures::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
-                return bad(
-                    "max_features",
-                    f.to_string(),
-                    "a fraction must be in (0, 1]",
-                );
+                return bad("max_features", f.to_string(), "a fraction must be in (0, 1]");
             }
             _ => {}
         }
         if let Contamination::Fraction(c) = self.contamination {
             if !(c > 0.0 && c <= 0.5) {
-                return bad(
-                    "contamination",
-                    c.to_string(),
-                    "must be in (0, 0.5] or auto",
-                );
+                return bad("contamination", c.to_string(), "must be in (0, 0.5] or auto");
             }
         }
         Ok(())
