@@ -128,7 +128,9 @@ pub fn write_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime::models::detectors::{IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig};
+    use runtime::models::detectors::{
+        Combine, EnsembleConfig, IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
+    };
 
     fn nab(key: &str) -> DetectInput {
         let corpus = crate::frames::nab::NabCorpus::open(&crate::frames::datasets_root().join("nab")).expect("NAB under AIOPS_DATASETS");
@@ -148,6 +150,11 @@ mod tests {
             DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
             DetectorConfig::RobustZ(RobustZConfig::default()),
             DetectorConfig::Mahalanobis(MahalanobisConfig::default()),
+            DetectorConfig::Ensemble(EnsembleConfig {
+                members: vec![DetectorConfig::default(), DetectorConfig::RobustZ(RobustZConfig::default())],
+                combine: Combine::Max,
+                calibration_rows: 500,
+            }),
             DetectorConfig::IforestFeatures(IForestFeaturesConfig {
                 forest: small_forest,
                 fit_after_rows: 300,

@@ -8,11 +8,13 @@
 //! assert!(scores[350] > scores[349]);
 //! ```
 
+mod ensemble;
 mod iforest_features;
 mod mahalanobis;
 mod robust_z;
 mod tail;
 
+pub use ensemble::{Combine, EnsembleConfig};
 pub use iforest_features::IForestFeaturesConfig;
 pub use mahalanobis::MahalanobisConfig;
 pub use robust_z::RobustZConfig;
@@ -49,6 +51,8 @@ pub enum DetectorConfig {
     RobustZ(RobustZConfig),
     /// Smoothed Mahalanobis distance plus change magnitude, see [`MahalanobisConfig`].
     Mahalanobis(MahalanobisConfig),
+    /// Calibrated members combined by mean or max, see [`EnsembleConfig`].
+    Ensemble(EnsembleConfig),
 }
 
 impl Default for DetectorConfig {
@@ -80,6 +84,7 @@ impl DetectorConfig {
             Self::IforestFeatures(c) => Box::new(c.build(n_metrics)?),
             Self::RobustZ(c) => Box::new(c.build(n_metrics)?),
             Self::Mahalanobis(c) => Box::new(c.build(n_metrics)?),
+            Self::Ensemble(c) => Box::new(c.build(n_metrics)?),
         })
     }
 
@@ -90,6 +95,7 @@ impl DetectorConfig {
             Self::IforestFeatures(_) => "iforest_features",
             Self::RobustZ(_) => "robust_z",
             Self::Mahalanobis(_) => "mahalanobis",
+            Self::Ensemble(_) => "ensemble",
         }
     }
 }
