@@ -16,6 +16,7 @@
 //! ```
 
 pub mod bench;
+pub mod charts;
 pub mod clean;
 pub mod detect;
 pub mod evaluation;

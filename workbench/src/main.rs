@@ -94,6 +94,9 @@ enum Command {
         /// Only the simulator incidents (folder with metrics.parquet + labels.csv; default: shipped).
         #[arg(long, num_args = 0..=1, default_missing_value = "shipped")]
         sim: Option<PathBuf>,
+        /// Write report.md and charts into this folder.
+        #[arg(long = "report")]
+        report_dir: Option<PathBuf>,
         /// Alert threshold for the simulator evaluation.
         #[arg(long, default_value_t = 0.5)]
         threshold: f64,
@@ -233,14 +236,17 @@ fn main() -> Result<()> {
             workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
             eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
         }
-        Command::Evaluate { config, detector, nab, smd, sim, threshold, json } => {
+        Command::Evaluate { config, detector, nab, smd, sim, threshold, report_dir, json } => {
+            let mut nab_out = None;
+            let mut smd_out = None;
+            let mut sim_out = None;
             let cfg = detector_config(config.as_deref(), detector.as_deref())?;
             let any = nab || smd || sim.is_some();
             let (do_nab, do_smd, do_sim) = if any { (nab, smd, sim.is_some()) } else { (true, true, true) };
             let root = frames::datasets_root();
             let mut doc = serde_json::json!({ "detector": cfg });
             if do_nab {
-                let (report, _) = workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?;
+                let (report, series) = workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?;
                 if !json {
                     println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);
                     println!("{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}", "profile", "score", "threshold", "TP", "FP", "FN");
@@ -253,6 +259,7 @@ fn main() -> Result<()> {
                     );
                 }
                 doc["nab"] = serde_json::to_value(&report)?;
+                nab_out = Some((report, series));
             }
             if do_smd {
                 let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &cfg)?;
@@ -277,6 +284,7 @@ fn main() -> Result<()> {
                     );
                 }
                 doc["smd"] = serde_json::to_value(&results)?;
+                smd_out = Some(results);
             }
             if do_sim {
                 let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
@@ -297,6 +305,17 @@ fn main() -> Result<()> {
                     println!("false alerts per server-day: {:.2}", report.false_alerts_per_server_day);
                 }
                 doc["sim"] = serde_json::to_value(&report)?;
+                sim_out = Some(report);
+            }
+            if let Some(dir) = report_dir {
+                let path = workbench::evaluation::report::write_report(
+                    &dir,
+                    &cfg,
+                    nab_out.as_ref().map(|(r, s)| (r, s.as_slice())),
+                    smd_out.as_deref(),
+                    sim_out.as_ref(),
+                )?;
+                eprintln!("✓ report → {}", path.display());
             }
             if json {
                 println!("{doc}");

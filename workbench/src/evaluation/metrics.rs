@@ -179,3 +179,15 @@ mod tests {
         assert_eq!(pa, 1.0);
     }
 }
+
+/// ROC curve points `(false positive rate, true positive rate)`, at most `max_points` (+ ends).
+pub fn roc_curve(scores: &[f64], labels: &[bool], max_points: usize) -> Vec<(f64, f64)> {
+    let pos = labels.iter().filter(|l| **l).count().max(1) as f64;
+    let neg = (labels.len() as f64 - pos).max(1.0);
+    let pts = sweep(scores, labels);
+    let step = (pts.len() / max_points.max(1)).max(1);
+    let mut out = vec![(0.0, 0.0)];
+    out.extend(pts.iter().step_by(step).map(|(_, tp, fp)| (*fp as f64 / neg, *tp as f64 / pos)));
+    out.push((1.0, 1.0));
+    out
+}

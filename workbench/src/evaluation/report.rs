@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use runtime::models::detectors::DetectorConfig;
 use serde::Serialize;
 
-use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc};
+use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc, roc_curve};
 use super::nab::{NabInput, PROFILES, ProfileResult, score_corpus};
 use crate::detect::{DetectInput, detect, detect_rows};
 use crate::frames::{FrameError, nab::NabCorpus, smd::SmdMachine};
@@ -129,6 +129,9 @@ pub struct SmdResult {
     pub best_f1: f64,
     /// Best point-adjusted F1 (flattering; never alone).
     pub best_f1_point_adjusted: f64,
+    /// ROC curve points for charts.
+    #[serde(skip)]
+    pub roc: Vec<(f64, f64)>,
 }
 
 /// Fit (learn) on each machine's train split, score its test split.
@@ -155,6 +158,7 @@ pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>,
                 pr_auc: pr_auc(&scores, &labels).unwrap_or(f64::NAN),
                 best_f1: best_f1(&scores, &labels).map_or(f64::NAN, |x| x.0),
                 best_f1_point_adjusted: best_f1_point_adjusted(&scores, &labels).map_or(f64::NAN, |x| x.0),
+                roc: roc_curve(&scores, &labels, 400),
             })
         })
         .collect()
@@ -246,4 +250,81 @@ pub fn evaluate_sim(dir: &Path, cfg: &DetectorConfig, threshold: f64) -> Result<
             .collect(),
         false_alerts_per_server_day: false_alerts as f64 / server_days.max(1e-9),
     })
+}
+
+/// Write `report.md` and charts (`nab/<file>.svg`: series, score, windows, threshold;
+/// `smd_roc.svg`) into `dir`.
+pub fn write_report(
+    dir: &Path,
+    detector: &DetectorConfig,
+    nab: Option<(&NabReport, &[ScoredSeries])>,
+    smd: Option<&[SmdResult]>,
+    sim: Option<&SimReport>,
+) -> Result<std::path::PathBuf, FrameError> {
+    use std::fmt::Write;
+    let io = |e: std::io::Error| FrameError::Io { path: dir.display().to_string(), source: e };
+    std::fs::create_dir_all(dir.join("nab")).map_err(io)?;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Evaluation: `{}`\n\n```toml\n{}```\n", detector.name(), toml::to_string(detector).unwrap_or_default());
+    if let Some((report, series)) = nab {
+        let _ = writeln!(
+            md,
+            "## NAB ({} files)\n\n| profile | score | threshold | TP | FP | FN |\n|---|---:|---:|---:|---:|---:|",
+            report.files
+        );
+        for p in &report.profiles {
+            let _ = writeln!(md, "| {} | {:.2} | {:.4} | {} | {} | {} |", p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_);
+        }
+        let _ = writeln!(
+            md,
+            "\nmean ROC-AUC {:.3} · mean best F1 {:.3} · event recall {:.2} · MTTD {:.0} min · false alerts/day {:.3}\n\n| file | raw score (standard) | chart |\n|---|---:|---|",
+            report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
+        );
+        let threshold = report.profiles[0].threshold;
+        let raw: std::collections::HashMap<&str, f64> = report.profiles[0].per_file.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let corpus = NabCorpus::open(&crate::frames::datasets_root().join("nab"))?;
+        for s in series {
+            let name = s.key.replace('/', "__").replace(".csv", ".svg");
+            let values = corpus.load(&s.key)?.values;
+            let windows: Vec<(usize, usize)> = s
+                .windows
+                .iter()
+                .filter_map(|(a, b)| Some((s.timestamps_ms.iter().position(|t| t == a)?, s.timestamps_ms.iter().position(|t| t == b)?)))
+                .collect();
+            crate::charts::series_chart(&dir.join("nab").join(&name), &s.key, &values, &s.scores, &windows, threshold)?;
+            let _ = writeln!(md, "| {} | {:.3} | ![](nab/{name}) |", s.key, raw.get(s.key.as_str()).copied().unwrap_or(f64::NAN));
+        }
+    }
+    if let Some(results) = smd {
+        let _ = writeln!(
+            md,
+            "\n## SMD (fit on train, score test)\n\n| machine | ROC-AUC | PR-AUC | best F1 | best F1 (point-adjusted) |\n|---|---:|---:|---:|---:|"
+        );
+        for r in results {
+            let _ =
+                writeln!(md, "| {} | {:.3} | {:.3} | {:.3} | {:.3} |", r.machine, r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted);
+        }
+        let curves: Vec<(String, Vec<(f64, f64)>)> =
+            results.iter().map(|r| (format!("{} (AUC {:.3})", r.machine, r.roc_auc), r.roc.clone())).collect();
+        crate::charts::roc_chart(&dir.join("smd_roc.svg"), "SMD ROC", &curves)?;
+        let _ = writeln!(md, "\n![SMD ROC](smd_roc.svg)");
+    }
+    if let Some(sim) = sim {
+        let _ = writeln!(
+            md,
+            "\n## Simulator incidents (threshold {})\n\n| kind | incidents | detected | MTTD (min) | right primary metric |\n|---|---:|---:|---:|---:|",
+            sim.threshold
+        );
+        for k in &sim.kinds {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {}/{} |",
+                k.kind, k.incidents, k.detected, k.mttd_minutes, k.primary_correct, k.detected
+            );
+        }
+        let _ = writeln!(md, "\nfalse alerts per server-day: {:.2}", sim.false_alerts_per_server_day);
+    }
+    let path = dir.join("report.md");
+    std::fs::write(&path, md).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
+    Ok(path)
 }

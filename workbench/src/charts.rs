@@ -1,0 +1,105 @@
+//! Charts people would rather see than read (plotters, SVG): a series with its anomaly score,
+//! labelled windows shaded and the alert threshold; ROC curves.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::frames::FrameError;
+
+fn err(path: &Path) -> impl Fn(String) -> FrameError + '_ {
+    move |m| FrameError::Schema { context: format!("chart {}", path.display()), message: m }
+}
+
+/// Value (top) and score (bottom) over row index, windows (row ranges) shaded, threshold line.
+pub fn series_chart(
+    path: &Path,
+    title: &str,
+    values: &[f64],
+    scores: &[f64],
+    windows: &[(usize, usize)],
+    threshold: f64,
+) -> Result<(), FrameError> {
+    let e = err(path);
+    let root = SVGBackend::new(path, (1100, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let (top, bottom) = root.split_vertically(300);
+    let n = values.len().max(2);
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+    let pad = (hi - lo) * 0.05;
+    let mut c = ChartBuilder::on(&top)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(20)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..n, (lo - pad)..(hi + pad))
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().disable_x_mesh().y_desc("value").draw().map_err(|x| e(x.to_string()))?;
+    for &(a, b) in windows {
+        c.draw_series(std::iter::once(Rectangle::new([(a, lo - pad), (b, hi + pad)], RGBColor(255, 200, 200).filled())))
+            .map_err(|x| e(x.to_string()))?;
+    }
+    c.draw_series(LineSeries::new(values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i, *v)), &BLUE))
+        .map_err(|x| e(x.to_string()))?
+        .label("value");
+    let mut s = ChartBuilder::on(&bottom)
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..n, 0.0..1.0)
+        .map_err(|x| e(x.to_string()))?;
+    s.configure_mesh().disable_x_mesh().x_desc("row").y_desc("anomaly score").draw().map_err(|x| e(x.to_string()))?;
+    for &(a, b) in windows {
+        s.draw_series(std::iter::once(Rectangle::new([(a, 0.0), (b, 1.0)], RGBColor(255, 200, 200).filled())))
+            .map_err(|x| e(x.to_string()))?;
+    }
+    s.draw_series(LineSeries::new(scores.iter().enumerate().map(|(i, v)| (i, v.clamp(0.0, 1.0))), &BLACK)).map_err(|x| e(x.to_string()))?;
+    if threshold.is_finite() {
+        s.draw_series(LineSeries::new([(0, threshold), (n, threshold)], RED.stroke_width(2))).map_err(|x| e(x.to_string()))?;
+    }
+    root.present().map_err(|x| e(x.to_string()))
+}
+
+/// ROC curves `(name, points (fpr, tpr))` on one chart.
+pub fn roc_chart(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<(), FrameError> {
+    let e = err(path);
+    let root = SVGBackend::new(path, (560, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().x_desc("false positive rate").y_desc("true positive rate").draw().map_err(|x| e(x.to_string()))?;
+    c.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3))).map_err(|x| e(x.to_string()))?;
+    for (i, (name, pts)) in curves.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(|x| e(x.to_string()))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color));
+    }
+    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn charts_are_written_as_svg() {
+        let dir = std::env::temp_dir().join(format!("wb-charts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let v: Vec<f64> = (0..200).map(|i| (i as f64 / 10.0).sin()).collect();
+        let s: Vec<f64> = (0..200).map(|i| if i == 120 { 0.9 } else { 0.1 }).collect();
+        super::series_chart(&dir.join("s.svg"), "demo", &v, &s, &[(110, 130)], 0.5).unwrap();
+        let svg = std::fs::read_to_string(dir.join("s.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("demo") && svg.contains("<polyline"), "{}", &svg[..200.min(svg.len())]);
+        super::roc_chart(&dir.join("r.svg"), "roc", &[("m".into(), vec![(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)])]).unwrap();
+        assert!(std::fs::read_to_string(dir.join("r.svg")).unwrap().contains("true positive rate"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
