@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use crate::detectors::AnyDetector;
 use runtime::decisions::DecisionConfig;
-use runtime::models::detectors::DetectorConfig;
 
 use crate::frames::{FrameError, csv::read_metrics_csv, f64_column, metric_columns, smd::read_matrix, timestamps_ms};
 
@@ -49,7 +49,7 @@ pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
 
 /// Run a detector over `input` (after learning from `train`, if given): one score per row.
 pub fn detect(
-    cfg: &DetectorConfig,
+    cfg: &AnyDetector,
     input: &DetectInput,
     train: Option<&DetectInput>,
 ) -> Result<Vec<f64>, runtime::models::detectors::DetectorError> {
@@ -73,7 +73,7 @@ pub struct Detection {
 
 /// Run a detector over `input` (after learning from `train`, if given), keeping primary metrics.
 pub fn detect_rows(
-    cfg: &DetectorConfig,
+    cfg: &AnyDetector,
     input: &DetectInput,
     train: Option<&DetectInput>,
 ) -> Result<Detection, runtime::models::detectors::DetectorError> {
@@ -128,8 +128,10 @@ pub fn write_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detectors::ClusterConfig;
+    use crate::detectors::clustering::Reference;
     use runtime::models::detectors::{
-        Combine, EnsembleConfig, IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
+        Combine, DetectorConfig, EnsembleConfig, IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
     };
 
     fn nab(key: &str) -> DetectInput {
@@ -146,7 +148,8 @@ mod tests {
     fn truncating_the_input_never_changes_an_earlier_score() {
         let full = nab("realKnownCause/ec2_request_latency_system_failure.csv");
         let small_forest = runtime::models::iforest::IsolationForestParams::default().n_estimators(20);
-        for cfg in [
+        let small = Reference { fit_after_rows: 300, refit_every_rows: 700, max_fit_rows: 200, ..Reference::default() };
+        let runtime_detectors = [
             DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
             DetectorConfig::RobustZ(RobustZConfig::default()),
             DetectorConfig::Mahalanobis(MahalanobisConfig::default()),
@@ -161,7 +164,13 @@ mod tests {
                 refit_every_rows: 700,
                 ..Default::default()
             }),
-        ] {
+        ];
+        let cluster_detectors = [
+            ClusterConfig::Kmeans { n_clusters: 4, reference: small.clone() },
+            ClusterConfig::Gmm { n_clusters: 2, reference: small.clone() },
+            ClusterConfig::Dbscan { min_points: 5, eps_quantile: 0.95, reference: small },
+        ];
+        for cfg in runtime_detectors.into_iter().map(AnyDetector::from).chain(cluster_detectors.into_iter().map(AnyDetector::Cluster)) {
             let all = detect(&cfg, &full, None).unwrap();
             assert_eq!(all.len(), full.rows.len());
             assert!(all.iter().all(|s| (0.0..=1.0).contains(s)), "{} scores out of [0, 1]", cfg.name());
@@ -183,7 +192,7 @@ mod tests {
         std::fs::write(dir.join("m.txt"), "0.1,0.2\n0.1,0.3\n0.9,0.2\n").unwrap();
         let input = read_input(&dir.join("m.txt")).unwrap();
         assert!(input.timestamps_ms.is_none() && input.rows.len() == 3 && input.columns.len() == 2);
-        let scores = detect(&DetectorConfig::default(), &input, None).unwrap();
+        let scores = detect(&AnyDetector::default(), &input, None).unwrap();
         write_scores(&dir.join("out.csv"), &input, &scores, None).unwrap();
         let text = std::fs::read_to_string(dir.join("out.csv")).unwrap();
         assert!(text.starts_with("index,anomaly_score\n0,") && text.lines().count() == 4, "{text}");

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod charts;
 pub mod clean;
 pub mod detect;
+pub mod detectors;
 pub mod evaluation;
 pub mod features;
 pub mod frames;

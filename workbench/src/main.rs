@@ -136,19 +136,23 @@ enum BenchCmd {
     },
 }
 
-fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result<runtime::models::detectors::DetectorConfig> {
+fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result<workbench::detectors::AnyDetector> {
     use runtime::models::detectors::DetectorConfig;
+    use workbench::detectors::AnyDetector;
     if let Some(p) = path {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        return toml::from_str(&text).with_context(|| format!("invalid detector config {}", p.display()));
+        return AnyDetector::from_toml_str(&text, &p.display().to_string()).map_err(|e| anyhow::anyhow!("invalid detector config {e}"));
     }
     Ok(match kind {
-        None | Some("tail_ensemble") => DetectorConfig::default(),
-        Some("iforest_features") => DetectorConfig::IforestFeatures(Default::default()),
-        Some("robust_z") => DetectorConfig::RobustZ(Default::default()),
-        Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()),
+        None | Some("tail_ensemble") => DetectorConfig::default().into(),
+        Some("iforest_features") => DetectorConfig::IforestFeatures(Default::default()).into(),
+        Some("robust_z") => DetectorConfig::RobustZ(Default::default()).into(),
+        Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()).into(),
+        Some(k @ ("kmeans" | "gmm" | "dbscan")) => {
+            AnyDetector::from_toml_str(&format!("kind = \"{k}\""), "--detector").map_err(|e| anyhow::anyhow!(e))?
+        }
         Some(other) => {
-            bail!("--detector {other}: expected tail_ensemble, mahalanobis, robust_z or iforest_features")
+            bail!("--detector {other}: expected tail_ensemble, mahalanobis, robust_z, iforest_features, kmeans, gmm or dbscan")
         }
     })
 }

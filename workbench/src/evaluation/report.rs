@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use crate::detectors::AnyDetector as DetectorConfig;
 use rayon::prelude::*;
-use runtime::models::detectors::DetectorConfig;
 use serde::Serialize;
 
 use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc, roc_curve};
