@@ -10,6 +10,7 @@
 //! ```
 
 pub mod clustering;
+pub mod linfa_iforest;
 
 use runtime::models::detectors::{DetectorConfig, DetectorError, StreamingDetector};
 use serde::{Deserialize, Serialize};
