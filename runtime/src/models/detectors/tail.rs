@@ -23,8 +23,11 @@ pub struct TailEnsembleConfig {
     pub warmup_rows: usize,
     /// Rows averaged by the short-mean view.
     pub short_window: usize,
-    /// Views in use: any of `value`, `change`, `mean`.
+    /// Views in use: any of `value`, `change`, `mean`, `seasonal` (the value minus the value
+    /// one season earlier, in rows from the median of the first 50 sampling intervals).
     pub views: Vec<String>,
+    /// Season of the seasonal view in seconds.
+    pub season_secs: i64,
     /// Weight of the distance past the seen range (in history spreads) added to the surprise.
     pub range_weight: f64,
     /// Cap of the rank-based part of the surprise (nats): a new record of plain noise has a
@@ -57,6 +60,7 @@ impl Default for TailEnsembleConfig {
             short_window: 12,
             // The change view adds more false alarms than detections on NAB (ablation in the README).
             views: vec!["value".into(), "mean".into()],
+            season_secs: 86_400,
             range_weight: 2.0,
             tail_cap_nats: 1e9,
             alarm_score: 0.5,
@@ -76,8 +80,8 @@ impl TailEnsembleConfig {
         if self.history_rows < 10 {
             return bad("history_rows", self.history_rows.to_string(), "at least 10");
         }
-        if self.views.is_empty() || self.views.iter().any(|v| !matches!(v.as_str(), "value" | "change" | "mean")) {
-            return bad("views", format!("{:?}", self.views), "a non-empty list of value, change, mean");
+        if self.views.is_empty() || self.views.iter().any(|v| !matches!(v.as_str(), "value" | "change" | "mean" | "seasonal")) {
+            return bad("views", format!("{:?}", self.views), "a non-empty list of value, change, mean, seasonal");
         }
         if self.short_window == 0 {
             return bad("short_window", "0".into(), "at least 1");
@@ -88,7 +92,7 @@ impl TailEnsembleConfig {
         if !(0.0..=1.0).contains(&self.suppress_factor) {
             return bad("suppress_factor", self.suppress_factor.to_string(), "in [0, 1]");
         }
-        let views = (0..n_metrics * 3).map(|_| TailView::new(self.history_rows)).collect();
+        let views = (0..n_metrics * 4).map(|_| TailView::new(self.history_rows)).collect();
         Ok(TailEnsemble {
             cfg: self.clone(),
             views,
@@ -104,6 +108,10 @@ impl TailEnsembleConfig {
             use_value: self.views.iter().any(|v| v == "value"),
             use_change: self.views.iter().any(|v| v == "change"),
             use_mean: self.views.iter().any(|v| v == "mean"),
+            use_seasonal: self.views.iter().any(|v| v == "seasonal"),
+            past: vec![VecDeque::new(); n_metrics],
+            intervals: Vec::new(),
+            last_ts: None,
         })
     }
 }
@@ -169,6 +177,12 @@ pub(super) struct TailEnsemble {
     use_value: bool,
     use_change: bool,
     use_mean: bool,
+    use_seasonal: bool,
+    /// Per metric, the values of the last season (for the seasonal view).
+    past: Vec<VecDeque<f64>>,
+    /// The first sampling intervals seen (ms), to turn `season_secs` into rows.
+    intervals: Vec<i64>,
+    last_ts: Option<i64>,
 }
 
 /// ln of the upper Gaussian tail Q(z) = erfc(z/√2)/2, with the asymptotic series where erfc
@@ -199,7 +213,25 @@ mod tests {
 }
 
 impl TailEnsemble {
-    fn step(&mut self, values: &[f64], score: bool) -> f64 {
+    /// Rows per season, once 50 intervals were seen.
+    fn season_rows(&self) -> Option<usize> {
+        if self.intervals.len() < 50 {
+            return None;
+        }
+        let mut v = self.intervals.clone();
+        v.sort_unstable();
+        let median = v[v.len() / 2].max(1);
+        Some(((self.cfg.season_secs * 1000) as f64 / median as f64).round().clamp(1.0, 20_000.0) as usize)
+    }
+
+    fn step(&mut self, timestamp_ms: i64, values: &[f64], score: bool) -> f64 {
+        if let Some(prev) = self.last_ts {
+            if timestamp_ms > prev && self.intervals.len() < 50 {
+                self.intervals.push(timestamp_ms - prev);
+            }
+        }
+        self.last_ts = Some(timestamp_ms);
+        let season = if self.use_seasonal { self.season_rows() } else { None };
         let mut surprise: f64 = 0.0;
         for (m, &x) in values.iter().enumerate() {
             if !x.is_finite() {
@@ -213,7 +245,15 @@ impl TailEnsemble {
             }
             let mean = recent.iter().sum::<f64>() / recent.len() as f64;
             let full = recent.len() == self.cfg.short_window;
-            let [v_value, v_diff, v_mean] = [3 * m, 3 * m + 1, 3 * m + 2];
+            let [v_value, v_diff, v_mean, v_season] = [4 * m, 4 * m + 1, 4 * m + 2, 4 * m + 3];
+            let seasonal = season.and_then(|lag| {
+                let past = &mut self.past[m];
+                past.push_back(x);
+                while past.len() > lag + 1 {
+                    past.pop_front();
+                }
+                (past.len() == lag + 1).then(|| (x - past[0]).abs())
+            });
             if score {
                 let mut mine: f64 = 0.0;
                 if self.use_value {
@@ -225,6 +265,9 @@ impl TailEnsemble {
                 if full && self.use_mean {
                     mine = mine.max(self.views[v_mean].surprise(mean, self.cfg.range_weight, self.cfg.tail_cap_nats));
                 }
+                if let Some(r) = seasonal {
+                    mine = mine.max(self.views[v_season].surprise(r, self.cfg.range_weight, self.cfg.tail_cap_nats));
+                }
                 self.contrib[m] = mine;
                 surprise = surprise.max(mine);
             }
@@ -234,6 +277,9 @@ impl TailEnsemble {
             }
             if full {
                 self.views[v_mean].insert(mean);
+            }
+            if let Some(r) = seasonal {
+                self.views[v_season].insert(r);
             }
             self.last[m] = Some(x);
         }
@@ -274,9 +320,9 @@ impl TailEnsemble {
 }
 
 impl StreamingDetector for TailEnsemble {
-    fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
+    fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
         let warm = self.rows >= self.cfg.warmup_rows;
-        let surprise = self.step(values, true);
+        let surprise = self.step(timestamp_ms, values, true);
         if !warm {
             return 0.0;
         }
@@ -293,8 +339,8 @@ impl StreamingDetector for TailEnsemble {
         score
     }
 
-    fn learn(&mut self, _timestamp_ms: i64, values: &[f64]) {
-        self.step(values, false);
+    fn learn(&mut self, timestamp_ms: i64, values: &[f64]) {
+        self.step(timestamp_ms, values, false);
     }
 
     fn contributions(&self) -> Vec<f64> {
