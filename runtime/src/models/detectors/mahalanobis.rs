@@ -7,7 +7,7 @@
 //! - `d²` = squared Mahalanobis distance of the standardized row;
 //! - `Δ` = mean over metrics of |x_t − x_{t−1}| / std of that change on the reference;
 //! both as trailing means over `smooth_rows` rows, divided by their median on the reference
-//! (so 1 means "typical"), summed, and mapped to [0, 1] by `1 - e^{-s / scale}`.
+//! (so 1 means "typical"), summed (the change view weighted by `change_weight`), and mapped to [0, 1] by `1 - e^{-s / scale}`.
 
 use std::collections::VecDeque;
 
@@ -25,6 +25,8 @@ pub struct MahalanobisConfig {
     pub min_std: f64,
     /// Trailing mean window of the two views.
     pub smooth_rows: usize,
+    /// Weight of the change view in the sum.
+    pub change_weight: f64,
     /// First fit without a training split.
     pub fit_after_rows: usize,
     /// Refit period without a training split (0: never).
@@ -37,7 +39,16 @@ pub struct MahalanobisConfig {
 
 impl Default for MahalanobisConfig {
     fn default() -> Self {
-        Self { ridge: 1.0, min_std: 1e-3, smooth_rows: 60, fit_after_rows: 300, refit_every_rows: 1000, history_rows: 20_000, scale: 10.0 }
+        Self {
+            ridge: 1.0,
+            min_std: 1e-3,
+            smooth_rows: 60,
+            change_weight: 3.0,
+            fit_after_rows: 300,
+            refit_every_rows: 1000,
+            history_rows: 20_000,
+            scale: 10.0,
+        }
     }
 }
 
@@ -232,7 +243,7 @@ impl StreamingDetector for Mahalanobis {
             }
             let dm = self.d_window.iter().sum::<f64>() / self.d_window.len() as f64;
             let cm = self.c_window.iter().sum::<f64>() / self.c_window.len() as f64;
-            let s = dm / f.d_median + cm / f.c_median;
+            let s = dm / f.d_median + self.cfg.change_weight * cm / f.c_median;
             score = 1.0 - (-s / self.cfg.scale).exp();
         }
         self.last = Some(values.to_vec());
