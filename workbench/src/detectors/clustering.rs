@@ -313,8 +313,7 @@ impl StreamingDetector for ClusterDetector {
                 }
             }
             self.rows += 1;
-            let due = self.rows == r.fit_after_rows
-                || (r.refit_every_rows > 0 && self.rows > r.fit_after_rows && (self.rows - r.fit_after_rows) % r.refit_every_rows == 0);
+            let due = runtime::models::detectors::fit_due(self.rows, r.fit_after_rows, r.refit_every_rows);
             if due {
                 let rows: Vec<Vec<f64>> = self.history.iter().cloned().collect();
                 self.fitted = fit(&self.cfg, &rows, self.n);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::window::SortedWindow;
 use super::{DetectorConfig, DetectorError, StreamingDetector};
 
 /// How calibrated member scores are combined.
@@ -56,36 +57,13 @@ impl EnsembleConfig {
         }
         let members = self.members.iter().map(|m| m.build(n_metrics)).collect::<Result<Vec<_>, _>>()?;
         let n = members.len();
-        Ok(Ensemble { cfg: self.clone(), members, history: vec![Ranked::default(); n], calibrated: vec![0.0; n] })
+        Ok(Ensemble { cfg: self.clone(), members, history: vec![SortedWindow::new(self.calibration_rows); n], calibrated: vec![0.0; n] })
     }
 }
 
-/// Sorted window of past scores (ring for eviction).
-#[derive(Debug, Clone, Default)]
-struct Ranked {
-    ring: std::collections::VecDeque<f64>,
-    sorted: Vec<f64>,
-}
-
-impl Ranked {
-    /// Upper-tail rank of `x` among the past: 1 - (count ≥ x + 1) / (n + 1).
-    fn calibrate(&self, x: f64) -> f64 {
-        let n = self.sorted.len();
-        let ge = n - self.sorted.partition_point(|v| *v < x);
-        1.0 - (ge as f64 + 1.0) / (n as f64 + 1.0)
-    }
-
-    fn insert(&mut self, x: f64, cap: usize) {
-        if self.ring.len() == cap {
-            if let Some(old) = self.ring.pop_front() {
-                let i = self.sorted.partition_point(|v| *v < old);
-                self.sorted.remove(i);
-            }
-        }
-        self.ring.push_back(x);
-        let i = self.sorted.partition_point(|v| *v < x);
-        self.sorted.insert(i, x);
-    }
+/// Upper-tail rank of `x` among past scores: 1 - (count ≥ x + 1) / (n + 1).
+fn calibrate(past: &SortedWindow, x: f64) -> f64 {
+    1.0 - (past.count_ge(x) as f64 + 1.0) / (past.sorted().len() as f64 + 1.0)
 }
 
 /// The running ensemble.
@@ -93,7 +71,7 @@ impl Ranked {
 pub(super) struct Ensemble {
     cfg: EnsembleConfig,
     members: Vec<Box<dyn StreamingDetector>>,
-    history: Vec<Ranked>,
+    history: Vec<SortedWindow>,
     calibrated: Vec<f64>,
 }
 
@@ -101,8 +79,8 @@ impl StreamingDetector for Ensemble {
     fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
         for (i, m) in self.members.iter_mut().enumerate() {
             let s = m.push(timestamp_ms, values);
-            self.calibrated[i] = self.history[i].calibrate(s);
-            self.history[i].insert(s, self.cfg.calibration_rows);
+            self.calibrated[i] = calibrate(&self.history[i], s);
+            self.history[i].insert(s);
         }
         match self.cfg.combine {
             Combine::Mean => self.calibrated.iter().sum::<f64>() / self.calibrated.len() as f64,

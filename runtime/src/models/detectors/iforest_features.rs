@@ -102,10 +102,7 @@ impl StreamingDetector for IForestFeatures {
         if excess > self.width * 1000 {
             self.history.drain(..excess);
         }
-        let due = self.rows == self.cfg.fit_after_rows
-            || (self.cfg.refit_every_rows > 0
-                && self.rows > self.cfg.fit_after_rows
-                && (self.rows - self.cfg.fit_after_rows) % self.cfg.refit_every_rows == 0);
+        let due = super::fit_due(self.rows, self.cfg.fit_after_rows, self.cfg.refit_every_rows);
         if due {
             let start = self.history.len().saturating_sub(self.cfg.max_history_rows * self.width);
             self.model = self.cfg.forest.fit(&self.history[start..], self.width).ok().map(Arc::new);

@@ -255,10 +255,7 @@ impl StreamingDetector for Mahalanobis {
                 }
             }
             self.rows += 1;
-            let due = self.rows == self.cfg.fit_after_rows
-                || (self.cfg.refit_every_rows > 0
-                    && self.rows > self.cfg.fit_after_rows
-                    && (self.rows - self.cfg.fit_after_rows) % self.cfg.refit_every_rows == 0);
+            let due = super::fit_due(self.rows, self.cfg.fit_after_rows, self.cfg.refit_every_rows);
             if due && self.history.len() >= 3 {
                 let rows: Vec<Vec<f64>> = self.history.iter().cloned().collect();
                 self.model = Some(Fitted::fit(&rows, self.n, &self.cfg));

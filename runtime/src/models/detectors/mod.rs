@@ -13,12 +13,14 @@ mod iforest_features;
 mod mahalanobis;
 mod robust_z;
 mod tail;
+mod window;
 
 pub use ensemble::{Combine, EnsembleConfig};
 pub use iforest_features::IForestFeaturesConfig;
 pub use mahalanobis::MahalanobisConfig;
 pub use robust_z::RobustZConfig;
 pub use tail::TailEnsembleConfig;
+pub use window::fit_due;
 
 use serde::{Deserialize, Serialize};
 

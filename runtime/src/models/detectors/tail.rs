@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::window::SortedWindow;
 use super::{DetectorError, StreamingDetector};
 
 /// Settings of the tail ensemble.
@@ -116,47 +117,32 @@ impl TailEnsembleConfig {
     }
 }
 
-/// History of one view: a ring (for eviction) and a sorted copy (for ranks).
+/// History of one view.
 #[derive(Debug, Clone)]
-struct TailView {
-    cap: usize,
-    ring: VecDeque<f64>,
-    sorted: Vec<f64>,
-}
+struct TailView(SortedWindow);
 
 impl TailView {
     fn new(cap: usize) -> Self {
-        Self { cap, ring: VecDeque::with_capacity(cap), sorted: Vec::with_capacity(cap) }
+        Self(SortedWindow::new(cap))
     }
 
     /// Surprise of x in nats against the history (0 with fewer than 2 points).
     fn surprise(&self, x: f64, range_weight: f64, cap: f64) -> f64 {
-        let n = self.sorted.len();
+        let sorted = self.0.sorted();
+        let n = sorted.len();
         if n < 2 {
             return 0.0;
         }
-        let below = self.sorted.partition_point(|v| *v < x); // count < x
-        let at_or_below = self.sorted.partition_point(|v| *v <= x);
-        let ge = n - below;
-        let le = at_or_below;
-        let p = (ge.min(le) as f64 + 1.0) / (n as f64 + 1.0);
-        let lo = self.sorted[n / 20];
-        let hi = self.sorted[n - 1 - n / 20];
-        let spread = (hi - lo).max((self.sorted[n - 1] - self.sorted[0]) * 0.1).max(1e-9 * x.abs().max(1.0));
-        let beyond = (x - self.sorted[n - 1]).max(self.sorted[0] - x).max(0.0) / spread;
+        let p = (self.0.count_ge(x).min(self.0.count_le(x)) as f64 + 1.0) / (n as f64 + 1.0);
+        let lo = sorted[n / 20];
+        let hi = sorted[n - 1 - n / 20];
+        let spread = (hi - lo).max((sorted[n - 1] - sorted[0]) * 0.1).max(1e-9 * x.abs().max(1.0));
+        let beyond = (x - sorted[n - 1]).max(sorted[0] - x).max(0.0) / spread;
         (-p.ln()).min(cap) + range_weight * beyond
     }
 
     fn insert(&mut self, x: f64) {
-        if self.ring.len() == self.cap {
-            if let Some(old) = self.ring.pop_front() {
-                let i = self.sorted.partition_point(|v| *v < old);
-                self.sorted.remove(i);
-            }
-        }
-        self.ring.push_back(x);
-        let i = self.sorted.partition_point(|v| *v < x);
-        self.sorted.insert(i, x);
+        self.0.insert(x);
     }
 }
 
