@@ -24,3 +24,4 @@ pub mod evaluation;
 pub mod features;
 pub mod frames;
 pub mod simulate;
+pub mod sweep;

@@ -104,6 +104,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a sweep (default: experiments/default.toml on the shipped data), track every trial
+    /// locally and print the leaderboard.
+    Sweep {
+        /// Sweep spec (TOML).
+        spec: Option<PathBuf>,
+        /// Skip trials already recorded in the sweep folder.
+        #[arg(long)]
+        resume: bool,
+        /// Tracking root.
+        #[arg(long, default_value = "runs/sweeps")]
+        out: PathBuf,
+    },
     /// Benchmarks (run in release mode); one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -324,6 +336,36 @@ fn main() -> Result<()> {
             if json {
                 println!("{doc}");
             }
+        }
+        Command::Sweep { spec, resume, out } => {
+            let path = spec.unwrap_or_else(workbench::sweep::default_spec_path);
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let (spec, trials) = workbench::sweep::SweepSpec::parse(&text, &path.display().to_string())?;
+            let dir = out.join(&spec.name);
+            println!(
+                "Sweep {} on {}: {} trials, objective {} ({}), {} at a time → {}",
+                spec.name,
+                spec.dataset,
+                trials.len(),
+                spec.objective,
+                spec.direction,
+                spec.parallelism,
+                dir.display()
+            );
+            let t = std::time::Instant::now();
+            let done = workbench::sweep::run(&spec, &text, trials, &dir, resume, workbench::sweep::stop_flag())?;
+            let keys: Vec<&String> = spec.space.keys().collect();
+            println!("{:<5} {:<17} {:>12}  params", "rank", "trial", spec.objective);
+            for (i, r) in done.iter().enumerate().take(10) {
+                let params: Vec<String> = keys.iter().map(|k| format!("{k}={}", r.params.get(*k).cloned().unwrap_or_default())).collect();
+                println!("{:<5} {:<17} {:>12.4}  {}", i + 1, r.id, r.objective, params.join(" "));
+            }
+            println!(
+                "✓ {} trials in {:.1} s; leaderboard → {}",
+                done.len(),
+                t.elapsed().as_secs_f64(),
+                dir.join("leaderboard.md").display()
+            );
         }
         Command::Bench { which: BenchCmd::Iforest { rows, threads } } => {
             println!("{}", workbench::bench::iforest(rows, threads)?);

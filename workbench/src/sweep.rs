@@ -1,0 +1,546 @@
+//! Sweeps: a declarative search over detector hyperparameters, every trial evaluated and
+//! tracked locally, and a leaderboard.
+//!
+//! Spec (TOML, see `experiments/`):
+//!
+//! ```toml
+//! name = "sim-tail-ensemble"
+//! dataset = "sim"               # sim (shipped), nab or smd ($AIOPS_DATASETS)
+//! objective = "event_f1"        # nab_standard | nab_low_fp | nab_low_fn | roc_auc | best_f1 | event_f1
+//! direction = "maximize"        # or "minimize"
+//! search = "grid"               # or "random" (with `budget` samples and `seed`)
+//! budget = 24                   # most trials
+//! seed = 7
+//! parallelism = 2
+//! threshold = 0.5               # alert threshold for event metrics (can also be swept)
+//! [detector]                    # the base detector: kind + fixed settings
+//! kind = "tail_ensemble"
+//! [space]                       # lists: grid values; {min, max, log} ranges: random search
+//! range_weight = [1.0, 2.0, 4.0]
+//! suppress_rows = { min = 50, max = 400, log = true }
+//! ```
+//!
+//! Every trial's detector is built and validated before anything runs; errors name the key
+//! and value. Tracking folder `runs/sweeps/<name>/`: `spec.toml`, and per trial
+//! `trials/<id>/params.json`, `metrics.jsonl` (`{"key","value","step","timestamp"}` per line),
+//! `tags.json`; `leaderboard.md` and `objective.svg` after the run. A trial id is a hash of its
+//! parameters, so `--resume` skips trials already recorded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::detectors::AnyDetector;
+use crate::frames::FrameError;
+
+/// A parameter's search space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Space {
+    /// Explicit values (grid, or sampled uniformly in random search).
+    Values(Vec<toml::Value>),
+    /// A numeric range (random search only).
+    Range {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+        /// Sample log-uniformly.
+        #[serde(default)]
+        log: bool,
+    },
+}
+
+/// A sweep spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Name (also the tracking folder).
+    pub name: String,
+    /// `sim`, `nab` or `smd`.
+    pub dataset: String,
+    /// Metric to optimize.
+    pub objective: String,
+    /// `maximize` or `minimize`.
+    #[serde(default = "default_direction")]
+    pub direction: String,
+    /// `grid` or `random`.
+    #[serde(default = "default_search")]
+    pub search: String,
+    /// Most trials.
+    #[serde(default = "default_budget")]
+    pub budget: usize,
+    /// Seed of random search.
+    #[serde(default)]
+    pub seed: u64,
+    /// Trials run at once.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: usize,
+    /// Alert threshold for event metrics.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Base detector table.
+    pub detector: toml::Table,
+    /// Parameter spaces.
+    #[serde(default)]
+    pub space: BTreeMap<String, Space>,
+}
+
+fn default_direction() -> String {
+    "maximize".into()
+}
+fn default_search() -> String {
+    "grid".into()
+}
+fn default_budget() -> usize {
+    24
+}
+fn default_parallelism() -> usize {
+    2
+}
+fn default_threshold() -> f64 {
+    0.5
+}
+
+/// Objectives per dataset.
+const OBJECTIVES: [(&str, &[&str]); 3] = [
+    ("nab", &["nab_standard", "nab_low_fp", "nab_low_fn", "roc_auc", "best_f1"]),
+    ("smd", &["roc_auc", "best_f1", "pr_auc"]),
+    ("sim", &["event_f1", "recall", "false_alerts_per_day"]),
+];
+
+/// Spec errors name the key and the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// Invalid spec.
+    #[error("{origin}: `{key}` = {value}: {reason}")]
+    Spec {
+        /// File.
+        origin: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// Loading or evaluating failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Tracking folder I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// One planned trial.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// Hash of the parameters.
+    pub id: String,
+    /// The swept parameters.
+    pub params: BTreeMap<String, toml::Value>,
+    /// The detector to run.
+    pub detector: AnyDetector,
+    /// Alert threshold.
+    pub threshold: f64,
+}
+
+/// A finished trial.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialResult {
+    /// Trial id.
+    pub id: String,
+    /// Parameters.
+    pub params: BTreeMap<String, String>,
+    /// All metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// The objective's value.
+    pub objective: f64,
+}
+
+fn bad(origin: &str, key: &str, value: impl std::fmt::Display, reason: &str) -> SweepError {
+    SweepError::Spec { origin: origin.into(), key: key.into(), value: value.to_string(), reason: reason.into() }
+}
+
+impl SweepSpec {
+    /// Parse and validate a spec; builds every trial's detector.
+    pub fn parse(text: &str, origin: &str) -> Result<(Self, Vec<Trial>), SweepError> {
+        let spec: SweepSpec = toml::from_str(text).map_err(|e| bad(origin, "toml", "", &e.to_string()))?;
+        let trials = spec.plan(origin)?;
+        Ok((spec, trials))
+    }
+
+    /// Check the spec and expand it into trials.
+    pub fn plan(&self, origin: &str) -> Result<Vec<Trial>, SweepError> {
+        let objectives = OBJECTIVES
+            .iter()
+            .find(|(d, _)| *d == self.dataset)
+            .ok_or_else(|| bad(origin, "dataset", &self.dataset, "expected sim, nab or smd"))?
+            .1;
+        if !objectives.contains(&self.objective.as_str()) {
+            return Err(bad(origin, "objective", &self.objective, &format!("for dataset {} use one of {objectives:?}", self.dataset)));
+        }
+        if !matches!(self.direction.as_str(), "maximize" | "minimize") {
+            return Err(bad(origin, "direction", &self.direction, "maximize or minimize"));
+        }
+        if self.budget == 0 || self.parallelism == 0 {
+            return Err(bad(origin, if self.budget == 0 { "budget" } else { "parallelism" }, 0, "at least 1"));
+        }
+        let assignments: Vec<BTreeMap<String, toml::Value>> = match self.search.as_str() {
+            "grid" => {
+                let mut out = vec![BTreeMap::new()];
+                for (k, space) in &self.space {
+                    let Space::Values(values) = space else {
+                        return Err(bad(origin, &format!("space.{k}"), "a range", "grid search needs a list of values"));
+                    };
+                    if values.is_empty() {
+                        return Err(bad(origin, &format!("space.{k}"), "[]", "empty list"));
+                    }
+                    out = out
+                        .into_iter()
+                        .flat_map(|a| {
+                            values.iter().map(move |v| {
+                                let mut a = a.clone();
+                                a.insert(k.clone(), v.clone());
+                                a
+                            })
+                        })
+                        .collect();
+                }
+                out.truncate(self.budget);
+                out
+            }
+            "random" => {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+                (0..self.budget)
+                    .map(|_| {
+                        self.space
+                            .iter()
+                            .map(|(k, space)| {
+                                let v = match space {
+                                    Space::Values(values) => values[rng.random_range(0..values.len().max(1))].clone(),
+                                    Space::Range { min, max, log } => {
+                                        let x = if *log {
+                                            (min.ln() + rng.random::<f64>() * (max.ln() - min.ln())).exp()
+                                        } else {
+                                            min + rng.random::<f64>() * (max - min)
+                                        };
+                                        toml::Value::Float(x)
+                                    }
+                                };
+                                (k.clone(), v)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+            other => return Err(bad(origin, "search", other, "grid or random")),
+        };
+        for (k, space) in &self.space {
+            if let Space::Range { min, max, log } = space {
+                if !(min < max) || (*log && *min <= 0.0) {
+                    return Err(bad(origin, &format!("space.{k}"), format!("{min}..{max}"), "need min < max (and min > 0 for log)"));
+                }
+            }
+        }
+        let mut trials = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for params in assignments {
+            let mut table = self.detector.clone();
+            let mut threshold = self.threshold;
+            for (k, v) in &params {
+                if k == "threshold" {
+                    threshold = v
+                        .as_float()
+                        .or_else(|| v.as_integer().map(|i| i as f64))
+                        .ok_or_else(|| bad(origin, "space.threshold", v, "a number"))?;
+                    continue;
+                }
+                // Integer-valued settings sampled from ranges are rounded.
+                let v = match (v, self.detector.get(k).or_else(|| integer_default(k))) {
+                    (toml::Value::Float(f), Some(toml::Value::Integer(_))) => toml::Value::Integer(f.round() as i64),
+                    _ => v.clone(),
+                };
+                table.insert(k.clone(), v);
+            }
+            let text = toml::to_string(&table).map_err(|e| bad(origin, "detector", "", &e.to_string()))?;
+            let detector = AnyDetector::from_toml_str(&text, origin).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e))?;
+            detector.build(1).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e.to_string()))?;
+            let id = trial_id(&params);
+            if seen.insert(id.clone()) {
+                trials.push(Trial { id, params, detector, threshold });
+            }
+        }
+        Ok(trials)
+    }
+}
+
+/// Settings that are integers (so float samples are rounded even when the base omits them).
+fn integer_default(key: &str) -> Option<&'static toml::Value> {
+    static INT: toml::Value = toml::Value::Integer(0);
+    key.ends_with("_rows").then_some(&INT).or_else(|| matches!(key, "short_window" | "n_clusters" | "min_points" | "top_k").then_some(&INT))
+}
+
+fn trial_id(params: &BTreeMap<String, toml::Value>) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    toml::to_string(params).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Evaluate one trial on the dataset: all metrics of that dataset.
+pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f64>, FrameError> {
+    use crate::evaluation::report::{evaluate_nab, evaluate_sim, evaluate_smd};
+    let root = crate::frames::datasets_root();
+    let mut m = BTreeMap::new();
+    match dataset {
+        "nab" => {
+            let (r, _) = evaluate_nab(&root.join("nab"), &trial.detector)?;
+            for (key, p) in ["nab_standard", "nab_low_fp", "nab_low_fn"].iter().zip(&r.profiles) {
+                m.insert(key.to_string(), p.score);
+            }
+            m.insert("roc_auc".into(), r.mean_roc_auc);
+            m.insert("best_f1".into(), r.mean_best_f1);
+            m.insert("false_alerts_per_day".into(), r.false_alerts_per_day);
+        }
+        "smd" => {
+            let r = evaluate_smd(&root.join("smd"), &trial.detector)?;
+            let n = r.len().max(1) as f64;
+            m.insert("roc_auc".into(), r.iter().map(|x| x.roc_auc).sum::<f64>() / n);
+            m.insert("pr_auc".into(), r.iter().map(|x| x.pr_auc).sum::<f64>() / n);
+            m.insert("best_f1".into(), r.iter().map(|x| x.best_f1).sum::<f64>() / n);
+        }
+        _ => {
+            let r = evaluate_sim(&crate::frames::shipped_sim_dir(), &trial.detector, trial.threshold)?;
+            let incidents: usize = r.kinds.iter().map(|k| k.incidents).sum();
+            let detected: usize = r.kinds.iter().map(|k| k.detected).sum();
+            let recall = detected as f64 / incidents.max(1) as f64;
+            // Precision proxy: detections among detections plus false alerts (5 servers × 2 days).
+            let false_alerts = r.false_alerts_per_server_day * 10.0;
+            let precision = detected as f64 / (detected as f64 + false_alerts).max(1e-9);
+            m.insert("recall".into(), recall);
+            m.insert("false_alerts_per_day".into(), r.false_alerts_per_server_day);
+            m.insert("event_f1".into(), if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 });
+        }
+    }
+    Ok(m)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SweepError> {
+    std::fs::write(path, text).map_err(|e| SweepError::Io { path: path.display().to_string(), source: e })
+}
+
+/// Run a sweep: trials in parallel, each tracked under `dir/trials/<id>/`. Returns results of
+/// every finished trial (recorded ones too with `resume`), best first.
+pub fn run(
+    spec: &SweepSpec,
+    spec_text: &str,
+    trials: Vec<Trial>,
+    dir: &Path,
+    resume: bool,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<TrialResult>, SweepError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| SweepError::Io { path: p.display().to_string(), source: e }
+    };
+    std::fs::create_dir_all(dir.join("trials")).map_err(io(dir))?;
+    write(&dir.join("spec.toml"), spec_text)?;
+    let multi = MultiProgress::new();
+    let overall = multi.add(ProgressBar::new(trials.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} trials ({elapsed}, eta {eta})")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    overall.set_message(spec.name.chars().take(12).collect::<String>());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(spec.parallelism)
+        .build()
+        .map_err(|e| SweepError::Io { path: "thread pool".into(), source: std::io::Error::other(e.to_string()) })?;
+    let results: Vec<Option<TrialResult>> = pool.install(|| {
+        trials
+            .par_iter()
+            .map(|t| -> Result<Option<TrialResult>, SweepError> {
+                let tdir = dir.join("trials").join(&t.id);
+                let params: BTreeMap<String, String> = t.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+                if resume {
+                    if let Ok(text) = std::fs::read_to_string(tdir.join("metrics.jsonl")) {
+                        let metrics: BTreeMap<String, f64> = text
+                            .lines()
+                            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                            .filter_map(|v| Some((v["key"].as_str()?.to_string(), v["value"].as_f64()?)))
+                            .collect();
+                        if let Some(objective) = metrics.get(&spec.objective).copied() {
+                            overall.inc(1);
+                            return Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }));
+                        }
+                    }
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_message(format!("trial {} {:?}", &t.id[..8], params));
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                let started = runtime::now_ms();
+                let metrics = evaluate_trial(&spec.dataset, t)?;
+                bar.finish_and_clear();
+                std::fs::create_dir_all(&tdir).map_err(io(&tdir))?;
+                write(&tdir.join("params.json"), &serde_json::to_string_pretty(&params).unwrap_or_default())?;
+                let now = runtime::now_ms();
+                let lines: Vec<String> = metrics.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v, "step": 0, "timestamp": now}).to_string()).collect();
+                write(&tdir.join("metrics.jsonl"), &(lines.join("\n") + "\n"))?;
+                let tags = serde_json::json!({"sweep": spec.name, "dataset": spec.dataset, "detector": t.detector.name(), "start_time": started, "end_time": now, "status": "FINISHED"});
+                write(&tdir.join("tags.json"), &tags.to_string())?;
+                overall.inc(1);
+                let objective = metrics.get(&spec.objective).copied().unwrap_or(f64::NAN);
+                Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    overall.finish_and_clear();
+    let mut done: Vec<TrialResult> = results.into_iter().flatten().collect();
+    let sign = if spec.direction == "minimize" { 1.0 } else { -1.0 };
+    done.sort_by(|a, b| (sign * a.objective).total_cmp(&(sign * b.objective)));
+    write_leaderboard(spec, &done, dir)?;
+    Ok(done)
+}
+
+/// `leaderboard.md` and `objective.svg` (objective per trial, in trial order of the table).
+fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], dir: &Path) -> Result<(), SweepError> {
+    use std::fmt::Write;
+    let keys: Vec<&String> = spec.space.keys().collect();
+    let mut md = format!(
+        "# Sweep `{}` on {} — objective {} ({})\n\n| rank | trial | {} | {} |\n|---|---|",
+        spec.name,
+        spec.dataset,
+        spec.objective,
+        spec.direction,
+        keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" | "),
+        spec.objective
+    );
+    md.push_str(&"---|".repeat(keys.len() + 1));
+    md.push('\n');
+    for (i, r) in done.iter().enumerate() {
+        let vals: Vec<String> = keys.iter().map(|k| r.params.get(*k).cloned().unwrap_or_default()).collect();
+        let _ = writeln!(md, "| {} | {} | {} | {:.4} |", i + 1, &r.id[..8], vals.join(" | "), r.objective);
+    }
+    md.push_str("\n![objective per trial](objective.svg)\n");
+    write(&dir.join("leaderboard.md"), &md)?;
+    let values: Vec<f64> = done.iter().map(|r| r.objective).collect();
+    crate::charts::series_chart(
+        &dir.join("objective.svg"),
+        &format!("{} by trial (best first)", spec.objective),
+        &values,
+        &normalize(&values),
+        &[],
+        f64::NAN,
+    )?;
+    Ok(())
+}
+
+fn normalize(v: &[f64]) -> Vec<f64> {
+    let (lo, hi) = v.iter().filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
+    v.iter().map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 0.5 }).collect()
+}
+
+/// The default spec (`experiments/default.toml`).
+pub fn default_spec_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/default.toml")
+}
+
+/// Install a Ctrl-C handler that asks running sweeps to stop after their current trials.
+pub fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    // A second handler cannot be installed (e.g. in tests): the sweep then just runs to the end.
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\nstopping after the running trials (finished ones are kept)…");
+        s.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+name = "t"
+dataset = "sim"
+objective = "event_f1"
+[detector]
+kind = "tail_ensemble"
+[space]
+range_weight = [1.0, 2.0]
+suppress_rows = [50, 100]
+threshold = [0.5, 0.6]
+"#;
+
+    #[test]
+    fn grid_expands_and_ids_are_stable() {
+        let (_, trials) = SweepSpec::parse(SPEC, "s.toml").unwrap();
+        assert_eq!(trials.len(), 8);
+        let (_, again) = SweepSpec::parse(SPEC, "s.toml").unwrap();
+        assert_eq!(trials.iter().map(|t| &t.id).collect::<Vec<_>>(), again.iter().map(|t| &t.id).collect::<Vec<_>>());
+        assert!(trials.iter().any(|t| t.threshold == 0.6));
+    }
+
+    #[test]
+    fn spec_errors_name_key_and_value() {
+        let e = SweepSpec::parse(&SPEC.replace("event_f1", "nab_standard"), "s.toml").unwrap_err().to_string();
+        assert!(e.contains("`objective` = nab_standard") && e.contains("event_f1"), "{e}");
+        let e = SweepSpec::parse(&SPEC.replace("suppress_rows = [50, 100]", "suppress_rowz = [50]"), "s.toml").unwrap_err().to_string();
+        assert!(e.contains("suppress_rowz"), "{e}");
+        let e = SweepSpec::parse(&SPEC.replace("range_weight = [1.0, 2.0]", "range_weight = { min = 2.0, max = 1.0 }"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("space.range_weight"), "{e}");
+        let e = SweepSpec::parse(&SPEC.replace("range_weight = [1.0, 2.0]", "scale_nats = [-1.0]"), "s.toml").unwrap_err().to_string();
+        assert!(e.contains("scale_nats"), "{e}");
+    }
+
+    #[test]
+    fn random_search_rounds_integer_settings_and_respects_budget() {
+        let text = format!("search = \"random\"\nbudget = 5\nseed = 3\n{SPEC}")
+            .replace("suppress_rows = [50, 100]", "suppress_rows = { min = 20, max = 400, log = true }");
+        let (_, trials) = SweepSpec::parse(&text, "s.toml").unwrap();
+        assert!(trials.len() <= 5 && !trials.is_empty());
+        assert!(trials.iter().all(|t| t.params["suppress_rows"].is_float()));
+        let (_, again) = SweepSpec::parse(&text, "s.toml").unwrap();
+        assert_eq!(trials.iter().map(|t| &t.id).collect::<Vec<_>>(), again.iter().map(|t| &t.id).collect::<Vec<_>>(), "seeded");
+    }
+
+    #[test]
+    fn sweep_tracks_trials_and_resume_skips_them() {
+        let text = SPEC.replace("threshold = [0.5, 0.6]\n", "").replace("suppress_rows = [50, 100]", "suppress_rows = [100]");
+        let (spec, trials) = SweepSpec::parse(&text, "s.toml").unwrap();
+        let dir = std::env::temp_dir().join(format!("wb-sweep-{}", std::process::id()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = run(&spec, &text, trials.clone(), &dir, false, Arc::clone(&stop)).unwrap();
+        assert_eq!(done.len(), 2);
+        assert!(done[0].objective >= done[1].objective, "best first");
+        for t in &trials {
+            let m = std::fs::read_to_string(dir.join("trials").join(&t.id).join("metrics.jsonl")).unwrap();
+            assert!(m.contains("\"key\":\"event_f1\"") && m.contains("\"step\":0"), "{m}");
+        }
+        assert!(std::fs::read_to_string(dir.join("leaderboard.md")).unwrap().contains("| 1 |"));
+        // With the stop flag set and --resume, recorded trials come back and nothing new runs.
+        stop.store(true, Ordering::SeqCst);
+        let again = run(&spec, &text, trials, &dir, true, stop).unwrap();
+        assert_eq!(again.iter().map(|r| r.objective).collect::<Vec<_>>(), done.iter().map(|r| r.objective).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
