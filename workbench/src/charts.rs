@@ -62,6 +62,36 @@ pub fn series_chart(
     root.present().map_err(|x| e(x.to_string()))
 }
 
+/// One value per item (e.g. a sweep's objective per trial, best first) as points joined by a line.
+pub fn values_chart(path: &Path, title: &str, x_label: &str, y_label: &str, values: &[f64]) -> Result<(), FrameError> {
+    let e = err(path);
+    let root = SVGBackend::new(path, (800, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else if lo.is_finite() {
+        (lo - 1.0, lo + 1.0)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = (hi - lo) * 0.05;
+    let n = values.len().max(1);
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..n + 1, (lo - pad)..(hi + pad))
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|x| e(x.to_string()))?;
+    let pts: Vec<(usize, f64)> = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i + 1, *v)).collect();
+    c.draw_series(LineSeries::new(pts.iter().copied(), &BLUE)).map_err(|x| e(x.to_string()))?;
+    c.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled()))).map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))
+}
+
 /// ROC curves `(name, points (fpr, tpr))` on one chart.
 pub fn roc_chart(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<(), FrameError> {
     let e = err(path);
@@ -100,6 +130,8 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("demo") && svg.contains("<polyline"), "{}", &svg[..200.min(svg.len())]);
         super::roc_chart(&dir.join("r.svg"), "roc", &[("m".into(), vec![(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)])]).unwrap();
         assert!(std::fs::read_to_string(dir.join("r.svg")).unwrap().contains("true positive rate"));
+        super::values_chart(&dir.join("v.svg"), "objective", "rank", "event_f1", &[0.4, 0.3, f64::NAN, 0.1]).unwrap();
+        assert!(std::fs::read_to_string(dir.join("v.svg")).unwrap().contains("event_f1"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -440,20 +440,14 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], dir: &Path) -> Resu
     md.push_str("\n![objective per trial](objective.svg)\n");
     write(&dir.join("leaderboard.md"), &md)?;
     let values: Vec<f64> = done.iter().map(|r| r.objective).collect();
-    crate::charts::series_chart(
+    crate::charts::values_chart(
         &dir.join("objective.svg"),
-        &format!("{} by trial (best first)", spec.objective),
+        &format!("sweep {}: {} by rank", spec.name, spec.objective),
+        "rank",
+        &spec.objective,
         &values,
-        &normalize(&values),
-        &[],
-        f64::NAN,
     )?;
     Ok(())
-}
-
-fn normalize(v: &[f64]) -> Vec<f64> {
-    let (lo, hi) = v.iter().filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)));
-    v.iter().map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 0.5 }).collect()
 }
 
 /// The default spec (`experiments/default.toml`).
