@@ -153,7 +153,11 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
     use workbench::detectors::AnyDetector;
     if let Some(p) = path {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        return AnyDetector::from_toml_str(&text, &p.display().to_string()).map_err(|e| anyhow::anyhow!("invalid detector config {e}"));
+        let cfg =
+            AnyDetector::from_toml_str(&text, &p.display().to_string()).map_err(|e| anyhow::anyhow!("invalid detector config {e}"))?;
+        // Validate every setting now, before any input is read.
+        cfg.build(1).map_err(|e| anyhow::anyhow!("invalid detector config {}: {e}", p.display()))?;
+        return Ok(cfg);
     }
     Ok(match kind {
         None | Some("tail_ensemble") => DetectorConfig::default().into(),
@@ -169,8 +173,18 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
     })
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with its causes), never a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate { servers, days, interval_secs, seed, incidents_per_day, out, format } => {
             let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, ..SimConfig::default() };
