@@ -1,0 +1,54 @@
+//! The `experiment` binary as users run it: the README's main job (`experiment sweep` on the
+//! shipped defaults) and `experiment detect`.
+
+use std::process::Command;
+
+fn experiment() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_experiment"))
+}
+
+#[test]
+fn default_sweep_runs_on_shipped_data_and_tracks_every_trial() {
+    let out_dir = std::env::temp_dir().join(format!("wb-cli-sweep-{}", std::process::id()));
+    let out = experiment().args(["sweep", "--out"]).arg(&out_dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Sweep default on sim: 24 trials") && stdout.contains("✓ 24 trials"), "{stdout}");
+    let trials = std::fs::read_dir(out_dir.join("default/trials")).unwrap().count();
+    assert_eq!(trials, 24);
+    let board = std::fs::read_to_string(out_dir.join("default/leaderboard.md")).unwrap();
+    assert!(board.contains("| 24 |"), "{board}");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+#[test]
+fn detect_scores_every_row_and_bad_configs_fail_with_one_line() {
+    let dir = std::env::temp_dir().join(format!("wb-cli-detect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..500 {
+        text.push_str(&format!("2014-04-01 {:02}:{:02}:00,{}\n", i / 60 % 24, i % 60, if i == 400 { 90.0 } else { (i % 7) as f64 }));
+    }
+    std::fs::write(&input, text).unwrap();
+    let output = dir.join("out.csv");
+    let out = experiment().args(["detect", "--input"]).arg(&input).arg("--output").arg(&output).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let scores = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(scores.lines().count(), 501);
+    assert!(scores.starts_with("timestamp,anomaly_score,primary_metric,severity\n"));
+    std::fs::write(dir.join("bad.toml"), "kind = \"tail_ensemble\"\nshort_window = 0\n").unwrap();
+    let out = experiment()
+        .args(["detect", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .arg("--config")
+        .arg(dir.join("bad.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("short_window") && err.lines().count() == 1, "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
