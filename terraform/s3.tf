@@ -1,6 +1,6 @@
 # The model registry bucket. `experiment promote --to s3://<bucket>/<model_prefix>` writes
-#   <prefix>/<model>/versions/<version>/{manifest.json,weights...}   immutable (conditional put)
-#   <prefix>/aliases/<alias>                                        pointer moved with If-Match
+#   <prefix>/<model>/versions/<n>/{manifest.json,detector.json,...}   immutable (If-None-Match: *)
+#   <prefix>/<model>/aliases/<alias>                                 pointer moved with If-Match
 # Versioning keeps every overwritten alias pointer for model_noncurrent_version_days, so a
 # rollback can always find what was champion before.
 

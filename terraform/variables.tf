@@ -57,7 +57,7 @@ variable "model_bucket_name" {
 }
 
 variable "model_prefix" {
-  description = "Key prefix of the registry inside the bucket (no leading or trailing '/'). The runtime reads <prefix>/aliases/<alias> and <prefix>/<model>/versions/..."
+  description = "Key prefix of the registry inside the bucket (no leading or trailing '/'). The runtime reads <prefix>/<model>/aliases/<alias> and <prefix>/<model>/versions/<n>/..."
   type        = string
   default     = "models"
 

@@ -6,7 +6,8 @@
 //! - [`features`]: the one [`features::FeatureSpec`] and its streaming twin;
 //! - [`line_protocol`]: InfluxDB line protocol, encoded and strictly parsed;
 //! - [`sources`]: InfluxDB 1.x (InfluxQL over HTTP, writes with batching and retry) and Prometheus;
-//! - [`collector`]: this host's metrics from `/proc`, and the seeded server simulator.
+//! - [`collector`]: this host's metrics from `/proc`, and the seeded server simulator;
+//! - [`registry`]: model bundles (manifest + files, checksummed) in a local or S3 registry.
 //!
 //! It does not depend on polars or burn-autodiff; the `workbench` crate builds on it.
 //!
@@ -21,6 +22,7 @@ pub mod decisions;
 pub mod features;
 pub mod line_protocol;
 pub mod models;
+pub mod registry;
 pub mod sources;
 
 /// Base metrics of the reference deployment, in the default feature order:

@@ -5,3 +5,4 @@ mod datasets;
 mod flux;
 mod influxdb;
 mod prometheus;
+mod registry;

@@ -23,5 +23,6 @@ pub mod detectors;
 pub mod evaluation;
 pub mod features;
 pub mod frames;
+pub mod promote;
 pub mod simulate;
 pub mod sweep;

@@ -116,10 +116,61 @@ enum Command {
         #[arg(long, default_value = "runs/sweeps")]
         out: PathBuf,
     },
+    /// Publish a tracked trial as the next version of a model in a registry and move an alias
+    /// to it (compare-and-swap: a concurrent promotion never corrupts it).
+    Promote {
+        /// Trial id from a sweep leaderboard (a unique prefix of ≥ 6 characters), SWEEP/ID, or a trial folder.
+        run_id: String,
+        /// Registry: file://DIR (default `file://models`, or $AIOPS_REGISTRY) or s3://BUCKET/PREFIX.
+        #[arg(long)]
+        to: Option<String>,
+        /// Alias to move.
+        #[arg(long, default_value = "champion")]
+        alias: String,
+        /// Registered model name.
+        #[arg(long, default_value = "anomaly-detector")]
+        model: String,
+        /// Tracking root of the sweeps.
+        #[arg(long, default_value = "runs/sweeps")]
+        runs: PathBuf,
+    },
+    /// The model registry: list versions and aliases.
+    Models {
+        #[command(subcommand)]
+        which: ModelsCmd,
+    },
+    /// Move an alias back to the version it pointed to before (or to `--to VERSION`).
+    Rollback {
+        /// Registry (default `file://models`, or $AIOPS_REGISTRY).
+        #[arg(long)]
+        registry: Option<String>,
+        /// Model.
+        #[arg(long, default_value = "anomaly-detector")]
+        model: String,
+        /// Alias.
+        #[arg(long, default_value = "champion")]
+        alias: String,
+        /// Version to point at (default: the previous one).
+        #[arg(long)]
+        to: Option<u64>,
+    },
     /// Benchmarks (run in release mode); one JSON line each.
     Bench {
         #[command(subcommand)]
         which: BenchCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCmd {
+    /// Every version (with its aliases, source run and evaluation) of every model, or of one.
+    List {
+        /// Registry (default `file://models`, or $AIOPS_REGISTRY).
+        #[arg(long)]
+        registry: Option<String>,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
     },
 }
 
@@ -185,7 +236,67 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    use runtime::registry::Registry;
+    use workbench::promote;
     match cli.command {
+        Command::Promote { run_id, to, alias, model, runs } => {
+            let to = to.unwrap_or_else(promote::default_registry);
+            let dir = promote::find_run(&runs, &run_id)?;
+            let bundle = promote::bundle_from_run(&dir, &model)?;
+            let registry = Registry::open(&to)?;
+            let p = promote::block_on(promote::promote(&registry, &bundle, &alias))?;
+            let figures: Vec<String> = p.manifest.evaluation.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            println!(
+                "✓ {} ({}; {}) published as {} v{} → {}",
+                p.manifest.source_run,
+                p.manifest.kind,
+                figures.join(", "),
+                model,
+                p.version,
+                to
+            );
+            match p.previous {
+                Some(prev) => println!("✓ alias {alias}: v{prev} → v{}", p.version),
+                None => println!("✓ alias {alias}: → v{} (new)", p.version),
+            }
+        }
+        Command::Models { which: ModelsCmd::List { registry, model } } => {
+            let uri = registry.unwrap_or_else(promote::default_registry);
+            let reg = Registry::open(&uri)?;
+            let models = match model {
+                Some(m) => vec![m],
+                None => promote::block_on(reg.models())?,
+            };
+            println!(
+                "{:<20} {:>7}  {:<16} {:<16} {:<26} {:<22} evaluation",
+                "model", "version", "aliases", "kind", "source run", "created"
+            );
+            for m in &models {
+                for v in promote::block_on(reg.list(m))? {
+                    let figures: Vec<String> = v.manifest.evaluation.iter().map(|(k, x)| format!("{k}={x:.3}")).collect();
+                    println!(
+                        "{:<20} {:>7}  {:<16} {:<16} {:<26} {:<22} {}",
+                        m,
+                        v.version,
+                        v.aliases.join(","),
+                        v.manifest.kind,
+                        v.manifest.source_run,
+                        v.manifest.created_at,
+                        figures.join(" ")
+                    );
+                }
+            }
+            if models.is_empty() {
+                println!("(no models in {uri})");
+            }
+        }
+        Command::Rollback { registry, model, alias, to } => {
+            let uri = registry.unwrap_or_else(promote::default_registry);
+            let reg = Registry::open(&uri)?;
+            let before = promote::block_on(reg.read_alias(&model, &alias))?.map(|s| s.pointer.version);
+            let p = promote::block_on(reg.rollback(&model, &alias, to))?;
+            println!("✓ {model} alias {alias}: v{} → v{} ({uri})", before.unwrap_or(0), p.version);
+        }
         Command::Simulate { servers, days, interval_secs, seed, incidents_per_day, out, format } => {
             let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, ..SimConfig::default() };
             let (mut df, incidents) = workbench::simulate::simulate(&cfg, days, true)?;

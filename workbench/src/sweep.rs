@@ -23,7 +23,9 @@
 //! Every trial's detector is built and validated before anything runs; errors name the key
 //! and value. Tracking folder `runs/sweeps/<name>/`: `spec.toml`, and per trial
 //! `trials/<id>/params.json`, `metrics.jsonl` (`{"key","value","step","timestamp"}` per line),
-//! `tags.json`; `leaderboard.md` and `objective.svg` after the run. A trial id is a hash of its
+//! `tags.json` (sweep, dataset, detector, times, status, git commit), `trial.json` (the resolved
+//! detector and threshold, what `experiment promote` bundles); `leaderboard.md` and
+//! `objective.svg` after the run. A trial id is a hash of its
 //! parameters, so `--resume` skips trials already recorded.
 
 use std::collections::BTreeMap;
@@ -337,6 +339,17 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
     Ok(m)
 }
 
+/// The checked-out git commit, when the workbench runs inside a git work tree.
+pub fn git_commit() -> Option<String> {
+    static COMMIT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    COMMIT
+        .get_or_init(|| {
+            let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .clone()
+}
+
 fn write(path: &Path, text: &str) -> Result<(), SweepError> {
     std::fs::write(path, text).map_err(|e| SweepError::Io { path: path.display().to_string(), source: e })
 }
@@ -400,10 +413,19 @@ pub fn run(
                 std::fs::create_dir_all(&tdir).map_err(io(&tdir))?;
                 write(&tdir.join("params.json"), &serde_json::to_string_pretty(&params).unwrap_or_default())?;
                 let now = runtime::now_ms();
-                let lines: Vec<String> = metrics.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v, "step": 0, "timestamp": now}).to_string()).collect();
+                let lines: Vec<String> = metrics
+                    .iter()
+                    .map(|(k, v)| serde_json::json!({"key": k, "value": v, "step": 0, "timestamp": now}).to_string())
+                    .collect();
                 write(&tdir.join("metrics.jsonl"), &(lines.join("\n") + "\n"))?;
-                let tags = serde_json::json!({"sweep": spec.name, "dataset": spec.dataset, "detector": t.detector.name(), "start_time": started, "end_time": now, "status": "FINISHED"});
+                let tags = serde_json::json!({
+                    "sweep": spec.name, "dataset": spec.dataset, "detector": t.detector.name(),
+                    "start_time": started, "end_time": now, "status": "FINISHED", "git_commit": git_commit(),
+                });
                 write(&tdir.join("tags.json"), &tags.to_string())?;
+                // What `experiment promote` turns into a bundle: the resolved detector and threshold.
+                let model = serde_json::json!({"detector": t.detector, "threshold": t.threshold, "dataset": spec.dataset});
+                write(&tdir.join("trial.json"), &serde_json::to_string_pretty(&model).unwrap_or_default())?;
                 overall.inc(1);
                 let objective = metrics.get(&spec.objective).copied().unwrap_or(f64::NAN);
                 Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }))

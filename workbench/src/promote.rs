@@ -1,0 +1,208 @@
+//! Promotion: a tracked sweep trial becomes a model bundle in a registry (local folder or S3),
+//! and an alias (default `champion`) moves to it. See [`runtime::registry`] for the layout and
+//! the guarantees (immutable versions, compare-and-swap aliases, verified loads).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use runtime::decisions::DecisionConfig;
+use runtime::registry::{AliasPointer, Bundle, Manifest, Registry, RegistryError, TrainingData, sha256_hex};
+use sha2::{Digest, Sha256};
+
+use crate::detectors::AnyDetector;
+
+/// Registry used when none is given: `$AIOPS_REGISTRY` or `file://models`.
+pub fn default_registry() -> String {
+    std::env::var("AIOPS_REGISTRY").unwrap_or_else(|_| "file://models".to_string())
+}
+
+/// Promotion failures.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// The run cannot be found or is ambiguous.
+    #[error("run `{run}`: {reason}")]
+    Run {
+        /// Run id as given.
+        run: String,
+        /// Why.
+        reason: String,
+    },
+    /// A tracked file is unreadable.
+    #[error("{path}: {reason}")]
+    Tracked {
+        /// File.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Registry failure.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Find a tracked trial: `ID` (or a unique prefix of at least 6 characters), `SWEEP/ID`, or a
+/// trial folder path.
+pub fn find_run(runs: &Path, run: &str) -> Result<PathBuf, PromoteError> {
+    let err = |reason: String| PromoteError::Run { run: run.to_string(), reason };
+    let direct = PathBuf::from(run);
+    if direct.join("trial.json").is_file() {
+        return Ok(direct);
+    }
+    let (sweep, id) = run.split_once('/').map_or((None, run), |(s, i)| (Some(s), i));
+    if id.len() < 6 {
+        return Err(err("give at least 6 characters of the trial id".into()));
+    }
+    let mut found = Vec::new();
+    let sweeps = std::fs::read_dir(runs).map_err(|e| err(format!("cannot read {}: {e}", runs.display())))?;
+    for s in sweeps.flatten() {
+        if sweep.is_some_and(|name| s.file_name() != name) {
+            continue;
+        }
+        if let Ok(trials) = std::fs::read_dir(s.path().join("trials")) {
+            for t in trials.flatten() {
+                if t.file_name().to_string_lossy().starts_with(id) {
+                    found.push(t.path());
+                }
+            }
+        }
+    }
+    match found.len() {
+        0 => Err(err(format!("no trial under {} (run `experiment sweep` first; ids are in its leaderboard)", runs.display()))),
+        1 => {
+            let dir = found.remove(0);
+            if dir.join("trial.json").is_file() {
+                Ok(dir)
+            } else {
+                Err(err(format!("{} has no trial.json (tracked by an older workbench: re-run the sweep)", dir.display())))
+            }
+        }
+        _ => Err(err(format!(
+            "ambiguous: {}",
+            found.iter().map(|p| p.strip_prefix(runs).unwrap_or(p).display().to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, PromoteError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| PromoteError::Tracked { path: path.display().to_string(), reason: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| PromoteError::Tracked { path: path.display().to_string(), reason: e.to_string() })
+}
+
+/// SHA-256 over every file under `dir` (relative name and content, in name order).
+pub fn hash_dir(dir: &Path) -> std::io::Result<String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if p.is_dir() { walk(&p, out)? } else { out.push(p) }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&f)?);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Metric columns and training data of a sweep dataset.
+fn dataset_info(dataset: &str) -> Result<(Vec<String>, TrainingData), PromoteError> {
+    let (dir, metrics) = match dataset {
+        "nab" => (crate::frames::datasets_root().join("nab"), vec!["value".to_string()]),
+        "smd" => (crate::frames::datasets_root().join("smd"), (1..=38).map(|i| format!("m{i:02}")).collect()),
+        _ => (crate::frames::shipped_sim_dir(), runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect()),
+    };
+    let tracked = |reason: String| PromoteError::Tracked { path: dir.display().to_string(), reason };
+    let sha256 = hash_dir(&dir).map_err(|e| tracked(e.to_string()))?;
+    let (mut rows, mut start_ms, mut end_ms) = (0, None, None);
+    if dataset == "sim" {
+        let df = crate::frames::read_parquet(&dir.join("metrics.parquet")).map_err(|e| tracked(e.to_string()))?;
+        let ts = crate::frames::timestamps_ms(&df).map_err(|e| tracked(e.to_string()))?;
+        rows = ts.len() as u64;
+        start_ms = ts.iter().min().copied();
+        end_ms = ts.iter().max().copied();
+    }
+    Ok((metrics, TrainingData { dataset: dataset.to_string(), sha256, rows, start_ms, end_ms }))
+}
+
+/// Build the bundle of a tracked trial (`model` is the registered model name).
+pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> {
+    let trial = read_json(&dir.join("trial.json"))?;
+    let trial_path = dir.join("trial.json").display().to_string();
+    let tracked = |reason: String| PromoteError::Tracked { path: trial_path.clone(), reason };
+    let detector: AnyDetector = serde_json::from_value(trial["detector"].clone()).map_err(|e| tracked(e.to_string()))?;
+    let AnyDetector::Runtime(detector) = detector else {
+        return Err(tracked(format!(
+            "`{}` is a workbench-only detector (linfa); the runtime serves tail_ensemble, mahalanobis, robust_z, iforest_features and ensemble",
+            detector.name()
+        )));
+    };
+    let threshold = trial["threshold"].as_f64().ok_or_else(|| tracked("no threshold".into()))?;
+    let dataset = trial["dataset"].as_str().unwrap_or("sim").to_string();
+    let params: BTreeMap<String, String> = serde_json::from_value(read_json(&dir.join("params.json"))?).unwrap_or_default();
+    let tags = read_json(&dir.join("tags.json"))?;
+    let evaluation: BTreeMap<String, f64> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v["key"].as_str()?.to_string(), v["value"].as_f64()?)))
+        .collect();
+    let (metrics, training) = dataset_info(&dataset)?;
+    let sweep = tags["sweep"].as_str().unwrap_or("sweep");
+    let run_id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let manifest = Manifest {
+        format_version: 0,
+        model: model.to_string(),
+        kind: String::new(),
+        version: 0,
+        metrics,
+        feature_spec: None,
+        scaler: None,
+        decisions: DecisionConfig { threshold, ..DecisionConfig::default() },
+        training,
+        evaluation,
+        params,
+        source_run: format!("{sweep}/{run_id}"),
+        git_commit: tags["git_commit"].as_str().map(str::to_string),
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        files: BTreeMap::new(),
+    };
+    Ok(Bundle::for_detector(manifest, &detector))
+}
+
+/// What a promotion did.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    /// The published version.
+    pub version: u64,
+    /// The alias after the move.
+    pub alias: AliasPointer,
+    /// Where the alias pointed before (None: it was new).
+    pub previous: Option<u64>,
+    /// The manifest as published.
+    pub manifest: Manifest,
+}
+
+/// Publish `bundle` as the next version of its model and move `alias` to it. The alias moves
+/// only if nobody moved it since this call read it (compare-and-swap); otherwise
+/// [`RegistryError::AliasConflict`] and the new version stays published without the alias.
+pub async fn promote(registry: &Registry, bundle: &Bundle, alias: &str) -> Result<Promotion, PromoteError> {
+    let model = bundle.manifest.model.clone();
+    let before = registry.read_alias(&model, alias).await?;
+    let (version, manifest_sha) = registry.publish(bundle).await?;
+    let pointer = registry.set_alias(&model, alias, version, before.as_ref()).await?;
+    let mut manifest = bundle.manifest.clone();
+    manifest.version = version;
+    debug_assert_eq!(sha256_hex(&serde_json::to_vec_pretty(&manifest).unwrap_or_default()), manifest_sha);
+    Ok(Promotion { version, alias: pointer, previous: before.map(|b| b.pointer.version), manifest })
+}
+
+/// A current-thread tokio runtime for the CLI's registry calls.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(f)
+}
