@@ -4,5 +4,6 @@
 mod datasets;
 mod flux;
 mod influxdb;
+mod mlflow;
 mod prometheus;
 mod registry;

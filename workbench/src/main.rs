@@ -134,6 +134,11 @@ enum Command {
         #[arg(long, default_value = "runs/sweeps")]
         runs: PathBuf,
     },
+    /// MLflow tracking (MLFLOW_TRACKING_URI).
+    Mlflow {
+        #[command(subcommand)]
+        which: MlflowCmd,
+    },
     /// The model registry: list versions and aliases.
     Models {
         #[command(subcommand)]
@@ -158,6 +163,15 @@ enum Command {
     Bench {
         #[command(subcommand)]
         which: BenchCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MlflowCmd {
+    /// Push a sweep folder's trials not yet in MLflow (after MLflow was down during the sweep).
+    Push {
+        /// Sweep folder, e.g. runs/sweeps/default.
+        dir: PathBuf,
     },
 }
 
@@ -258,6 +272,13 @@ fn run(cli: Cli) -> Result<()> {
             match p.previous {
                 Some(prev) => println!("✓ alias {alias}: v{prev} → v{}", p.version),
                 None => println!("✓ alias {alias}: → v{} (new)", p.version),
+            }
+            if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
+                let source = format!("{}/{model}/versions/{}", to.trim_end_matches('/'), p.version);
+                let published = runtime::registry::Bundle { manifest: p.manifest.clone(), files: bundle.files.clone() };
+                let v = promote::block_on(workbench::mlflow::register_promotion(&client, &dir, &published, &source, &alias))
+                    .context("the bundle is promoted; recording it in the MLflow model registry failed")?;
+                println!("✓ MLflow registered model {model} version {v} (alias {alias}) → {source}");
             }
         }
         Command::Models { which: ModelsCmd::List { registry, model } } => {
@@ -490,6 +511,36 @@ fn run(cli: Cli) -> Result<()> {
                 done.len(),
                 t.elapsed().as_secs_f64(),
                 dir.join("leaderboard.md").display()
+            );
+            if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
+                match promote::block_on(workbench::mlflow::push_sweep(&client, &dir)) {
+                    Ok(r) => println!(
+                        "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
+                        client.uri(),
+                        r.experiment_id,
+                        r.parent_run_id,
+                        r.pushed,
+                        r.already
+                    ),
+                    Err(e) => eprintln!(
+                        "warning: {e}\n  every trial is kept in {}; push it later: experiment mlflow push {}",
+                        dir.display(),
+                        dir.display()
+                    ),
+                }
+            }
+        }
+        Command::Mlflow { which: MlflowCmd::Push { dir } } => {
+            let client =
+                workbench::mlflow::MlflowClient::from_env().context("set MLFLOW_TRACKING_URI to the MLflow server (http://HOST:PORT)")?;
+            let r = promote::block_on(workbench::mlflow::push_sweep(&client, &dir))?;
+            println!(
+                "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
+                client.uri(),
+                r.experiment_id,
+                r.parent_run_id,
+                r.pushed,
+                r.already
             );
         }
         Command::Bench { which: BenchCmd::Iforest { rows, threads } } => {

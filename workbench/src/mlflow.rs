@@ -1,0 +1,473 @@
+//! MLflow tracking through its REST API (reqwest), used when `MLFLOW_TRACKING_URI` is set.
+//!
+//! Sweeps always track to the local folder first; [`push_sweep`] then mirrors a sweep folder to
+//! MLflow: the sweep is a parent run, every trial a nested run (tag `mlflow.parentRunId`) with
+//! its params, metrics, tags (git commit, dataset hash) and artifacts (through the
+//! `mlflow-artifacts` proxy of a server started with `--serve-artifacts`). What was pushed is
+//! recorded (`mlflow.json` in the sweep and trial folders), so pushing again only sends what is
+//! missing: when MLflow is down or slow, requests are retried with backoff and then the trials
+//! simply stay local until `experiment mlflow push DIR` succeeds. Batches respect MLflow's
+//! limits (1000 metrics, 100 params, 100 tags per `log-batch`).
+//! Credentials (`MLFLOW_TRACKING_TOKEN`, or `MLFLOW_TRACKING_USERNAME` / `_PASSWORD`) are sent
+//! as headers and never appear in errors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// MLflow failures (never carrying credentials).
+#[derive(Debug, thiserror::Error)]
+pub enum MlflowError {
+    /// Unreachable or failing after retries.
+    #[error("MLflow at {uri}: {op} failed after {attempts} attempts: {reason}")]
+    Unavailable {
+        /// Tracking URI.
+        uri: String,
+        /// Endpoint.
+        op: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Last error.
+        reason: String,
+    },
+    /// MLflow answered with an error.
+    #[error("MLflow at {uri}: {op}: HTTP {status}: {body}")]
+    Api {
+        /// Tracking URI.
+        uri: String,
+        /// Endpoint.
+        op: String,
+        /// HTTP status.
+        status: u16,
+        /// Error body (MLflow's error_code and message).
+        body: String,
+    },
+    /// Local tracking files.
+    #[error("{path}: {reason}")]
+    Local {
+        /// File.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A client of one MLflow tracking server.
+#[derive(Debug, Clone)]
+pub struct MlflowClient {
+    uri: String,
+    http: reqwest::Client,
+    auth: Option<Auth>,
+    /// Attempts per request (first try + retries).
+    pub attempts: u32,
+    /// First backoff; doubles each retry.
+    pub backoff: Duration,
+}
+
+/// Credentials; Debug never shows them.
+#[derive(Clone)]
+enum Auth {
+    Bearer(String),
+    Basic(String, String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bearer(_) => "Bearer(<redacted>)",
+            Self::Basic(..) => "Basic(<redacted>)",
+        })
+    }
+}
+
+// Per log-batch call MLflow takes at most 1000 metrics, 100 params, 100 tags and 1000 items in all.
+const MAX_METRICS: usize = 800;
+const MAX_PARAMS: usize = 100;
+const MAX_TAGS: usize = 100;
+
+impl MlflowClient {
+    /// A client for `uri` (e.g. `http://127.0.0.1:5000`).
+    pub fn new(uri: &str) -> Self {
+        let auth = if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
+            Some(Auth::Bearer(token))
+        } else if let (Ok(u), Ok(p)) = (std::env::var("MLFLOW_TRACKING_USERNAME"), std::env::var("MLFLOW_TRACKING_PASSWORD")) {
+            Some(Auth::Basic(u, p))
+        } else {
+            None
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
+        Self { uri: uri.trim_end_matches('/').to_string(), http, auth, attempts: 4, backoff: Duration::from_millis(500) }
+    }
+
+    /// From `MLFLOW_TRACKING_URI`, when set to an http(s) URI.
+    pub fn from_env() -> Option<Self> {
+        std::env::var("MLFLOW_TRACKING_URI").ok().filter(|u| u.starts_with("http://") || u.starts_with("https://")).map(|u| Self::new(&u))
+    }
+
+    /// The tracking URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, json_body: bool) -> Result<Value, MlflowError> {
+        let url = format!("{}{path}", self.uri);
+        let op = path.split('?').next().unwrap_or(path).to_string();
+        let mut last = String::new();
+        let mut delay = self.backoff;
+        for attempt in 1..=self.attempts {
+            let mut req = self.http.request(method.clone(), &url);
+            req = match &self.auth {
+                Some(Auth::Bearer(t)) => req.bearer_auth(t),
+                Some(Auth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+                None => req,
+            };
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+                if json_body {
+                    req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
+                }
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                    }
+                    if status.is_server_error() || status.as_u16() == 429 {
+                        last = format!("HTTP {status}: {}", text.chars().take(300).collect::<String>());
+                    } else {
+                        return Err(MlflowError::Api {
+                            uri: self.uri.clone(),
+                            op,
+                            status: status.as_u16(),
+                            body: text.chars().take(500).collect(),
+                        });
+                    }
+                }
+                Err(e) => last = without_url(&e),
+            }
+            if attempt < self.attempts {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        Err(MlflowError::Unavailable { uri: self.uri.clone(), op, attempts: self.attempts, reason: last })
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, MlflowError> {
+        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes()), true).await
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, MlflowError> {
+        self.send(reqwest::Method::GET, path, None, false).await
+    }
+
+    /// Experiment id of `name`, created if missing.
+    pub async fn experiment(&self, name: &str) -> Result<String, MlflowError> {
+        let q = format!("/api/2.0/mlflow/experiments/get-by-name?experiment_name={}", urlencode(name));
+        match self.get(&q).await {
+            Ok(v) => return Ok(v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string()),
+            Err(MlflowError::Api { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match self.post("/api/2.0/mlflow/experiments/create", json!({ "name": name })).await {
+            Ok(v) => Ok(v["experiment_id"].as_str().unwrap_or_default().to_string()),
+            // Created concurrently by someone else: read it.
+            Err(MlflowError::Api { body, .. }) if body.contains("RESOURCE_ALREADY_EXISTS") => {
+                let v = self.get(&q).await?;
+                Ok(v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create a run; returns its id.
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        name: &str,
+        start_ms: i64,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, MlflowError> {
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let v = self
+            .post(
+                "/api/2.0/mlflow/runs/create",
+                json!({"experiment_id": experiment_id, "run_name": name, "start_time": start_ms, "tags": tags}),
+            )
+            .await?;
+        Ok(v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Log params, metrics (`(key, value, step, timestamp_ms)`) and tags in batches within
+    /// MLflow's limits.
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        params: &BTreeMap<String, String>,
+        metrics: &[(String, f64, i64, i64)],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), MlflowError> {
+        let params: Vec<Value> = params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let metrics: Vec<Value> =
+            metrics.iter().map(|(k, v, step, ts)| json!({"key": k, "value": v, "step": step, "timestamp": ts})).collect();
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let rounds = params.len().div_ceil(MAX_PARAMS).max(metrics.len().div_ceil(MAX_METRICS)).max(tags.len().div_ceil(MAX_TAGS));
+        for i in 0..rounds {
+            let chunk = |items: &[Value], n: usize| items.iter().skip(i * n).take(n).cloned().collect::<Vec<_>>();
+            let body = json!({
+                "run_id": run_id,
+                "params": chunk(&params, MAX_PARAMS),
+                "metrics": chunk(&metrics, MAX_METRICS),
+                "tags": chunk(&tags, MAX_TAGS),
+            });
+            self.post("/api/2.0/mlflow/runs/log-batch", body).await?;
+        }
+        Ok(())
+    }
+
+    /// Upload one artifact through the mlflow-artifacts proxy.
+    pub async fn log_artifact(&self, experiment_id: &str, run_id: &str, name: &str, bytes: Vec<u8>) -> Result<(), MlflowError> {
+        let path = format!("/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/{name}");
+        self.send(reqwest::Method::PUT, &path, Some(bytes), false).await.map(|_| ())
+    }
+
+    /// Mark a run finished (or failed).
+    pub async fn finish_run(&self, run_id: &str, status: &str, end_ms: i64) -> Result<(), MlflowError> {
+        self.post("/api/2.0/mlflow/runs/update", json!({"run_id": run_id, "status": status, "end_time": end_ms})).await.map(|_| ())
+    }
+
+    /// Register `source` as a new version of registered model `name` (created if missing),
+    /// linked to `run_id` when known, and point `alias` at it. Returns the MLflow version.
+    pub async fn register(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: Option<&str>,
+        alias: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, MlflowError> {
+        match self.post("/api/2.0/mlflow/registered-models/create", json!({ "name": name })).await {
+            Ok(_) => {}
+            Err(MlflowError::Api { body, .. }) if body.contains("RESOURCE_ALREADY_EXISTS") => {}
+            Err(e) => return Err(e),
+        }
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let mut body = json!({"name": name, "source": source, "tags": tags});
+        if let Some(r) = run_id {
+            body["run_id"] = json!(r);
+        }
+        let v = self.post("/api/2.0/mlflow/model-versions/create", body).await?;
+        let version =
+            v["model_version"]["version"].as_str().map(str::to_string).unwrap_or_else(|| v["model_version"]["version"].to_string());
+        self.post("/api/2.0/mlflow/registered-models/alias", json!({"name": name, "alias": alias, "version": version})).await?;
+        Ok(version)
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    s
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> Result<Value, MlflowError> {
+    let text = std::fs::read_to_string(path).map_err(|e| MlflowError::Local { path: path.display().to_string(), reason: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| MlflowError::Local { path: path.display().to_string(), reason: e.to_string() })
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<(), MlflowError> {
+    std::fs::write(path, v.to_string()).map_err(|e| MlflowError::Local { path: path.display().to_string(), reason: e.to_string() })
+}
+
+/// What a push sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PushReport {
+    /// Experiment id.
+    pub experiment_id: String,
+    /// Parent (sweep) run id.
+    pub parent_run_id: String,
+    /// Trials pushed now.
+    pub pushed: usize,
+    /// Trials already in MLflow.
+    pub already: usize,
+}
+
+/// Mirror a local sweep folder (`runs/sweeps/<name>`) to MLflow: experiment `<name>`, a parent
+/// run for the sweep, a nested run per trial. Idempotent.
+pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport, MlflowError> {
+    let spec_text = std::fs::read_to_string(dir.join("spec.toml"))
+        .map_err(|e| MlflowError::Local { path: dir.join("spec.toml").display().to_string(), reason: e.to_string() })?;
+    let spec: toml::Table = toml::from_str(&spec_text)
+        .map_err(|e| MlflowError::Local { path: dir.join("spec.toml").display().to_string(), reason: e.to_string() })?;
+    let name = spec.get("name").and_then(|v| v.as_str()).unwrap_or("sweep").to_string();
+    let objective = spec.get("objective").and_then(|v| v.as_str()).unwrap_or("objective").to_string();
+    let dataset = spec.get("dataset").and_then(|v| v.as_str()).unwrap_or("sim").to_string();
+    let dataset_hash = match dataset.as_str() {
+        "nab" | "smd" => crate::promote::hash_dir(&crate::frames::datasets_root().join(&dataset)).unwrap_or_default(),
+        _ => crate::promote::hash_dir(&crate::frames::shipped_sim_dir()).unwrap_or_default(),
+    };
+    let git = crate::sweep::git_commit().unwrap_or_default();
+    let state_path = dir.join("mlflow.json");
+    let mut state = read_json(&state_path).unwrap_or(Value::Null);
+    if state["tracking_uri"].as_str() != Some(client.uri()) {
+        state = Value::Null;
+    }
+    let experiment_id = client.experiment(&name).await?;
+    let now = runtime::now_ms();
+    let parent = match state["parent_run_id"].as_str() {
+        Some(id) => id.to_string(),
+        None => {
+            let tags = BTreeMap::from([
+                ("mlflow.runName".to_string(), format!("sweep {name}")),
+                ("mlflow.source.git.commit".to_string(), git.clone()),
+                ("mlflow.source.name".to_string(), "experiment sweep".to_string()),
+                ("dataset".to_string(), dataset.clone()),
+                ("dataset_sha256".to_string(), dataset_hash.clone()),
+                ("objective".to_string(), objective.clone()),
+            ]);
+            let id = client.create_run(&experiment_id, &format!("sweep {name}"), now, &tags).await?;
+            client.log_artifact(&experiment_id, &id, "spec.toml", spec_text.clone().into_bytes()).await?;
+            write_json(&state_path, &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "parent_run_id": id}))?;
+            id
+        }
+    };
+    let mut report = PushReport { experiment_id: experiment_id.clone(), parent_run_id: parent.clone(), ..PushReport::default() };
+    let mut trials: Vec<_> = std::fs::read_dir(dir.join("trials"))
+        .map_err(|e| MlflowError::Local { path: dir.join("trials").display().to_string(), reason: e.to_string() })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("metrics.jsonl").is_file())
+        .collect();
+    trials.sort();
+    let mut objective_history = Vec::new();
+    for (step, tdir) in trials.iter().enumerate() {
+        let id = tdir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let metrics: Vec<(String, f64, i64, i64)> = std::fs::read_to_string(tdir.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| {
+                Some((
+                    v["key"].as_str()?.to_string(),
+                    v["value"].as_f64()?,
+                    v["step"].as_i64().unwrap_or(0),
+                    v["timestamp"].as_i64().unwrap_or(now),
+                ))
+            })
+            .collect();
+        if let Some(m) = metrics.iter().find(|m| m.0 == objective) {
+            objective_history.push((objective.clone(), m.1, step as i64, m.3));
+        }
+        let marker = tdir.join("mlflow.json");
+        if read_json(&marker).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false) {
+            report.already += 1;
+            continue;
+        }
+        let params: BTreeMap<String, String> = serde_json::from_value(read_json(&tdir.join("params.json"))?).unwrap_or_default();
+        let local_tags = read_json(&tdir.join("tags.json")).unwrap_or(Value::Null);
+        let start = local_tags["start_time"].as_i64().unwrap_or(now);
+        let end = local_tags["end_time"].as_i64().unwrap_or(now);
+        let mut tags = BTreeMap::from([
+            ("mlflow.parentRunId".to_string(), parent.clone()),
+            ("mlflow.runName".to_string(), format!("trial {}", &id[..id.len().min(8)])),
+            ("mlflow.source.git.commit".to_string(), local_tags["git_commit"].as_str().unwrap_or(&git).to_string()),
+            ("trial_id".to_string(), id.clone()),
+            ("dataset_sha256".to_string(), dataset_hash.clone()),
+        ]);
+        for key in ["sweep", "dataset", "detector"] {
+            if let Some(v) = local_tags[key].as_str() {
+                tags.insert(key.to_string(), v.to_string());
+            }
+        }
+        let run = client.create_run(&experiment_id, &format!("trial {}", &id[..id.len().min(8)]), start, &tags).await?;
+        client.log_batch(&run, &params, &metrics, &BTreeMap::new()).await?;
+        for file in ["trial.json", "params.json", "tags.json"] {
+            if let Ok(bytes) = std::fs::read(tdir.join(file)) {
+                client.log_artifact(&experiment_id, &run, file, bytes).await?;
+            }
+        }
+        client.finish_run(&run, "FINISHED", end).await?;
+        write_json(&marker, &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run}))?;
+        report.pushed += 1;
+    }
+    // The parent: the objective of every trial as a metric history, the leaderboard and chart.
+    if report.pushed > 0 {
+        client.log_batch(&parent, &BTreeMap::new(), &objective_history, &BTreeMap::new()).await?;
+        for file in ["leaderboard.md", "objective.svg"] {
+            if let Ok(bytes) = std::fs::read(dir.join(file)) {
+                client.log_artifact(&experiment_id, &parent, file, bytes).await?;
+            }
+        }
+    }
+    client.finish_run(&parent, "FINISHED", runtime::now_ms()).await?;
+    Ok(report)
+}
+
+/// The MLflow (experiment id, run id) a trial folder was pushed as, if any.
+pub fn trial_run(trial_dir: &Path) -> Option<(String, String)> {
+    let v = read_json(&trial_dir.join("mlflow.json")).ok()?;
+    Some((v["experiment_id"].as_str()?.to_string(), v["run_id"].as_str()?.to_string()))
+}
+
+/// Record a promoted bundle in the MLflow model registry: push the trial's sweep if needed,
+/// upload the bundle files to the trial's run (`bundle/`), create a model version from them and
+/// point `alias` at it. Returns the MLflow version.
+pub async fn register_promotion(
+    client: &MlflowClient,
+    trial_dir: &Path,
+    bundle: &runtime::registry::Bundle,
+    registry_source: &str,
+    alias: &str,
+) -> Result<String, MlflowError> {
+    if trial_run(trial_dir).is_none() {
+        if let Some(sweep_dir) = trial_dir.parent().and_then(Path::parent) {
+            push_sweep(client, sweep_dir).await?;
+        }
+    }
+    let (experiment_id, run_id) = trial_run(trial_dir).ok_or_else(|| MlflowError::Local {
+        path: trial_dir.join("mlflow.json").display().to_string(),
+        reason: "the trial has no MLflow run".into(),
+    })?;
+    let manifest = serde_json::to_vec_pretty(&bundle.manifest).unwrap_or_default();
+    client.log_artifact(&experiment_id, &run_id, "bundle/manifest.json", manifest).await?;
+    for (name, bytes) in &bundle.files {
+        client.log_artifact(&experiment_id, &run_id, &format!("bundle/{name}"), bytes.clone()).await?;
+    }
+    let source = format!("mlflow-artifacts:/{experiment_id}/{run_id}/artifacts/bundle");
+    let tags = BTreeMap::from([
+        ("registry_uri".to_string(), registry_source.to_string()),
+        ("registry_version".to_string(), bundle.manifest.version.to_string()),
+        ("source_run".to_string(), bundle.manifest.source_run.clone()),
+        ("kind".to_string(), bundle.manifest.kind.clone()),
+    ]);
+    client.register(&bundle.manifest.model, &source, Some(&run_id), alias, &tags).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_names_are_url_encoded() {
+        assert_eq!(urlencode("sweep a/b"), "sweep%20a%2Fb");
+    }
+}
