@@ -436,12 +436,13 @@ pub fn run(
     let mut done: Vec<TrialResult> = results.into_iter().flatten().collect();
     let sign = if spec.direction == "minimize" { 1.0 } else { -1.0 };
     done.sort_by(|a, b| (sign * a.objective).total_cmp(&(sign * b.objective)));
-    write_leaderboard(spec, &done, dir)?;
+    let best_trial = done.first().and_then(|b| trials.iter().find(|t| t.id == b.id));
+    write_leaderboard(spec, &done, best_trial, dir)?;
     Ok(done)
 }
 
 /// `leaderboard.md` and `objective.svg` (objective per trial, in trial order of the table).
-fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], dir: &Path) -> Result<(), SweepError> {
+fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<&Trial>, dir: &Path) -> Result<(), SweepError> {
     use std::fmt::Write;
     let keys: Vec<&String> = spec.space.keys().collect();
     let mut md = format!(
@@ -460,6 +461,14 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], dir: &Path) -> Resu
         let _ = writeln!(md, "| {} | {} | {} | {:.4} |", i + 1, &r.id[..8], vals.join(" | "), r.objective);
     }
     md.push_str("\n![objective per trial](objective.svg)\n");
+    if let Some(best) = done.first() {
+        if spec.dataset == "sim" {
+            if let Some(trial) = best_trial {
+                let server = best_trial_chart(&dir.join("best_trial.svg"), trial)?;
+                let _ = writeln!(md, "\n## Best trial `{}` on {server}\n\n![best trial detection](best_trial.svg)", &best.id[..8]);
+            }
+        }
+    }
     write(&dir.join("leaderboard.md"), &md)?;
     let values: Vec<f64> = done.iter().map(|r| r.objective).collect();
     crate::charts::values_chart(
@@ -470,6 +479,49 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], dir: &Path) -> Resu
         &values,
     )?;
     Ok(())
+}
+
+/// The best trial's detection on the shipped simulator data: the server with the most incidents,
+/// its incident metric (top) and the trial's score (bottom), incidents shaded, threshold drawn.
+/// Returns the server charted.
+fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
+    let fail = |e: FrameError| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) };
+    let dir = crate::frames::shipped_sim_dir();
+    let df = crate::frames::read_parquet(&dir.join("metrics.parquet")).map_err(fail)?;
+    let incidents = crate::simulate::read_labels(&dir.join("labels.csv")).map_err(fail)?;
+    let ts = crate::frames::timestamps_ms(&df).map_err(fail)?;
+    let servers = crate::frames::server_column(&df, "series").map_err(fail)?;
+    let metrics = crate::frames::metric_columns(&df);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in &incidents {
+        *counts.entry(i.server.as_str()).or_default() += 1;
+    }
+    let server = counts.iter().max_by_key(|(_, n)| **n).map(|(s, _)| s.to_string()).unwrap_or_else(|| servers[0].clone());
+    let idx: Vec<usize> = (0..ts.len()).filter(|&i| servers[i] == server).collect();
+    let cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| crate::frames::f64_column(&df, m)).collect::<Result<_, _>>().map_err(fail)?;
+    let input = crate::detect::DetectInput {
+        columns: metrics.clone(),
+        timestamps_ms: Some(idx.iter().map(|&i| ts[i]).collect()),
+        rows: idx.iter().map(|&i| cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect()).collect(),
+    };
+    let det = crate::detect::detect_rows(&trial.detector, &input, None)
+        .map_err(|e| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
+    let mine: Vec<_> = incidents.iter().filter(|i| i.server == server).collect();
+    let metric = mine.first().map(|i| i.metric.clone()).unwrap_or_else(|| metrics[0].clone());
+    let m = metrics.iter().position(|x| *x == metric).unwrap_or(0);
+    let values: Vec<f64> = input.rows.iter().map(|r| r[m]).collect();
+    let t = input.timestamps_ms.clone().unwrap_or_default();
+    let windows: Vec<(usize, usize)> = mine
+        .iter()
+        .filter_map(|i| {
+            let a = t.iter().position(|&x| x >= i.start_ms)?;
+            let b = t.iter().rposition(|&x| x <= i.end_ms)?;
+            Some((a, b))
+        })
+        .collect();
+    let title = format!("best trial {}: {server} {metric} (incidents shaded) and score", &trial.id[..8]);
+    crate::charts::series_chart(path, &title, &values, &det.scores, &windows, trial.threshold)?;
+    Ok(server)
 }
 
 /// The default spec (`experiments/default.toml`).
