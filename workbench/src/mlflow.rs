@@ -321,10 +321,7 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
     let name = spec.get("name").and_then(|v| v.as_str()).unwrap_or("sweep").to_string();
     let objective = spec.get("objective").and_then(|v| v.as_str()).unwrap_or("objective").to_string();
     let dataset = spec.get("dataset").and_then(|v| v.as_str()).unwrap_or("sim").to_string();
-    let dataset_hash = match dataset.as_str() {
-        "nab" | "smd" => crate::promote::hash_dir(&crate::frames::datasets_root().join(&dataset)).unwrap_or_default(),
-        _ => crate::promote::hash_dir(&crate::frames::shipped_sim_dir()).unwrap_or_default(),
-    };
+    let dataset_hash = crate::promote::hash_dir(&crate::sweep::dataset_dir(&dataset)).unwrap_or_default();
     let git = crate::sweep::git_commit().unwrap_or_default();
     let state_path = dir.join("mlflow.json");
     let mut state = read_json(&state_path).unwrap_or(Value::Null);
@@ -361,26 +358,18 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
     let mut objective_history = Vec::new();
     for (step, tdir) in trials.iter().enumerate() {
         let id = tdir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let metrics: Vec<(String, f64, i64, i64)> = std::fs::read_to_string(tdir.join("metrics.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| {
-                Some((
-                    v["key"].as_str()?.to_string(),
-                    v["value"].as_f64()?,
-                    v["step"].as_i64().unwrap_or(0),
-                    v["timestamp"].as_i64().unwrap_or(now),
-                ))
-            })
+        let metrics: Vec<(String, f64, i64, i64)> = crate::sweep::read_metrics(tdir)
+            .into_iter()
+            .map(|m| (m.key, m.value, m.step, if m.timestamp > 0 { m.timestamp } else { now }))
             .collect();
-        if let Some(m) = metrics.iter().find(|m| m.0 == objective) {
-            objective_history.push((objective.clone(), m.1, step as i64, m.3));
-        }
         let marker = tdir.join("mlflow.json");
         if read_json(&marker).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false) {
             report.already += 1;
             continue;
+        }
+        // Only trials pushed now: a later push must not log earlier points of the history again.
+        if let Some(m) = metrics.iter().find(|m| m.0 == objective) {
+            objective_history.push((objective.clone(), m.1, step as i64, m.3));
         }
         let params: BTreeMap<String, String> = serde_json::from_value(read_json(&tdir.join("params.json"))?).unwrap_or_default();
         let local_tags = read_json(&tdir.join("tags.json")).unwrap_or(Value::Null);

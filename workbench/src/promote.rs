@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use runtime::decisions::DecisionConfig;
-use runtime::registry::{AliasPointer, Bundle, Manifest, Registry, RegistryError, TrainingData, sha256_hex};
+use runtime::registry::{AliasPointer, Bundle, Manifest, Registry, RegistryError, TrainingData};
 use sha2::{Digest, Sha256};
 
 use crate::detectors::AnyDetector;
@@ -112,10 +112,11 @@ pub fn hash_dir(dir: &Path) -> std::io::Result<String> {
 
 /// Metric columns and training data of a sweep dataset.
 fn dataset_info(dataset: &str) -> Result<(Vec<String>, TrainingData), PromoteError> {
-    let (dir, metrics) = match dataset {
-        "nab" => (crate::frames::datasets_root().join("nab"), vec!["value".to_string()]),
-        "smd" => (crate::frames::datasets_root().join("smd"), (1..=38).map(|i| format!("m{i:02}")).collect()),
-        _ => (crate::frames::shipped_sim_dir(), runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect()),
+    let dir = crate::sweep::dataset_dir(dataset);
+    let metrics = match dataset {
+        "nab" => vec!["value".to_string()],
+        "smd" => (1..=38).map(|i| format!("m{i:02}")).collect(),
+        _ => runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
     };
     let tracked = |reason: String| PromoteError::Tracked { path: dir.display().to_string(), reason };
     let sha256 = hash_dir(&dir).map_err(|e| tracked(e.to_string()))?;
@@ -146,12 +147,7 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
     let dataset = trial["dataset"].as_str().unwrap_or("sim").to_string();
     let params: BTreeMap<String, String> = serde_json::from_value(read_json(&dir.join("params.json"))?).unwrap_or_default();
     let tags = read_json(&dir.join("tags.json"))?;
-    let evaluation: BTreeMap<String, f64> = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v["key"].as_str()?.to_string(), v["value"].as_f64()?)))
-        .collect();
+    let evaluation: BTreeMap<String, f64> = crate::sweep::read_metrics(dir).into_iter().map(|m| (m.key, m.value)).collect();
     let (metrics, training) = dataset_info(&dataset)?;
     let sweep = tags["sweep"].as_str().unwrap_or("sweep");
     let run_id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
@@ -194,11 +190,10 @@ pub struct Promotion {
 pub async fn promote(registry: &Registry, bundle: &Bundle, alias: &str) -> Result<Promotion, PromoteError> {
     let model = bundle.manifest.model.clone();
     let before = registry.read_alias(&model, alias).await?;
-    let (version, manifest_sha) = registry.publish(bundle).await?;
+    let (version, _) = registry.publish(bundle).await?;
     let pointer = registry.set_alias(&model, alias, version, before.as_ref()).await?;
     let mut manifest = bundle.manifest.clone();
     manifest.version = version;
-    debug_assert_eq!(sha256_hex(&serde_json::to_vec_pretty(&manifest).unwrap_or_default()), manifest_sha);
     Ok(Promotion { version, alias: pointer, previous: before.map(|b| b.pointer.version), manifest })
 }
 

@@ -339,6 +339,45 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
     Ok(m)
 }
 
+/// One tracked metric point (a line of a trial's `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// Metric name.
+    pub key: String,
+    /// Value.
+    pub value: f64,
+    /// Step.
+    pub step: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+/// The metric points tracked in `trial_dir/metrics.jsonl` (none when it is missing).
+pub fn read_metrics(trial_dir: &Path) -> Vec<MetricPoint> {
+    std::fs::read_to_string(trial_dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some(MetricPoint {
+                key: v["key"].as_str()?.to_string(),
+                value: v["value"].as_f64()?,
+                step: v["step"].as_i64().unwrap_or(0),
+                timestamp: v["timestamp"].as_i64().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Folder of a sweep dataset: `nab` and `smd` under `$AIOPS_DATASETS`, anything else the
+/// shipped simulator fleet.
+pub fn dataset_dir(dataset: &str) -> PathBuf {
+    match dataset {
+        "nab" | "smd" => crate::frames::datasets_root().join(dataset),
+        _ => crate::frames::shipped_sim_dir(),
+    }
+}
+
 /// The checked-out git commit, when the workbench runs inside a git work tree.
 pub fn git_commit() -> Option<String> {
     static COMMIT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -389,16 +428,10 @@ pub fn run(
                 let tdir = dir.join("trials").join(&t.id);
                 let params: BTreeMap<String, String> = t.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
                 if resume {
-                    if let Ok(text) = std::fs::read_to_string(tdir.join("metrics.jsonl")) {
-                        let metrics: BTreeMap<String, f64> = text
-                            .lines()
-                            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                            .filter_map(|v| Some((v["key"].as_str()?.to_string(), v["value"].as_f64()?)))
-                            .collect();
-                        if let Some(objective) = metrics.get(&spec.objective).copied() {
-                            overall.inc(1);
-                            return Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }));
-                        }
+                    let metrics: BTreeMap<String, f64> = read_metrics(&tdir).into_iter().map(|m| (m.key, m.value)).collect();
+                    if let Some(objective) = metrics.get(&spec.objective).copied() {
+                        overall.inc(1);
+                        return Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }));
                     }
                 }
                 if stop.load(Ordering::SeqCst) {
@@ -486,24 +519,14 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
 /// Returns the server charted.
 fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
     let fail = |e: FrameError| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) };
-    let dir = crate::frames::shipped_sim_dir();
-    let df = crate::frames::read_parquet(&dir.join("metrics.parquet")).map_err(fail)?;
-    let incidents = crate::simulate::read_labels(&dir.join("labels.csv")).map_err(fail)?;
-    let ts = crate::frames::timestamps_ms(&df).map_err(fail)?;
-    let servers = crate::frames::server_column(&df, "series").map_err(fail)?;
-    let metrics = crate::frames::metric_columns(&df);
+    let fleet = crate::evaluation::report::SimFleet::load(&crate::frames::shipped_sim_dir()).map_err(fail)?;
+    let (incidents, metrics) = (&fleet.incidents, &fleet.metrics);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for i in &incidents {
+    for i in incidents {
         *counts.entry(i.server.as_str()).or_default() += 1;
     }
-    let server = counts.iter().max_by_key(|(_, n)| **n).map(|(s, _)| s.to_string()).unwrap_or_else(|| servers[0].clone());
-    let idx: Vec<usize> = (0..ts.len()).filter(|&i| servers[i] == server).collect();
-    let cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| crate::frames::f64_column(&df, m)).collect::<Result<_, _>>().map_err(fail)?;
-    let input = crate::detect::DetectInput {
-        columns: metrics.clone(),
-        timestamps_ms: Some(idx.iter().map(|&i| ts[i]).collect()),
-        rows: idx.iter().map(|&i| cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect()).collect(),
-    };
+    let server = counts.iter().max_by_key(|(_, n)| **n).map(|(s, _)| s.to_string()).unwrap_or_else(|| fleet.servers[0].clone());
+    let input = fleet.server_input(&server);
     let det = crate::detect::detect_rows(&trial.detector, &input, None)
         .map_err(|e| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
     let mine: Vec<_> = incidents.iter().filter(|i| i.server == server).collect();

@@ -190,27 +190,56 @@ pub struct SimReport {
     pub false_alerts_per_server_day: f64,
 }
 
+/// A simulated fleet as read for evaluation: metrics, labels, and per-server detector input.
+#[derive(Debug, Clone)]
+pub struct SimFleet {
+    /// Labelled incidents.
+    pub incidents: Vec<runtime::collector::simulate::Incident>,
+    /// Metric columns, in order.
+    pub metrics: Vec<String>,
+    /// Server names, in order of first appearance.
+    pub servers: Vec<String>,
+    ts: Vec<i64>,
+    server_of_row: Vec<String>,
+    cols: Vec<Vec<Option<f64>>>,
+}
+
+impl SimFleet {
+    /// Read `metrics.parquet|csv` + `labels.csv` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, FrameError> {
+        let data = if dir.join("metrics.parquet").exists() { dir.join("metrics.parquet") } else { dir.join("metrics.csv") };
+        let df = crate::frames::read_metrics_file(&data)?;
+        let incidents = crate::simulate::read_labels(&dir.join("labels.csv"))?;
+        let ts = crate::frames::timestamps_ms(&df)?;
+        let server_of_row = crate::frames::server_column(&df, "series")?;
+        let metrics = crate::frames::metric_columns(&df);
+        let cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| crate::frames::f64_column(&df, m)).collect::<Result<_, _>>()?;
+        let mut servers: Vec<String> = server_of_row.clone();
+        servers.dedup();
+        Ok(Self { incidents, metrics, servers, ts, server_of_row, cols })
+    }
+
+    /// One server's rows as detector input (missing values as NaN).
+    pub fn server_input(&self, server: &str) -> DetectInput {
+        let idx: Vec<usize> = (0..self.ts.len()).filter(|&i| self.server_of_row[i] == server).collect();
+        DetectInput {
+            columns: self.metrics.clone(),
+            timestamps_ms: Some(idx.iter().map(|&i| self.ts[i]).collect()),
+            rows: idx.iter().map(|&i| self.cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect()).collect(),
+        }
+    }
+}
+
 /// Run a detector per server over a simulated fleet (`metrics.parquet|csv` + `labels.csv` in
 /// `dir`) and measure, per incident kind, detection and time to detect at `threshold`.
 pub fn evaluate_sim(dir: &Path, cfg: &DetectorConfig, threshold: f64) -> Result<SimReport, FrameError> {
-    let data = if dir.join("metrics.parquet").exists() { dir.join("metrics.parquet") } else { dir.join("metrics.csv") };
-    let df = crate::frames::read_metrics_file(&data)?;
-    let incidents = crate::simulate::read_labels(&dir.join("labels.csv"))?;
-    let ts = crate::frames::timestamps_ms(&df)?;
-    let servers = crate::frames::server_column(&df, "series")?;
-    let metrics = crate::frames::metric_columns(&df);
-    let cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| crate::frames::f64_column(&df, m)).collect::<Result<_, _>>()?;
-    let mut names: Vec<String> = servers.clone();
-    names.dedup();
-    let per_server: Vec<(String, Vec<i64>, Vec<bool>, Vec<usize>)> = names
+    let fleet = SimFleet::load(dir)?;
+    let (incidents, metrics) = (&fleet.incidents, &fleet.metrics);
+    let per_server: Vec<(String, Vec<i64>, Vec<bool>, Vec<usize>)> = fleet
+        .servers
         .par_iter()
         .map(|name| {
-            let idx: Vec<usize> = (0..ts.len()).filter(|&i| &servers[i] == name).collect();
-            let input = DetectInput {
-                columns: metrics.clone(),
-                timestamps_ms: Some(idx.iter().map(|&i| ts[i]).collect()),
-                rows: idx.iter().map(|&i| cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect()).collect(),
-            };
+            let input = fleet.server_input(name);
             let det = detect_rows(cfg, &input, None).map_err(|e| FrameError::Schema { context: name.clone(), message: e.to_string() })?;
             Ok((name.clone(), input.timestamps_ms.unwrap_or_default(), det.scores.iter().map(|s| *s >= threshold).collect(), det.primary))
         })
