@@ -203,6 +203,16 @@ impl AlertDecider {
         &self.cfg
     }
 
+    /// Mark an alert as active (carried over from a previous model or process) so it resolves,
+    /// and respects its cooldown, as if this decider had raised it.
+    pub fn mark_active(&mut self, server: &str, dedup_key: &str, timestamp_ms: i64) {
+        let st = self.servers.entry(server.to_string()).or_default();
+        st.last_alert_ms.insert(dedup_key.to_string(), timestamp_ms);
+        if !st.active.iter().any(|k| k == dedup_key) {
+            st.active.push(dedup_key.to_string());
+        }
+    }
+
     /// One scored row: `contributions` per metric (same order as `metrics`; empty → the
     /// first metric is primary).
     pub fn observe(

@@ -7,7 +7,10 @@
 //! - [`line_protocol`]: InfluxDB line protocol, encoded and strictly parsed;
 //! - [`sources`]: InfluxDB 1.x (InfluxQL over HTTP, writes with batching and retry) and Prometheus;
 //! - [`collector`]: this host's metrics from `/proc`, and the seeded server simulator;
-//! - [`registry`]: model bundles (manifest + files, checksummed) in a local or S3 registry.
+//! - [`registry`]: model bundles (manifest + files, checksummed) in a local or S3 registry;
+//! - [`decisions`]: threshold, consecutive rows, cooldown, severity and primary issue;
+//! - [`sinks`]: Slack, PagerDuty, Alertmanager, webhook, severity routing and the durable outbox;
+//! - [`monitor`]: the scheduled scoring loop behind `runtime monitor`, `once`, `replay` and Lambda.
 //!
 //! It does not depend on polars or burn-autodiff; the `workbench` crate builds on it.
 //!
@@ -20,9 +23,12 @@
 pub mod collector;
 pub mod decisions;
 pub mod features;
+pub mod lambda;
 pub mod line_protocol;
 pub mod models;
+pub mod monitor;
 pub mod registry;
+pub mod sinks;
 pub mod sources;
 
 /// Base metrics of the reference deployment, in the default feature order:

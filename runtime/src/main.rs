@@ -1,10 +1,20 @@
-//! `runtime`: the production binary. Today: `runtime collect` (the reference metric collector).
+//! `runtime`: the production binary: `monitor` (daemon), `once` (one tick), `replay`
+//! (recorded data on a virtual clock), `check-config`, `alert test`, `collect` (the reference
+//! metric collector) and, built with `--features lambda`, the AWS Lambda handler (`runtime
+//! lambda`, or no arguments inside Lambda).
 
 use std::time::Duration;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use runtime::collector::host::HostSampler;
 use runtime::collector::simulate::{SimConfig, Simulator};
+use runtime::decisions::Severity;
+use runtime::monitor::config::RuntimeConfig;
+use runtime::monitor::telemetry::Telemetry;
+use runtime::monitor::{Monitor, TickReport};
 use runtime::sources::influxdb::{InfluxClient, InfluxConfig};
 use runtime::{BASE_METRICS, MetricSample};
 
@@ -19,6 +29,244 @@ struct Cli {
 enum Command {
     /// Read this host's cpu/memory/network/disk (or simulated servers) and write them to InfluxDB.
     Collect(CollectArgs),
+    /// Monitor continuously: a tick every `schedule.interval_secs`, alerts delivered from the
+    /// outbox, `/healthz`, `/readyz` and `/metrics` on `http.listen`.
+    Monitor(ConfigArg),
+    /// One tick (for cron): score what arrived since the warm-up window, queue and deliver alerts.
+    Once {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the tick report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run ticks on a virtual clock over recorded data (a replay file or any source's history)
+    /// and deliver the alerts, as fast as the machine goes.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// First tick (RFC 3339; default: the replay file's start + warm-up).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last tick (default: the replay file's end).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Validate the configuration (naming bad keys), then check the model alias and the source.
+    CheckConfig(ConfigArg),
+    /// Alert sinks.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+    /// Serve AWS Lambda invocations (needs the `lambda` cargo feature).
+    Lambda(ConfigArg),
+}
+
+#[derive(clap::Args, Debug)]
+struct ConfigArg {
+    /// TOML configuration (every key optional; environment variables override).
+    #[arg(long, short, env = "RUNTIME_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertCommand {
+    /// Send a test alert to a sink, bypassing routing (the reference's test-slack / test-full).
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// slack, pagerduty, alertmanager, webhook or all (every configured sink).
+        #[arg(long, default_value = "all")]
+        sink: String,
+        /// Severity of the test alert.
+        #[arg(long, default_value = "high", value_parser = parse_severity)]
+        severity: Severity,
+    },
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_uppercase()))
+        .map_err(|_| format!("`{s}`: use info, low, medium, high or critical"))
+}
+
+fn load_config(arg: &ConfigArg) -> Result<RuntimeConfig, String> {
+    RuntimeConfig::load(arg.config.as_deref()).map_err(|e| e.to_string())
+}
+
+fn print_alerts(r: &TickReport) {
+    for a in &r.alerts {
+        println!(
+            "🚨 {} {} {}: {} = {} (score {:.2}) → {}",
+            runtime::format_ts(a.timestamp_ms),
+            a.severity.name(),
+            a.server,
+            a.primary_metric,
+            a.primary_value,
+            a.score,
+            a.dedup_key
+        );
+    }
+    for k in &r.resolved {
+        println!("✅ resolved {k}");
+    }
+}
+
+async fn once(config: ConfigArg, json: bool) -> Result<(), String> {
+    let cfg = load_config(&config)?;
+    let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
+    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    let report = monitor.tick(runtime::now_ms()).await;
+    let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string(&report).expect("serializes"));
+    } else {
+        print_alerts(&report);
+        println!(
+            "tick: model {} · {} servers · {} rows scored · {} alerts · {} resolved · {:.0} ms",
+            report.model.as_deref().unwrap_or("none"),
+            report.servers,
+            report.rows_scored,
+            report.alerts.len(),
+            report.resolved.len(),
+            report.duration_ms
+        );
+    }
+    let delivered: u64 = drained.delivered.values().sum();
+    if delivered > 0 || drained.pending > 0 {
+        eprintln!(
+            "deliveries: {delivered} sent, {} pending in {} (sent by the next run)",
+            drained.pending,
+            monitor.outbox().dir().display()
+        );
+    }
+    match report.error {
+        Some(e) => Err(format!("tick failed: {e}")),
+        None => Ok(()),
+    }
+}
+
+async fn replay(config: ConfigArg, from: Option<String>, until: Option<String>) -> Result<(), String> {
+    let cfg = load_config(&config)?;
+    let warmup_ms = cfg.schedule.warmup_secs * 1000;
+    let settle_ms = cfg.schedule.settle_secs * 1000;
+    let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
+    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    let span = monitor.source().span();
+    let ts = |t: Option<String>, what: &str, default: Option<i64>| -> Result<i64, String> {
+        match t {
+            Some(text) => runtime::parse_ts(&text).ok_or_else(|| format!("--{what}: `{text}` is not an RFC 3339 time")),
+            None => default.ok_or_else(|| format!("--{what} is required unless the source is a replay file")),
+        }
+    };
+    let from = ts(from, "from", span.map(|(a, b)| (a + warmup_ms).min(b) + settle_ms))?;
+    let until = ts(until, "until", span.map(|(_, b)| b + settle_ms + 1))?;
+    let reports = monitor.replay(from, until).await;
+    let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+    let (mut rows, mut alerts, mut resolved, mut errors) = (0, 0, 0, 0);
+    for r in &reports {
+        print_alerts(r);
+        rows += r.rows_scored;
+        alerts += r.alerts.len();
+        resolved += r.resolved.len();
+        errors += usize::from(r.error.is_some());
+    }
+    println!(
+        "replay: {} ticks · {rows} rows scored · {alerts} alerts · {resolved} resolved · {errors} failed ticks · deliveries {} sent, {} pending",
+        reports.len(),
+        drained.delivered.values().sum::<u64>(),
+        drained.pending
+    );
+    if let Some(e) = reports.iter().find_map(|r| r.error.clone()) {
+        return Err(format!("{errors} ticks failed, first: {e}"));
+    }
+    Ok(())
+}
+
+async fn check_config(config: ConfigArg) -> Result<(), String> {
+    let cfg = load_config(&config)?;
+    println!("✓ configuration valid ({})", config.config.as_ref().map_or("defaults + environment".into(), |p| p.display().to_string()));
+    println!(
+        "  source: {:?} · model: {} {}/{} · every {} s · shard {}/{}",
+        cfg.source.kind,
+        cfg.model.registry,
+        cfg.model.name,
+        cfg.model.alias,
+        cfg.schedule.interval_secs,
+        cfg.selection.shard,
+        cfg.selection.shards
+    );
+    let configured = cfg.sinks.configured();
+    println!("  sinks configured: {}", if configured.is_empty() { "none (alerts are only logged)".into() } else { configured.join(", ") });
+    let router = runtime::sinks::AlertRouter::new(cfg.routing.clone(), &configured);
+    for s in [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
+        let r = router.route(s);
+        println!("  {:<8} → {}", s.name(), if r.is_empty() { "log only".to_string() } else { r.join(" + ") });
+    }
+    for w in cfg.warnings() {
+        println!("⚠ {w}");
+    }
+    let telemetry = Arc::new(Telemetry::new());
+    let mut monitor = Monitor::new(cfg, telemetry.clone()).map_err(|e| e.to_string())?;
+    monitor.refresh_model(true).await;
+    match (monitor.model(), telemetry.readiness().model_error) {
+        (Some(m), _) => println!("✓ model {} ({} metrics: {})", m.label(), m.manifest.metrics.len(), m.manifest.metrics.join(", ")),
+        (None, e) => println!("✗ model: {}", e.unwrap_or_default()),
+    }
+    let metrics = monitor.model().map(|m| m.manifest.metrics.clone()).unwrap_or_else(|| vec!["cpu_usage".into()]);
+    let now = runtime::now_ms();
+    match monitor.source().read(&metrics, now - 3_600_000, now).await {
+        Ok(s) => println!("✓ source {}: {} samples in the last hour", monitor.source().name(), s.len()),
+        Err(e) => println!("✗ source {}: {e}", monitor.source().name()),
+    }
+    Ok(())
+}
+
+async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Result<(), String> {
+    let cfg = load_config(&config)?;
+    let configured = cfg.sinks.configured();
+    let targets: Vec<&str> = if sink == "all" {
+        configured.clone()
+    } else if runtime::sinks::SINK_NAMES.contains(&sink.as_str()) {
+        vec![runtime::sinks::SINK_NAMES.iter().copied().find(|n| *n == sink).expect("checked")]
+    } else {
+        return Err(format!("--sink `{sink}`: use slack, pagerduty, alertmanager, webhook or all"));
+    };
+    if targets.is_empty() {
+        return Err(
+            "no sink is configured (set SLACK_WEBHOOK_URL, PAGERDUTY_ROUTING_KEY, ALERTMANAGER_URL or ALERT_WEBHOOK_URL, or [sinks.*])"
+                .into(),
+        );
+    }
+    let http = reqwest::Client::new();
+    let n = runtime::sinks::test_notification(severity);
+    let mut failed = 0;
+    for t in targets {
+        if !configured.contains(&t) {
+            println!("✗ {t}: not configured");
+            failed += 1;
+            continue;
+        }
+        match cfg.sinks.send(&http, t, &n).await {
+            Ok(()) => println!("✓ {t}: test alert sent ({})", severity.name()),
+            Err(e) => {
+                println!("✗ {t}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 { Err(format!("{failed} sink(s) failed")) } else { Ok(()) }
+}
+
+#[cfg(feature = "lambda")]
+async fn lambda(config: ConfigArg) -> Result<(), String> {
+    let cfg = load_config(&config)?;
+    runtime::lambda::run(cfg).await.map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "lambda"))]
+async fn lambda(_config: ConfigArg) -> Result<(), String> {
+    Err("this binary was built without the `lambda` feature (cargo build --features lambda; terraform/package-lambda.sh does)".into())
 }
 
 #[derive(clap::Args, Debug)]
@@ -131,12 +379,31 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
-    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Inside AWS Lambda the bootstrap runs without arguments.
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && std::env::args_os().len() == 1;
+    let cli = if in_lambda {
+        Cli { command: Command::Lambda(ConfigArg { config: std::env::var_os("RUNTIME_CONFIG").map(PathBuf::from) }) }
+    } else {
+        Cli::parse()
+    };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = rt.block_on(async {
         match cli.command {
             Command::Collect(a) => collect(a).await,
+            Command::Monitor(c) => match load_config(&c).and_then(|cfg| {
+                let t = Arc::new(Telemetry::new());
+                Monitor::new(cfg, t.clone()).map(|m| (m, t)).map_err(|e| e.to_string())
+            }) {
+                Ok((m, t)) => runtime::monitor::run_daemon(m, t).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
+            Command::Once { config, json } => once(config, json).await,
+            Command::Replay { config, from, until } => replay(config, from, until).await,
+            Command::CheckConfig(c) => check_config(c).await,
+            Command::Alert { command: AlertCommand::Test { config, sink, severity } } => alert_test(config, sink, severity).await,
+            Command::Lambda(c) => lambda(c).await,
         }
     });
     match result {

@@ -17,7 +17,7 @@ use super::{SourceError, truncate};
 use crate::MetricSample;
 
 /// Where and how to reach InfluxDB. Fields also come from `INFLUXDB_*` variables in the binaries.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InfluxConfig {
     /// Base URL, e.g. `http://127.0.0.1:8086`.

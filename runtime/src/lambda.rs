@@ -1,0 +1,219 @@
+//! The AWS Lambda handler: one monitoring tick per scheduled invocation.
+//!
+//! EventBridge Scheduler invokes the function with `{"mode": "detect", "shard": k, "shards": n}`
+//! (terraform/lambda.tf); the tick monitors the servers of shard `k` (FNV-1a of the name mod
+//! `n`), queues alerts in an outbox under `/tmp` (one per shard) and waits up to the remaining
+//! time (less a margin) for it to drain. Monitors stay warm between invocations of the same
+//! execution environment, so detectors keep their history; a cold start re-warms them from
+//! `warmup_secs` of history. Undelivered alerts make the invocation fail (the scheduler's DLQ
+//! records it) and stay in the warm environment's outbox for the next tick.
+//!
+//! Configuration: `RUNTIME_CONFIG` (a TOML file in the package, optional) plus the
+//! environment terraform sets (`MODEL_URI`, `MODEL_ALIAS`, `INFLUXDB_URL`, `MONITORED_SERVERS`, …).
+//! Secrets: `ALERTING_SECRET_ARN` (`{"slack_webhook_url", "pagerduty_routing_key"}`) and
+//! `INFLUXDB_SECRET_ARN` (`{"username", "password"}` or `{"token"}`) are read through the AWS
+//! Parameters and Secrets Lambda Extension (`localhost:2773`) when its layer is attached.
+//! `mode = "predict"` answers that no forecaster bundle is deployed yet.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::monitor::config::RuntimeConfig;
+use crate::monitor::telemetry::Telemetry;
+use crate::monitor::{Monitor, TickReport};
+use crate::sinks::Secret;
+
+/// The scheduler's input.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TickEvent {
+    /// `detect` (default) or `predict`.
+    pub mode: Option<String>,
+    /// Shard of this invocation.
+    pub shard: Option<u32>,
+    /// Number of shards.
+    pub shards: Option<u32>,
+}
+
+/// The answer of an invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickResponse {
+    /// The mode run.
+    pub mode: String,
+    /// Shard `k/n`.
+    pub shard: String,
+    /// The tick.
+    pub tick: Option<TickReport>,
+    /// Deliveries still pending after the drain.
+    pub pending: u64,
+    /// Why nothing was done (e.g. predict without a forecaster).
+    pub note: Option<String>,
+}
+
+/// Monitors by shard, kept across invocations of one execution environment.
+#[derive(Debug)]
+pub struct Handler {
+    base: RuntimeConfig,
+    telemetry: Arc<Telemetry>,
+    monitors: tokio::sync::Mutex<HashMap<(u32, u32), Monitor>>,
+}
+
+impl Handler {
+    /// With the base configuration (shard settings are taken from each event).
+    pub fn new(base: RuntimeConfig) -> Self {
+        Self { base, telemetry: Arc::new(Telemetry::new()), monitors: tokio::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// Run one invocation; `budget` is the time left before the Lambda deadline.
+    pub async fn handle(&self, event: TickEvent, budget: Duration) -> Result<TickResponse, String> {
+        let mode = event.mode.clone().or_else(|| std::env::var("RUNTIME_MODE").ok()).unwrap_or_else(|| "detect".into());
+        let shards = event.shards.unwrap_or(self.base.selection.shards).max(1);
+        let shard = event.shard.unwrap_or(self.base.selection.shard);
+        if shard >= shards {
+            return Err(format!("event shard {shard} is not in 0..{shards}"));
+        }
+        let shard_label = format!("{shard}/{shards}");
+        if mode == "predict" {
+            return Ok(TickResponse {
+                mode,
+                shard: shard_label,
+                tick: None,
+                pending: 0,
+                note: Some("no forecaster bundle deployed yet".into()),
+            });
+        }
+        if mode != "detect" {
+            return Err(format!("unknown mode `{mode}`: use detect or predict"));
+        }
+        let mut monitors = self.monitors.lock().await;
+        if !monitors.contains_key(&(shard, shards)) {
+            let mut cfg = self.base.clone();
+            cfg.selection.shard = shard;
+            cfg.selection.shards = shards;
+            cfg.outbox.dir = cfg.outbox.dir.join(format!("shard-{shard}-of-{shards}"));
+            cfg.http.listen = String::new();
+            let m = Monitor::new(cfg, self.telemetry.clone()).map_err(|e| e.to_string())?;
+            monitors.insert((shard, shards), m);
+        }
+        let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
+        let tick = monitor.tick(crate::now_ms()).await;
+        emit_emf(&tick);
+        let timeout =
+            budget.saturating_sub(Duration::from_secs(3)).min(Duration::from_secs(monitor.config().schedule.deliver_timeout_secs));
+        let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+        if drained.pending > 0 {
+            return Err(format!(
+                "{} alert deliveries still pending after {:.0} s (kept in the outbox for the next tick)",
+                drained.pending,
+                timeout.as_secs_f64()
+            ));
+        }
+        if let Some(e) = &tick.error {
+            return Err(format!("tick failed: {e}"));
+        }
+        Ok(TickResponse { mode, shard: shard_label, tick: Some(tick), pending: drained.pending, note: None })
+    }
+}
+
+/// CloudWatch embedded metric format: one JSON log line the Lambda log pipeline turns into
+/// `AIOps/Monitoring` metrics (the dashboard of terraform/cloudwatch.tf).
+fn emit_emf(t: &TickReport) {
+    let ns = std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "AIOps/Monitoring".into());
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::now_ms(),
+            "CloudWatchMetrics": [{
+                "Namespace": ns,
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "AnomaliesDetected", "Unit": "Count"},
+                    {"Name": "AlertsGenerated", "Unit": "Count"},
+                    {"Name": "RowsScored", "Unit": "Count"},
+                    {"Name": "LambdaExecutionTime", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "AnomaliesDetected": t.anomalous_rows,
+        "AlertsGenerated": t.alerts.len(),
+        "RowsScored": t.rows_scored,
+        "LambdaExecutionTime": t.duration_ms,
+    });
+    println!("{line}");
+}
+
+/// Fill secrets from Secrets Manager through the Parameters and Secrets Lambda Extension, when
+/// the ARNs are set and the extension answers. Failures are logged (without values) and leave
+/// the configuration as it was.
+pub async fn apply_secrets(cfg: &mut RuntimeConfig) {
+    let (Ok(token), port) =
+        (std::env::var("AWS_SESSION_TOKEN"), std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".into()))
+    else {
+        return;
+    };
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client builds");
+    let fetch = |arn: String| {
+        let (http, token, port) = (http.clone(), token.clone(), port.clone());
+        async move {
+            let url = format!("http://localhost:{port}/secretsmanager/get");
+            let resp = http.get(url).query(&[("secretId", arn.as_str())]).header("X-Aws-Parameters-Secrets-Token", token).send().await;
+            let body: serde_json::Value = match resp {
+                Ok(r) if r.status().is_success() => r.json().await.map_err(|e| e.without_url().to_string())?,
+                Ok(r) => return Err(format!("HTTP {}", r.status().as_u16())),
+                Err(e) => return Err(e.without_url().to_string()),
+            };
+            let text = body.get("SecretString").and_then(|s| s.as_str()).ok_or("no SecretString")?;
+            serde_json::from_str::<HashMap<String, Option<String>>>(text)
+                .map_err(|_| "SecretString is not a JSON object of strings".to_string())
+        }
+    };
+    if let Ok(arn) = std::env::var("ALERTING_SECRET_ARN") {
+        match fetch(arn).await {
+            Ok(v) => {
+                let get = |k: &str| v.get(k).cloned().flatten().filter(|s| !s.is_empty());
+                if let (true, Some(s)) = (cfg.sinks.slack.webhook_url.is_empty(), get("slack_webhook_url")) {
+                    cfg.sinks.slack.webhook_url = Secret::new(s);
+                }
+                if let (true, Some(s)) = (cfg.sinks.pagerduty.routing_key.is_empty(), get("pagerduty_routing_key")) {
+                    cfg.sinks.pagerduty.routing_key = Secret::new(s);
+                }
+            }
+            Err(e) => tracing::error!(secret = "alerting", error = %e, "cannot read secret"),
+        }
+    }
+    if let Ok(arn) = std::env::var("INFLUXDB_SECRET_ARN") {
+        match fetch(arn).await {
+            Ok(v) => {
+                let i = &mut cfg.source.influxdb;
+                for (k, slot) in [("username", &mut i.username), ("password", &mut i.password), ("token", &mut i.token)] {
+                    if let Some(s) = v.get(k).cloned().flatten().filter(|s| !s.is_empty()) {
+                        *slot = s;
+                    }
+                }
+            }
+            Err(e) => tracing::error!(secret = "influxdb", error = %e, "cannot read secret"),
+        }
+    }
+}
+
+/// Serve invocations through the Lambda Runtime API until the environment is shut down.
+#[cfg(feature = "lambda")]
+pub async fn run(mut base: RuntimeConfig) -> Result<(), lambda_runtime::Error> {
+    use lambda_runtime::{LambdaEvent, service_fn};
+    if base.outbox.dir.is_relative() {
+        base.outbox.dir = std::path::PathBuf::from("/tmp").join(&base.outbox.dir);
+    }
+    apply_secrets(&mut base).await;
+    let handler = Arc::new(Handler::new(base));
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<TickEvent>| {
+        let handler = handler.clone();
+        async move {
+            let deadline_ms = ev.context.deadline as i64;
+            let budget = Duration::from_millis((deadline_ms - crate::now_ms()).max(0) as u64);
+            handler.handle(ev.payload, budget).await.map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,547 @@
+//! The monitor: reads live metrics on a schedule, scores them with the promoted model, decides
+//! and routes alerts through the durable outbox. One [`Monitor::tick`] is the unit of work of
+//! every mode: `runtime monitor` (a daemon ticking every `interval_secs`), `runtime once` (one
+//! tick, for cron), `runtime replay` (ticks on a virtual clock over recorded data) and the
+//! AWS Lambda handler (one tick per scheduled invocation, optionally for a shard of servers).
+//!
+//! Per tick: check the registry alias (every `reload_every_secs`; a new version is loaded and
+//! verified, an invalid one is refused and the last good model stays), read
+//! `[fetched_until, now - settle)` from the source (a fresh detector first learns
+//! `warmup_secs` of history), align samples into rows per server (a missing or non-finite value
+//! is filled from the metric's last value when at most `max_fill_secs` old, otherwise the row
+//! is skipped; samples at or before a server's last row are late and ignored — all counted),
+//! score each row with the model's streaming detector (causal: each score uses rows ≤ t), run
+//! the [`AlertDecider`] (threshold, consecutive rows, cooldown, severity, primary issue) and
+//! queue each alert in the outbox for the sinks its severity routes to.
+
+pub mod config;
+pub mod source;
+pub mod telemetry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::decisions::{Alert, AlertDecider, Decision};
+use crate::models::detectors::{DetectorConfig, StreamingDetector};
+use crate::registry::{Bundle, Manifest, Registry, RegistryError};
+use crate::sinks::outbox::{Outbox, OutboxError};
+use crate::sinks::{AlertRouter, Notification, SinksConfig, Status};
+use config::RuntimeConfig;
+use source::LiveSource;
+use telemetry::{Telemetry, label};
+
+/// Errors that stop the monitor from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// Registry URI or access.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Replay file.
+    #[error(transparent)]
+    File(#[from] source::FileError),
+    /// Outbox folder.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// A bundle the runtime cannot use.
+    #[error("model {model} v{version}: {reason}")]
+    BadModel {
+        /// Model name.
+        model: String,
+        /// Version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A verified model bundle ready to score.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// The manifest (metrics, decisions, …).
+    pub manifest: Manifest,
+    /// The detector settings.
+    pub detector: DetectorConfig,
+}
+
+impl LoadedModel {
+    /// Check that the bundle is usable: a detector that builds for its metrics, valid decisions.
+    pub fn from_bundle(bundle: &Bundle) -> Result<Self, MonitorError> {
+        let m = &bundle.manifest;
+        let bad = |reason: String| MonitorError::BadModel { model: m.model.clone(), version: m.version, reason };
+        let detector = bundle.detector().map_err(|e| bad(e.to_string()))?;
+        if m.metrics.is_empty() {
+            return Err(bad("the manifest lists no metrics".into()));
+        }
+        detector.build(m.metrics.len()).map_err(|e| bad(e.to_string()))?;
+        m.decisions.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(Self { manifest: m.clone(), detector })
+    }
+
+    /// `model@version`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.manifest.model, self.manifest.version)
+    }
+}
+
+#[derive(Debug)]
+struct ServerState {
+    detector: Box<dyn StreamingDetector>,
+    last_ms: i64,
+    /// Last accepted value and its time, per metric.
+    last_values: Vec<(i64, f64)>,
+    /// Rows before this time only train the detector (history), rows from it on are scored.
+    live_from_ms: i64,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickReport {
+    /// The tick's clock.
+    pub now_ms: i64,
+    /// `model@version` used.
+    pub model: Option<String>,
+    /// Servers with rows this tick.
+    pub servers: usize,
+    /// Rows scored (live rows).
+    pub rows_scored: u64,
+    /// Rows that only trained a fresh detector.
+    pub rows_learned: u64,
+    /// Rows at or above the threshold.
+    pub anomalous_rows: u64,
+    /// Alerts raised.
+    pub alerts: Vec<Alert>,
+    /// Keys resolved.
+    pub resolved: Vec<String>,
+    /// Why the tick did nothing, if it did not.
+    pub error: Option<String>,
+    /// Wall time of the tick.
+    pub duration_ms: f64,
+}
+
+/// The monitoring engine (see the module docs).
+#[derive(Debug)]
+pub struct Monitor {
+    cfg: RuntimeConfig,
+    source: LiveSource,
+    registry: Registry,
+    model: Option<LoadedModel>,
+    last_model_check: Option<Instant>,
+    servers: BTreeMap<String, ServerState>,
+    decider: Option<AlertDecider>,
+    /// Firing alerts by key, with the sinks they went to (resolves go to the same sinks).
+    active: HashMap<String, (Alert, Vec<&'static str>)>,
+    router: AlertRouter,
+    outbox: Arc<Outbox>,
+    telemetry: Arc<Telemetry>,
+    fetched_until_ms: Option<i64>,
+    /// The checkpoint found at start (rows after it are scored, not just learned).
+    resume_from_ms: Option<i64>,
+    rewarm: bool,
+    http: reqwest::Client,
+}
+
+impl Monitor {
+    /// Open the registry, the source and the outbox (nothing is contacted yet).
+    pub fn new(cfg: RuntimeConfig, telemetry: Arc<Telemetry>) -> Result<Self, MonitorError> {
+        let registry = Registry::open(&cfg.model.registry)?;
+        let source = LiveSource::from_config(&cfg.source)?;
+        let outbox = Arc::new(Outbox::open(cfg.outbox.clone())?);
+        let router = AlertRouter::new(cfg.routing.clone(), &cfg.sinks.configured());
+        let http = reqwest::Client::builder().timeout(crate::sinks::SEND_TIMEOUT).build().expect("reqwest client builds");
+        for w in cfg.warnings() {
+            tracing::warn!("{w}");
+        }
+        let resume_from_ms = outbox.read_checkpoint();
+        let pending = outbox.pending()?.len();
+        if pending > 0 {
+            tracing::warn!(pending, dir = %outbox.dir().display(), "undelivered alerts from a previous run will be sent");
+        }
+        Ok(Self {
+            cfg,
+            source,
+            registry,
+            model: None,
+            last_model_check: None,
+            servers: BTreeMap::new(),
+            decider: None,
+            active: HashMap::new(),
+            router,
+            outbox,
+            telemetry,
+            fetched_until_ms: None,
+            resume_from_ms,
+            rewarm: true,
+            http,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.cfg
+    }
+
+    /// The outbox.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// The sinks' settings.
+    pub fn sinks(&self) -> &SinksConfig {
+        &self.cfg.sinks
+    }
+
+    /// The HTTP client used for deliveries.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The metric source.
+    pub fn source(&self) -> &LiveSource {
+        &self.source
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> Option<&LoadedModel> {
+        self.model.as_ref()
+    }
+
+    /// Firing alerts by key.
+    pub fn active_alerts(&self) -> Vec<&Alert> {
+        let mut v: Vec<&Alert> = self.active.values().map(|(a, _)| a).collect();
+        v.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
+        v
+    }
+
+    /// Check the alias (when due) and swap in a new version if it loads and verifies.
+    pub async fn refresh_model(&mut self, force: bool) {
+        let due = force
+            || self.model.is_none()
+            || self.last_model_check.is_none_or(|t| t.elapsed().as_secs_f64() >= self.cfg.model.reload_every_secs as f64);
+        if !due {
+            return;
+        }
+        self.last_model_check = Some(Instant::now());
+        let (name, alias) = (self.cfg.model.name.clone(), self.cfg.model.alias.clone());
+        let state = match self.registry.read_alias(&name, &alias).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                self.model_error(format!("registry {} has no alias {name}/{alias}", self.registry.uri()));
+                return;
+            }
+            Err(e) => {
+                self.model_error(e.to_string());
+                return;
+            }
+        };
+        if self.model.as_ref().is_some_and(|m| m.manifest.version == state.pointer.version) {
+            return;
+        }
+        let loaded = match self.registry.load_alias(&name, &alias).await {
+            Ok(bundle) => LoadedModel::from_bundle(&bundle),
+            Err(e) => Err(e.into()),
+        };
+        match loaded {
+            Ok(m) => self.install(m),
+            Err(e) => self.model_error(e.to_string()),
+        }
+    }
+
+    fn model_error(&mut self, message: String) {
+        self.telemetry.model_load_errors.inc();
+        let keeping = self.model.as_ref().map(LoadedModel::label);
+        tracing::error!(error = %message, keeping = keeping.as_deref().unwrap_or("none"), "model load failed");
+        self.telemetry.update(|r| r.model_error = Some(message));
+    }
+
+    /// Use a model now (fresh detectors, re-warmed from history; firing alerts carried over).
+    pub fn install(&mut self, model: LoadedModel) {
+        let label = model.label();
+        tracing::info!(model = %label, detector = model.detector.name(), metrics = ?model.manifest.metrics, "model loaded");
+        if let Some(old) = &self.model {
+            self.telemetry.model_version.get_or_create(&telemetry::label("model", &old.manifest.model)).set(0);
+        }
+        self.telemetry.model_version.get_or_create(&telemetry::label("model", &model.manifest.model)).set(model.manifest.version as i64);
+        let mut decider = AlertDecider::new(model.manifest.decisions.clone()).expect("validated in from_bundle");
+        for (key, (alert, _)) in &self.active {
+            decider.mark_active(&alert.server, key, alert.timestamp_ms);
+        }
+        self.decider = Some(decider);
+        self.servers.clear();
+        self.rewarm = true;
+        self.model = Some(model);
+        self.telemetry.update(|r| {
+            r.model = Some(label);
+            r.model_error = None;
+        });
+    }
+
+    /// One tick at `now_ms` (wall clock, or a virtual clock in replay).
+    pub async fn tick(&mut self, now_ms: i64) -> TickReport {
+        let t0 = Instant::now();
+        self.refresh_model(false).await;
+        let mut report = TickReport { now_ms, ..TickReport::default() };
+        let result = self.tick_inner(now_ms, &mut report).await;
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(reason) => {
+                report.error = Some(reason.1);
+                reason.0
+            }
+        };
+        self.telemetry.ticks.get_or_create(&label("result", outcome)).inc();
+        let secs = t0.elapsed().as_secs_f64();
+        self.telemetry.tick_seconds.observe(secs);
+        report.duration_ms = secs * 1000.0;
+        report
+    }
+
+    async fn tick_inner(&mut self, now_ms: i64, report: &mut TickReport) -> Result<(), (&'static str, String)> {
+        let Some(model) = self.model.clone() else {
+            let why = self.telemetry.readiness().model_error.unwrap_or_else(|| "no model loaded".into());
+            return Err(("no_model", why));
+        };
+        report.model = Some(model.label());
+        let sched = &self.cfg.schedule;
+        let end = now_ms - sched.settle_secs * 1000;
+        let oldest = end - sched.warmup_secs * 1000;
+        let start = match self.fetched_until_ms {
+            Some(f) if !self.rewarm => f.max(oldest),
+            _ => oldest,
+        };
+        // Rows before this only train fresh detectors: the first tick scores its last interval,
+        // or everything since the checkpoint of a previous run when that is recent enough.
+        let first_live = end - sched.interval_secs as i64 * 1000;
+        let resume = self.resume_from_ms.filter(|c| *c >= end - sched.max_catchup_secs * 1000).map(|c| c.max(oldest));
+        let live_from = self.fetched_until_ms.or(resume).unwrap_or(first_live);
+        if end <= start {
+            return Ok(());
+        }
+        let metrics = model.manifest.metrics.clone();
+        let samples = match self.source.read(&metrics, start, end).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.telemetry.source_errors.inc();
+                tracing::error!(source = self.source.name(), error = %e, "metric source read failed");
+                let msg = e.to_string();
+                self.telemetry.update(|r| r.source_error = Some(msg.clone()));
+                return Err(("source_error", msg));
+            }
+        };
+        self.telemetry.update(|r| {
+            r.source_error = None;
+            r.ticked = true;
+        });
+        self.fetched_until_ms = Some(end);
+        self.rewarm = false;
+
+        // Align long samples into rows per server (NaN = missing).
+        let index: HashMap<&str, usize> = metrics.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
+        let mut rows: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+        for s in &samples {
+            let Some(&mi) = index.get(s.metric.as_str()) else { continue };
+            if !self.cfg.selection.includes(&s.server) {
+                continue;
+            }
+            let row = rows.entry(s.server.clone()).or_default().entry(s.timestamp_ms).or_insert_with(|| vec![f64::NAN; metrics.len()]);
+            row[mi] = s.value;
+        }
+        report.servers = rows.len();
+        let threshold = model.manifest.decisions.threshold;
+        let max_fill_ms = sched.max_fill_secs * 1000;
+        let mut notifications: Vec<(&'static str, Notification)> = Vec::new();
+        for (server, by_time) in rows {
+            if !self.servers.contains_key(&server) {
+                let detector = model.detector.build(metrics.len()).expect("validated when loaded");
+                self.servers.insert(
+                    server.clone(),
+                    ServerState {
+                        detector,
+                        last_ms: i64::MIN,
+                        last_values: vec![(i64::MIN, f64::NAN); metrics.len()],
+                        live_from_ms: live_from,
+                    },
+                );
+            }
+            let st = self.servers.get_mut(&server).expect("inserted above");
+            for (ts, mut values) in by_time {
+                if ts <= st.last_ms {
+                    self.telemetry.samples_late.inc_by(values.iter().filter(|v| !v.is_nan()).count() as u64);
+                    continue;
+                }
+                let mut complete = true;
+                for (m, v) in values.iter_mut().enumerate() {
+                    if !v.is_finite() {
+                        let (t, last) = st.last_values[m];
+                        if last.is_finite() && ts - t <= max_fill_ms {
+                            *v = last;
+                            self.telemetry.values_filled.inc();
+                        } else {
+                            complete = false;
+                        }
+                    }
+                }
+                if !complete {
+                    self.telemetry.rows_skipped.get_or_create(&label("reason", "incomplete")).inc();
+                    continue;
+                }
+                for (m, v) in values.iter().enumerate() {
+                    st.last_values[m] = (ts, *v);
+                }
+                st.last_ms = ts;
+                if ts < st.live_from_ms {
+                    st.detector.learn(ts, &values);
+                    report.rows_learned += 1;
+                    continue;
+                }
+                let score = st.detector.push(ts, &values);
+                report.rows_scored += 1;
+                if score >= threshold {
+                    report.anomalous_rows += 1;
+                }
+                let contributions = st.detector.contributions();
+                let decider = self.decider.as_mut().expect("installed with the model");
+                for decision in decider.observe(&server, ts, score, &metrics, &values, &contributions) {
+                    match decision {
+                        Decision::Trigger(alert) => {
+                            let sinks = self.router.route(alert.severity).to_vec();
+                            tracing::warn!(
+                                server = %alert.server, severity = alert.severity.name(), metric = %alert.primary_metric,
+                                value = alert.primary_value, score = alert.score, sinks = ?sinks, time = %crate::format_ts(alert.timestamp_ms),
+                                "anomaly alert"
+                            );
+                            self.telemetry.alerts.get_or_create(&label("severity", alert.severity.name())).inc();
+                            report.alerts.push(alert.clone());
+                            let n = Notification {
+                                status: Status::Firing,
+                                alert: alert.clone(),
+                                resolved_ms: None,
+                                model: model.label(),
+                                test: false,
+                            };
+                            notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
+                            self.active.insert(alert.dedup_key.clone(), (alert, sinks));
+                        }
+                        Decision::Resolve { dedup_key, timestamp_ms, .. } => {
+                            if let Some((alert, sinks)) = self.active.remove(&dedup_key) {
+                                tracing::info!(key = %dedup_key, time = %crate::format_ts(timestamp_ms), "alert resolved");
+                                self.telemetry.resolves.inc();
+                                report.resolved.push(dedup_key.clone());
+                                let n = Notification {
+                                    status: Status::Resolved,
+                                    alert,
+                                    resolved_ms: Some(timestamp_ms),
+                                    model: model.label(),
+                                    test: false,
+                                };
+                                notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.telemetry.rows_scored.inc_by(report.rows_scored);
+        self.telemetry.anomalous_rows.inc_by(report.anomalous_rows);
+        self.telemetry.servers.set(self.servers.len() as i64);
+        for (sink, n) in notifications {
+            if let Err(e) = self.outbox.enqueue(sink, &n) {
+                tracing::error!(sink = %sink, key = %n.alert.dedup_key, error = %e, "cannot queue alert in the outbox");
+                return Err(("outbox_error", e.to_string()));
+            }
+        }
+        // Everything up to `end` is decided and queued: a restart resumes from here.
+        if let Err(e) = self.outbox.write_checkpoint(end) {
+            tracing::error!(error = %e, "cannot write the checkpoint");
+        }
+        Ok(())
+    }
+
+    /// Send what the outbox has due (one pass) and record it.
+    pub async fn flush(&self) -> Result<crate::sinks::outbox::FlushReport, OutboxError> {
+        let r = self.outbox.flush(&self.cfg.sinks, &self.http).await?;
+        self.telemetry.record_flush(&r);
+        Ok(r)
+    }
+
+    /// Flush until empty or `timeout` passes.
+    pub async fn drain(&self, timeout: std::time::Duration) -> Result<crate::sinks::outbox::FlushReport, OutboxError> {
+        let r = self.outbox.drain(&self.cfg.sinks, &self.http, Instant::now() + timeout).await?;
+        self.telemetry.record_flush(&r);
+        Ok(r)
+    }
+
+    /// Ticks on a virtual clock from `from_ms` to `until_ms` (inclusive) every `interval_secs`,
+    /// flushing the outbox after each; returns every tick's report.
+    pub async fn replay(&mut self, from_ms: i64, until_ms: i64) -> Vec<TickReport> {
+        let step = self.cfg.schedule.interval_secs as i64 * 1000;
+        let mut out = Vec::new();
+        let mut now = from_ms;
+        while now <= until_ms {
+            out.push(self.tick(now).await);
+            if let Err(e) = self.flush().await {
+                tracing::error!(error = %e, "outbox flush failed");
+            }
+            now += step;
+        }
+        out
+    }
+}
+
+/// Run as a daemon until Ctrl-C / SIGTERM: a tick every `interval_secs`, the outbox flushed
+/// every second in the background, and the HTTP endpoints when `[http] listen` is set.
+pub async fn run_daemon(mut monitor: Monitor, telemetry: Arc<Telemetry>) -> Result<(), MonitorError> {
+    let listen = monitor.config().http.listen.clone();
+    if !listen.trim().is_empty() {
+        let t = telemetry.clone();
+        tokio::spawn(async move {
+            if let Err(e) = telemetry::serve(&listen, t).await {
+                tracing::error!(listen = %listen, error = %e, "HTTP endpoints failed");
+            }
+        });
+    }
+    let (outbox, sinks, http, t) = (monitor.outbox.clone(), monitor.cfg.sinks.clone(), monitor.http.clone(), telemetry.clone());
+    let flusher = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            match outbox.flush(&sinks, &http).await {
+                Ok(r) => t.record_flush(&r),
+                Err(e) => tracing::error!(error = %e, "outbox flush failed"),
+            }
+        }
+    });
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(monitor.cfg.schedule.interval_secs));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let r = monitor.tick(crate::now_ms()).await;
+                tracing::info!(rows = r.rows_scored, servers = r.servers, alerts = r.alerts.len(), resolved = r.resolved.len(),
+                    ms = format!("{:.1}", r.duration_ms), error = r.error.as_deref().unwrap_or(""), "tick");
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    flusher.abort();
+    tracing::info!("shutting down; undelivered alerts stay in the outbox for the next start");
+    let _ = monitor.drain(std::time::Duration::from_secs(2)).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,189 @@
+//! The live metric source of the runtime: one `read(metrics, start, end)` over InfluxDB,
+//! Prometheus or a replayed file.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::config::{SourceConfig, SourceKind};
+use crate::MetricSample;
+use crate::sources::SourceError;
+use crate::sources::influxdb::InfluxClient;
+use crate::sources::prometheus::PrometheusClient;
+
+/// A metric source.
+#[derive(Debug)]
+pub enum LiveSource {
+    /// InfluxDB 1.x.
+    Influx(InfluxClient),
+    /// Prometheus.
+    Prometheus {
+        /// Client.
+        client: PrometheusClient,
+        /// Settings (queries, server label, step).
+        cfg: super::config::PrometheusSourceConfig,
+    },
+    /// A file held in memory, sorted by time.
+    File {
+        /// The samples.
+        samples: Vec<MetricSample>,
+        /// Its name, for errors.
+        path: String,
+    },
+}
+
+/// A file that cannot be replayed: names the file, line and field.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: {field}: {message}")]
+pub struct FileError {
+    /// The file.
+    pub path: String,
+    /// 1-based line (0: the whole file).
+    pub line: usize,
+    /// Column or part.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn parse_time(cell: &str) -> Option<i64> {
+    let t = cell.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let v: i64 = t.parse().ok()?;
+        return Some(if t.len() <= 10 { v * 1000 } else { v });
+    }
+    crate::parse_ts(t)
+}
+
+/// Read a replay file: CSV long (`timestamp,server,metric,value`), CSV wide
+/// (`timestamp[,server],<metric>…`; a missing server column means server `file`) or line
+/// protocol (`.lp`, millisecond timestamps). Empty and `NaN` cells are kept as NaN (the monitor
+/// counts and skips them); anything else malformed is an error naming line and column.
+pub fn read_file(path: &Path) -> Result<Vec<MetricSample>, FileError> {
+    let name = path.display().to_string();
+    let err = |line: usize, field: &str, message: String| FileError { path: name.clone(), line, field: field.into(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(0, "file", e.to_string()))?;
+    let mut out = Vec::new();
+    if path.extension().is_some_and(|e| e == "lp") {
+        let (samples, _) = crate::line_protocol::parse(&text, &name, 1).map_err(|e| err(0, "line protocol", e.to_string()))?;
+        out = samples;
+    } else {
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let (_, header) = lines.next().ok_or_else(|| err(1, "header", "empty file".into()))?;
+        let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+        let idx = |n: &str| cols.iter().position(|c| *c == n);
+        let ts = idx("timestamp").ok_or_else(|| err(1, "header", "no `timestamp` column".into()))?;
+        let server = idx("server");
+        let long = idx("metric").zip(idx("value"));
+        for (i, line) in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let n = i + 1;
+            if cells.len() != cols.len() {
+                return Err(err(n, "row", format!("{} fields, header has {}", cells.len(), cols.len())));
+            }
+            let t = parse_time(cells[ts]).ok_or_else(|| err(n, "timestamp", format!("`{}` is not a timestamp", cells[ts].trim())))?;
+            let srv = server.map_or("file", |s| cells[s].trim()).to_string();
+            let value = |c: usize| -> Result<f64, FileError> {
+                let cell = cells[c].trim();
+                if cell.is_empty() || cell.eq_ignore_ascii_case("nan") {
+                    return Ok(f64::NAN);
+                }
+                cell.parse::<f64>().map_err(|_| err(n, cols[c], format!("`{cell}` is not a number")))
+            };
+            if let Some((m, v)) = long {
+                out.push(MetricSample::new(t, srv, cells[m].trim(), value(v)?));
+            } else {
+                for c in (0..cols.len()).filter(|c| *c != ts && Some(*c) != server) {
+                    out.push(MetricSample::new(t, srv.clone(), cols[c], value(c)?));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|s| s.timestamp_ms); // stable: file order within a timestamp
+    Ok(out)
+}
+
+impl LiveSource {
+    /// Connect (clients are lazy) or read the replay file.
+    pub fn from_config(cfg: &SourceConfig) -> Result<Self, FileError> {
+        Ok(match cfg.kind {
+            SourceKind::Influxdb => Self::Influx(InfluxClient::new(cfg.influxdb.clone())),
+            SourceKind::Prometheus => Self::Prometheus { client: PrometheusClient::new(&cfg.prometheus.url), cfg: cfg.prometheus.clone() },
+            SourceKind::File => Self::File { samples: read_file(&cfg.file.path)?, path: cfg.file.path.display().to_string() },
+        })
+    }
+
+    /// Short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Influx(_) => "influxdb",
+            Self::Prometheus { .. } => "prometheus",
+            Self::File { .. } => "file",
+        }
+    }
+
+    /// First and last timestamps of a replay file.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        match self {
+            Self::File { samples, .. } => Some((samples.first()?.timestamp_ms, samples.last()?.timestamp_ms)),
+            _ => None,
+        }
+    }
+
+    /// Samples of `metrics` with `start_ms <= t < end_ms`, any order.
+    pub async fn read(&self, metrics: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<MetricSample>, SourceError> {
+        match self {
+            Self::Influx(c) => c.read_samples(metrics, start_ms, end_ms).await,
+            Self::Prometheus { client, cfg } => {
+                let mut out = Vec::new();
+                for m in metrics {
+                    let Some(q) = cfg.queries.get(m) else {
+                        return Err(SourceError::Decode {
+                            service: "prometheus",
+                            url: String::new(),
+                            message: format!("no query for metric `{m}` in [source.prometheus.queries]"),
+                        });
+                    };
+                    // query_range includes its end; keep the half-open window.
+                    let end = end_ms - 1;
+                    if end < start_ms {
+                        continue;
+                    }
+                    out.extend(client.read_samples(q, m, &cfg.server_label, start_ms, end, cfg.step_secs).await?);
+                }
+                Ok(out)
+            }
+            Self::File { samples, .. } => {
+                let wanted: BTreeSet<&str> = metrics.iter().map(String::as_str).collect();
+                let lo = samples.partition_point(|s| s.timestamp_ms < start_ms);
+                let hi = samples.partition_point(|s| s.timestamp_ms < end_ms);
+                Ok(samples[lo..hi].iter().filter(|s| wanted.contains(s.metric.as_str())).cloned().collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_layouts_and_errors() {
+        let dir = std::env::temp_dir().join(format!("rt-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wide = dir.join("wide.csv");
+        std::fs::write(&wide, "timestamp,server,cpu_usage,memory_usage\n2024-01-15T00:00:10Z,a,5,NaN\n2024-01-15 00:00:00,a,4,60\n")
+            .unwrap();
+        let s = read_file(&wide).unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!((s[0].timestamp_ms, s[0].metric.as_str(), s[0].value), (1_705_276_800_000, "cpu_usage", 4.0), "sorted by time");
+        assert!(s[3].value.is_nan());
+        let long = dir.join("long.csv");
+        std::fs::write(&long, "timestamp,server,metric,value\n1705276800,b,disk_io,12.5\n").unwrap();
+        assert_eq!(read_file(&long).unwrap()[0], MetricSample::new(1_705_276_800_000, "b", "disk_io", 12.5));
+        let bad = dir.join("bad.csv");
+        std::fs::write(&bad, "timestamp,cpu_usage\n2024-01-15T00:00:00Z,1\n2024-01-15T00:00:10Z,abc\n").unwrap();
+        let e = read_file(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.csv:3: cpu_usage") && e.contains("abc"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

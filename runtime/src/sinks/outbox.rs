@@ -1,0 +1,420 @@
+//! The durable outbox: no alert is lost.
+//!
+//! Every notification is written to `DIR/pending/<id>.json` (temp file, fsync, rename, fsync
+//! of the folder) *before* any attempt to send it, and removed only after the sink accepted it.
+//! Failed attempts are retried with exponential backoff (and jitter); a notification that keeps
+//! failing past `max_age_secs`, or that a sink refuses for good (4xx other than 408/429), is
+//! moved to `DIR/dead/` — kept, counted and logged, never deleted. After a crash (even
+//! `kill -9`) the next start sends whatever is pending, so delivery is at least once; sinks
+//! deduplicate by key (PagerDuty `dedup_key`, Alertmanager labels, webhook `Idempotency-Key`).
+//! Per (sink, alert key) the order is kept: a resolve never overtakes its trigger.
+//!
+//! One process owns an outbox folder at a time (a lock on `DIR/outbox.lock`).
+//!
+//! ```
+//! use runtime::sinks::outbox::{Outbox, OutboxConfig};
+//! use runtime::sinks::{test_notification, Status};
+//! let dir = std::env::temp_dir().join(format!("outbox-doc-{}", std::process::id()));
+//! let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), ..Default::default() }).unwrap();
+//! outbox.enqueue("slack", &test_notification(runtime::decisions::Severity::High)).unwrap();
+//! assert_eq!(outbox.pending().unwrap().len(), 1);
+//! # drop(outbox); std::fs::remove_dir_all(dir).unwrap();
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Notification, SinksConfig};
+
+/// `[outbox]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Folder (created if missing).
+    pub dir: PathBuf,
+    /// First retry delay.
+    pub backoff_initial_secs: f64,
+    /// Longest retry delay.
+    pub backoff_max_secs: f64,
+    /// A notification still failing this long after it was queued goes to `dead/`.
+    pub max_age_secs: i64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("outbox"), backoff_initial_secs: 1.0, backoff_max_secs: 300.0, max_age_secs: 86_400 }
+    }
+}
+
+/// One queued delivery: a notification for one sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `<created ms>-<pid>-<seq>-<sink>`: sorts by creation.
+    pub id: String,
+    /// Sink name.
+    pub sink: String,
+    /// What to send.
+    pub notification: Notification,
+    /// When it was queued.
+    pub created_ms: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_attempt_ms: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// What one [`Outbox::flush`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlushReport {
+    /// Accepted by their sink, per sink.
+    pub delivered: BTreeMap<String, u64>,
+    /// Failed this time (will be retried), per sink.
+    pub failed: BTreeMap<String, u64>,
+    /// Moved to `dead/`, per sink.
+    pub dead: BTreeMap<String, u64>,
+    /// Held back by a rate limit or an earlier delivery of the same key.
+    pub deferred: u64,
+    /// Still pending after the flush.
+    pub pending: u64,
+}
+
+/// Outbox errors (file system).
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// A read or write failed.
+    #[error("outbox {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another process holds the folder.
+    #[error("outbox {path} is in use by another runtime process (lock held on outbox.lock)")]
+    Locked {
+        /// The folder.
+        path: String,
+    },
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last_ms: i64,
+}
+
+/// The outbox of one runtime process.
+#[derive(Debug)]
+pub struct Outbox {
+    cfg: OutboxConfig,
+    pending_dir: PathBuf,
+    dead_dir: PathBuf,
+    _lock: File,
+    seq: AtomicU64,
+    buckets: Mutex<BTreeMap<String, Bucket>>,
+    flushing: tokio::sync::Mutex<()>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
+    move |source| OutboxError::Io { path: path.display().to_string(), source }
+}
+
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), OutboxError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let dst = dir.join(name);
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+impl Outbox {
+    /// Open (create) the folder and take its lock.
+    pub fn open(cfg: OutboxConfig) -> Result<Self, OutboxError> {
+        let pending_dir = cfg.dir.join("pending");
+        let dead_dir = cfg.dir.join("dead");
+        for d in [&pending_dir, &dead_dir] {
+            std::fs::create_dir_all(d).map_err(io_err(d))?;
+        }
+        let lock_path = cfg.dir.join("outbox.lock");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OutboxError::Locked { path: cfg.dir.display().to_string() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        Ok(Self {
+            cfg,
+            pending_dir,
+            dead_dir,
+            _lock: lock,
+            seq: AtomicU64::new(0),
+            buckets: Mutex::new(BTreeMap::new()),
+            flushing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    /// Queue a notification for a sink; durable when this returns.
+    pub fn enqueue(&self, sink: &str, notification: &Notification) -> Result<Delivery, OutboxError> {
+        let now = crate::now_ms();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{now:013}-{}-{seq:06}-{sink}", std::process::id());
+        let d = Delivery {
+            id,
+            sink: sink.to_string(),
+            notification: notification.clone(),
+            created_ms: now,
+            attempts: 0,
+            next_attempt_ms: now,
+            last_error: None,
+        };
+        self.store(&d)?;
+        Ok(d)
+    }
+
+    fn store(&self, d: &Delivery) -> Result<(), OutboxError> {
+        let bytes = serde_json::to_vec_pretty(d).expect("a delivery serializes");
+        write_durably(&self.pending_dir, &format!("{}.json", d.id), &bytes)
+    }
+
+    /// Pending deliveries, oldest first. A file that cannot be read back is moved to `dead/`
+    /// with a `.corrupt` suffix (kept, and logged).
+    pub fn pending(&self) -> Result<Vec<Delivery>, OutboxError> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.pending_dir).map_err(io_err(&self.pending_dir))?;
+        for e in entries {
+            let path = e.map_err(io_err(&self.pending_dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let parsed = std::fs::read(&path).map_err(io_err(&path)).map(|b| serde_json::from_slice::<Delivery>(&b));
+            match parsed? {
+                Ok(d) => out.push(d),
+                Err(err) => {
+                    let dst = self.dead_dir.join(format!("{name}.corrupt"));
+                    tracing::error!(file = %path.display(), error = %err, moved_to = %dst.display(), "unreadable outbox entry");
+                    std::fs::rename(&path, &dst).map_err(io_err(&path))?;
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The monitor's progress: the end of the last window it fully processed (alerts queued).
+    pub fn read_checkpoint(&self) -> Option<i64> {
+        let text = std::fs::read_to_string(self.cfg.dir.join("checkpoint.json")).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()?.get("processed_until_ms")?.as_i64()
+    }
+
+    /// Record progress (write + rename: a killed process leaves the old or the new one).
+    pub fn write_checkpoint(&self, processed_until_ms: i64) -> Result<(), OutboxError> {
+        let tmp = self.cfg.dir.join(".checkpoint.json.tmp");
+        let dst = self.cfg.dir.join("checkpoint.json");
+        let body = serde_json::json!({ "processed_until_ms": processed_until_ms, "at": crate::format_ts(processed_until_ms) });
+        std::fs::write(&tmp, body.to_string()).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
+    }
+
+    /// Number of entries in `dead/`.
+    pub fn dead_count(&self) -> usize {
+        std::fs::read_dir(&self.dead_dir).map_or(0, |r| r.filter_map(Result::ok).count())
+    }
+
+    fn take_token(&self, sinks: &SinksConfig, sink: &str, now_ms: i64) -> bool {
+        let per_min = f64::from(sinks.rate_limit_per_minute(sink).max(1));
+        let capacity = (per_min / 6.0).max(1.0);
+        let mut buckets = self.buckets.lock().expect("bucket lock");
+        let b = buckets.entry(sink.to_string()).or_insert(Bucket { tokens: capacity, last_ms: now_ms });
+        b.tokens = (b.tokens + (now_ms - b.last_ms).max(0) as f64 / 60_000.0 * per_min).min(capacity);
+        b.last_ms = now_ms;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn backoff_ms(&self, attempts: u32, id: &str) -> i64 {
+        let base = self.cfg.backoff_initial_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
+        let secs = base.min(self.cfg.backoff_max_secs);
+        // Deterministic jitter in [0.8, 1.2) from the id, so retries of many alerts spread out.
+        let h = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        (secs * 1000.0 * (0.8 + f64::from(h % 400) / 1000.0)) as i64
+    }
+
+    /// Send what is due, oldest first; returns what happened. Only one flush runs at a time.
+    pub async fn flush(&self, sinks: &SinksConfig, http: &reqwest::Client) -> Result<FlushReport, OutboxError> {
+        let _guard = self.flushing.lock().await;
+        let mut report = FlushReport::default();
+        let mut blocked: HashSet<(String, String)> = HashSet::new();
+        let pending = self.pending()?;
+        let total = pending.len() as u64;
+        let mut done = 0u64;
+        for mut d in pending {
+            let now = crate::now_ms();
+            let key = (d.sink.clone(), d.notification.alert.dedup_key.clone());
+            if blocked.contains(&key) || d.next_attempt_ms > now || !self.take_token(sinks, &d.sink, now) {
+                blocked.insert(key);
+                report.deferred += 1;
+                continue;
+            }
+            let result = if d.sink == "webhook" {
+                super::webhook::send_with_key(http, &sinks.webhook, &d.notification, &d.id).await
+            } else {
+                sinks.send(http, &d.sink, &d.notification).await
+            };
+            let path = self.pending_dir.join(format!("{}.json", d.id));
+            match result {
+                Ok(()) => {
+                    std::fs::remove_file(&path).map_err(io_err(&path))?;
+                    *report.delivered.entry(d.sink.clone()).or_default() += 1;
+                    done += 1;
+                    tracing::info!(sink = %d.sink, key = %d.notification.alert.dedup_key, status = ?d.notification.status, attempts = d.attempts + 1, "alert delivered");
+                }
+                Err(e) => {
+                    d.attempts += 1;
+                    d.last_error = Some(e.to_string());
+                    let too_old = now - d.created_ms > self.cfg.max_age_secs * 1000;
+                    if !e.retryable() || too_old {
+                        let dst = self.dead_dir.join(format!("{}.json", d.id));
+                        write_durably(&self.dead_dir, &format!("{}.json", d.id), &serde_json::to_vec_pretty(&d).expect("serializes"))?;
+                        std::fs::remove_file(&path).map_err(io_err(&path))?;
+                        *report.dead.entry(d.sink.clone()).or_default() += 1;
+                        done += 1;
+                        tracing::error!(sink = %d.sink, key = %d.notification.alert.dedup_key, error = %e, kept_in = %dst.display(), "alert undeliverable");
+                    } else {
+                        d.next_attempt_ms = now + self.backoff_ms(d.attempts, &d.id);
+                        self.store(&d)?;
+                        *report.failed.entry(d.sink.clone()).or_default() += 1;
+                        blocked.insert(key);
+                        tracing::warn!(sink = %d.sink, key = %d.notification.alert.dedup_key, attempts = d.attempts, error = %e, "alert delivery failed; will retry");
+                    }
+                }
+            }
+        }
+        report.pending = total - done;
+        Ok(report)
+    }
+
+    /// Flush until nothing is pending or `deadline` passes (waiting for backoff in between).
+    pub async fn drain(
+        &self,
+        sinks: &SinksConfig,
+        http: &reqwest::Client,
+        deadline: std::time::Instant,
+    ) -> Result<FlushReport, OutboxError> {
+        let mut total = FlushReport::default();
+        loop {
+            let r = self.flush(sinks, http).await?;
+            for (k, v) in r.delivered {
+                *total.delivered.entry(k).or_default() += v;
+            }
+            for (k, v) in r.failed {
+                *total.failed.entry(k).or_default() += v;
+            }
+            for (k, v) in r.dead {
+                *total.dead.entry(k).or_default() += v;
+            }
+            total.pending = r.pending;
+            if r.pending == 0 || std::time::Instant::now() >= deadline {
+                return Ok(total);
+            }
+            let next = self.pending()?.iter().map(|d| d.next_attempt_ms).min().unwrap_or(0);
+            let wait_ms = (next - crate::now_ms()).clamp(50, 1000) as u64;
+            if std::time::Instant::now() + std::time::Duration::from_millis(wait_ms) > deadline {
+                return Ok(total);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decisions::Severity;
+    use crate::sinks::{Secret, Status, test_notification};
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("outbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn entries_survive_reopening_and_one_process_owns_the_folder() {
+        let dir = tmp("reopen");
+        let cfg = OutboxConfig { dir: dir.clone(), ..Default::default() };
+        let a = Outbox::open(cfg.clone()).unwrap();
+        a.enqueue("slack", &test_notification(Severity::High)).unwrap();
+        let mut resolved = test_notification(Severity::High);
+        resolved.status = Status::Resolved;
+        a.enqueue("slack", &resolved).unwrap();
+        assert!(matches!(Outbox::open(cfg.clone()), Err(OutboxError::Locked { .. })));
+        drop(a);
+        let b = Outbox::open(cfg).unwrap();
+        let p = b.pending().unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].notification.status, p[1].notification.status), (Status::Firing, Status::Resolved), "oldest first");
+        std::fs::write(dir.join("pending/0000000000000-1-000000-x.json"), "{not json").unwrap();
+        assert_eq!(b.pending().unwrap().len(), 2);
+        assert_eq!(b.dead_count(), 1, "a corrupt entry is kept in dead/");
+        drop(b);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn unreachable_sink_keeps_entries_with_backoff_and_order() {
+        let dir = tmp("retry");
+        let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), ..Default::default() }).unwrap();
+        let mut sinks = SinksConfig::default();
+        sinks.slack.webhook_url = Secret::new("http://127.0.0.1:9/hooks/SECRETPATH"); // discard port: refused
+        let n = test_notification(Severity::Medium);
+        outbox.enqueue("slack", &n).unwrap();
+        outbox.enqueue("slack", &Notification { status: Status::Resolved, resolved_ms: Some(1), ..n.clone() }).unwrap();
+        let http = reqwest::Client::new();
+        let r = outbox.flush(&sinks, &http).await.unwrap();
+        assert_eq!((r.failed.get("slack"), r.deferred, r.pending), (Some(&1), 1, 2), "{r:?}");
+        let p = outbox.pending().unwrap();
+        assert_eq!(p[0].attempts, 1);
+        assert!(p[0].next_attempt_ms > crate::now_ms(), "backoff");
+        assert!(!p[0].last_error.as_ref().unwrap().contains("SECRETPATH"), "{:?}", p[0].last_error);
+        assert_eq!(p[1].attempts, 0, "the resolve waits for its trigger");
+        let r = outbox.flush(&sinks, &http).await.unwrap();
+        assert_eq!((r.deferred, r.pending), (2, 2), "not due yet");
+        drop(outbox);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rate_limit_and_backoff_grow() {
+        let dir = tmp("rate");
+        let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), ..Default::default() }).unwrap();
+        let sinks = SinksConfig::default(); // slack: 60/min → burst 10
+        let now = 1_000_000;
+        let granted = (0..30).filter(|_| outbox.take_token(&sinks, "slack", now)).count();
+        assert_eq!(granted, 10);
+        assert!(outbox.take_token(&sinks, "slack", now + 1000), "one per second refills");
+        assert!(outbox.backoff_ms(3, "x") > outbox.backoff_ms(1, "x"));
+        assert!(outbox.backoff_ms(30, "x") <= 360_000);
+        drop(outbox);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,55 @@
+//! A generic JSON webhook: the [`Notification`] itself (`status`, `alert`, `model`, …) plus a
+//! `dedup_key`, with an `Idempotency-Key` header so receivers can drop repeats of an
+//! at-least-once delivery.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Notification, Secret, SinkError, post_json};
+
+/// `[sinks.webhook]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// URL (a secret: it often carries a token; or `ALERT_WEBHOOK_URL`).
+    pub url: Secret,
+    /// Extra headers (values are secrets, e.g. `Authorization`).
+    pub headers: BTreeMap<String, Secret>,
+    /// Posts per minute at most.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self { url: Secret::default(), headers: BTreeMap::new(), rate_limit_per_minute: 600 }
+    }
+}
+
+/// The body.
+pub fn payload(n: &Notification) -> Value {
+    json!({
+        "version": "1",
+        "status": n.status,
+        "summary": n.summary(),
+        "dedup_key": n.alert.dedup_key,
+        "alert": n.alert,
+        "resolved_ms": n.resolved_ms,
+        "model": n.model,
+        "test": n.test,
+    })
+}
+
+/// Post; `idempotency_key` identifies this delivery (the outbox id).
+pub async fn send_with_key(http: &reqwest::Client, cfg: &WebhookConfig, n: &Notification, idempotency_key: &str) -> Result<(), SinkError> {
+    let mut headers: Vec<(String, String)> = cfg.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
+    headers.push(("Idempotency-Key".into(), idempotency_key.to_string()));
+    post_json(http, "webhook", cfg.url.expose(), &payload(n), &headers).await.map(|_| ())
+}
+
+/// Post with the alert's key and time as idempotency key.
+pub async fn send(http: &reqwest::Client, cfg: &WebhookConfig, n: &Notification) -> Result<(), SinkError> {
+    let key = format!("{}@{}:{:?}", n.alert.dedup_key, n.alert.timestamp_ms, n.status);
+    send_with_key(http, cfg, n, &key).await
+}

@@ -1,0 +1,2 @@
+//! Helpers shared by the runtime integration tests.
+pub mod receiver;

@@ -1,0 +1,287 @@
+//! The monitor end to end, with no external service: a labelled simulator fleet replayed from a
+//! file through a model bundle in a local registry, alerts delivered to local receivers that
+//! check the Slack and PagerDuty payload formats; outages, `kill -9` with alerts in the outbox,
+//! hot model reload and fallback to the last good model.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::receiver::Receiver;
+use runtime::collector::simulate::{Incident, SimConfig, Simulator};
+use runtime::decisions::{DecisionConfig, Severity};
+use runtime::models::detectors::DetectorConfig;
+use runtime::monitor::config::RuntimeConfig;
+use runtime::monitor::telemetry::Telemetry;
+use runtime::monitor::{Monitor, TickReport};
+use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rt-monitor-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f)
+}
+
+/// A simulated fleet as a wide CSV; returns the file and the labelled incidents.
+fn sim_csv(dir: &Path, servers: usize, hours: i64, seed: u64) -> (PathBuf, Vec<Incident>) {
+    let mut sim = Simulator::new(SimConfig { servers, seed, ..SimConfig::default() });
+    let end = sim.next_timestamp_ms() + hours * 3_600_000;
+    let mut text = String::from("timestamp,server,cpu_usage,memory_usage,network,disk_io\n");
+    while sim.next_timestamp_ms() < end {
+        let (t, rows) = sim.next_row();
+        for (s, v) in rows {
+            text.push_str(&format!("{t},{s},{},{},{},{}\n", v[0], v[1], v[2], v[3]));
+        }
+    }
+    let path = dir.join("fleet.csv");
+    std::fs::write(&path, text).unwrap();
+    let incidents = sim.incidents().into_iter().filter(|i| i.start_ms < end).collect();
+    (path, incidents)
+}
+
+fn manifest(decisions: DecisionConfig) -> Manifest {
+    Manifest {
+        format_version: 0,
+        model: "anomaly-detector".into(),
+        kind: String::new(),
+        version: 0,
+        metrics: runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
+        feature_spec: None,
+        scaler: None,
+        decisions,
+        training: TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None },
+        evaluation: BTreeMap::new(),
+        params: BTreeMap::new(),
+        source_run: "test".into(),
+        git_commit: None,
+        created_at: "2026-11-24T00:00:00Z".into(),
+        files: BTreeMap::new(),
+    }
+}
+
+/// Publish a bundle and point `champion` at it; returns the version.
+async fn promote(registry: &Registry, bundle: &Bundle) -> u64 {
+    let (version, _) = registry.publish(bundle).await.unwrap();
+    let current = registry.read_alias("anomaly-detector", "champion").await.unwrap();
+    registry.set_alias("anomaly-detector", "champion", version, current.as_ref()).await.unwrap();
+    version
+}
+
+fn config(dir: &Path, data: &Path, receiver: &Receiver) -> RuntimeConfig {
+    let text = format!(
+        r#"
+[source]
+kind = "file"
+[source.file]
+path = "{data}"
+[model]
+registry = "file://{dir}/registry"
+[schedule]
+interval_secs = 30
+warmup_secs = 86400
+settle_secs = 0
+deliver_timeout_secs = 10
+[outbox]
+dir = "{dir}/outbox"
+backoff_initial_secs = 0.05
+backoff_max_secs = 0.2
+[http]
+listen = ""
+[sinks.slack]
+webhook_url = "{url}/slack/T000/B000/SECRETTOKEN"
+[sinks.pagerduty]
+routing_key = "{key}"
+url = "{url}/pagerduty/v2/enqueue"
+"#,
+        data = data.display(),
+        dir = dir.display(),
+        url = receiver.url,
+        key = "k".repeat(32)
+    );
+    let cfg = RuntimeConfig::from_toml_str(&text, "test.toml").unwrap();
+    cfg.validate("test.toml").unwrap();
+    cfg
+}
+
+fn monitor(cfg: RuntimeConfig) -> Monitor {
+    Monitor::new(cfg, std::sync::Arc::new(Telemetry::new())).unwrap()
+}
+
+/// The decisions a promotion would ship for this detector: the default sweep's best threshold
+/// band, one row (the tail ensemble damps the rows after an alarm, so runs of two are rare).
+fn sim_decisions() -> DecisionConfig {
+    DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() }
+}
+
+#[test]
+fn replay_alerts_incidents_with_severity_and_primary_metric_and_nothing_else() {
+    let dir = tmp("replay");
+    let (data, incidents) = sim_csv(&dir, 5, 72, 42);
+    let receiver = Receiver::start();
+    let cfg = config(&dir, &data, &receiver);
+    let registry = Registry::open(&cfg.model.registry).unwrap();
+    block_on(promote(&registry, &Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default())));
+    let mut m = monitor(cfg);
+    let span = m.source().span().unwrap();
+    let from = span.0 + 24 * 3_600_000;
+    let reports: Vec<TickReport> = block_on(async {
+        let r = m.replay(from, span.1 + 1).await;
+        m.drain(Duration::from_secs(20)).await.unwrap();
+        r
+    });
+    assert!(reports.iter().all(|r| r.error.is_none()), "{:?}", reports.iter().find(|r| r.error.is_some()));
+    assert_eq!(reports.iter().map(|r| r.rows_scored).sum::<u64>(), 5 * 48 * 360, "every live row scored once");
+    let alerts: Vec<_> = reports.iter().flat_map(|r| r.alerts.clone()).collect();
+    let incident_of = |a: &runtime::decisions::Alert| {
+        incidents.iter().find(|i| i.server == a.server && a.timestamp_ms >= i.start_ms && a.timestamp_ms <= i.end_ms + 600_000)
+    };
+    // Nothing else: every alert falls in a labelled incident of its server, names the
+    // incident's metric as primary issue, and has the severity its score and level give.
+    for a in &alerts {
+        let i = incident_of(a).unwrap_or_else(|| panic!("false alert {a:?}"));
+        assert_eq!(a.primary_metric, i.metric, "{a:?} vs {i:?}");
+        assert!(a.severity >= Severity::High, "an incident this clear is HIGH or worse: {a:?}");
+    }
+    let caught: Vec<_> = incidents.iter().filter(|i| alerts.iter().any(|a| incident_of(a) == Some(*i))).collect();
+    assert!(caught.len() >= 2, "{caught:?}");
+    assert!(caught.iter().all(|i| i.kind.name() == "disk_io_storm"), "{caught:?}");
+    // Routing: HIGH goes to Slack and PagerDuty; each alert is resolved when normal again.
+    assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
+    let slack = receiver.accepted("/slack");
+    let pd = receiver.accepted("/pagerduty");
+    for a in &alerts {
+        assert!(slack.iter().any(|r| r.body["text"].as_str().unwrap().contains(&a.server)), "slack got {a:?}");
+        let events: Vec<&str> =
+            pd.iter().filter(|r| r.body["dedup_key"] == a.dedup_key.as_str()).map(|r| r.body["event_action"].as_str().unwrap()).collect();
+        assert_eq!(events, ["trigger", "resolve"], "{a:?}");
+    }
+    assert_eq!(slack.len(), 2 * alerts.len(), "a trigger and a resolve each");
+    assert!(m.outbox().pending().unwrap().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn write_config(dir: &Path, data: &Path, receiver: &Receiver) -> PathBuf {
+    let cfg = config(dir, data, receiver);
+    let path = dir.join("runtime.toml");
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
+    path
+}
+
+fn pending_files(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(rd) = std::fs::read_dir(dir.join("outbox/pending")) else { return Vec::new() };
+    rd.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .collect()
+}
+
+/// Trigger keys `(server/metric, alert time)` PagerDuty received.
+fn pd_triggers(r: &Receiver) -> std::collections::BTreeSet<(String, String)> {
+    r.accepted("/pagerduty")
+        .iter()
+        .filter(|x| x.body["event_action"] == "trigger")
+        .map(|x| (x.body["dedup_key"].as_str().unwrap().to_string(), x.body["payload"]["timestamp"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
+    let bin = env!("CARGO_BIN_EXE_runtime");
+    // The reference: the same replay, uninterrupted, sinks up.
+    let ref_dir = tmp("kill-ref");
+    let (data, _) = sim_csv(&ref_dir, 5, 72, 42);
+    let reference = Receiver::start();
+    let cfg = config(&ref_dir, &data, &reference);
+    let registry = Registry::open(&cfg.model.registry).unwrap();
+    let bundle = Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default());
+    block_on(promote(&registry, &bundle));
+    let out = std::process::Command::new(bin).args(["replay", "--config"]).arg(write_config(&ref_dir, &data, &reference)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = pd_triggers(&reference);
+    assert!(expected.len() >= 2, "{expected:?}");
+
+    // Sinks down; kill -9 once alerts wait in the outbox.
+    let dir = tmp("kill");
+    let receiver = Receiver::start();
+    receiver.set_down(true);
+    let registry = Registry::open(&format!("file://{}/registry", dir.display())).unwrap();
+    block_on(promote(&registry, &bundle));
+    let config_path = write_config(&dir, &data, &receiver);
+    let mut child = std::process::Command::new(bin)
+        .args(["replay", "--config"])
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while pending_files(&dir).is_empty() && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let stranded = pending_files(&dir);
+    assert!(!stranded.is_empty(), "alerts were waiting when the process died");
+    assert!(receiver.accepted("").is_empty(), "nothing could be delivered during the outage");
+    assert!(stranded.iter().all(|d| d["attempts"].as_u64().unwrap() >= 1 || d["sink"] == "slack" || d["sink"] == "pagerduty"));
+
+    // Restart with the sinks back: the stranded alerts and the rest of the replay arrive.
+    receiver.set_down(false);
+    let out = std::process::Command::new(bin).args(["replay", "--config"]).arg(&config_path).output().unwrap();
+    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.contains("undelivered alerts from a previous run"), "{logs}");
+    assert!(!logs.contains("SECRETTOKEN") && !logs.contains(&"k".repeat(32)), "secrets never logged");
+    assert!(pending_files(&dir).is_empty());
+    for d in &stranded {
+        let key = d["notification"]["alert"]["dedup_key"].as_str().unwrap();
+        let sink = d["sink"].as_str().unwrap();
+        assert!(
+            receiver.accepted(&format!("/{sink}")).iter().any(|r| r.body.to_string().contains(key)),
+            "stranded {sink} alert {key} delivered after the restart"
+        );
+    }
+    assert_eq!(pd_triggers(&receiver), expected, "every alert of the uninterrupted run, none lost");
+    assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
+    std::fs::remove_dir_all(ref_dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn flaky_sink_is_retried_and_bad_model_keeps_the_last_good_one() {
+    let dir = tmp("flaky");
+    let (data, _) = sim_csv(&dir, 5, 72, 42);
+    let receiver = Receiver::start();
+    receiver.fail_next(3);
+    let cfg = config(&dir, &data, &receiver);
+    let registry = Registry::open(&cfg.model.registry).unwrap();
+    let v1 = block_on(promote(&registry, &Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default())));
+    let mut m = monitor(cfg);
+    block_on(m.refresh_model(true));
+    assert_eq!(m.model().unwrap().manifest.version, v1);
+    // A bundle whose detector cannot run: refused, v1 stays.
+    let mut bad = Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default());
+    bad.files.insert(runtime::registry::DETECTOR_FILE.into(), br#"{"kind":"tail_ensemble","history_rows":0}"#.to_vec());
+    let bad = Bundle::new(bad.manifest, bad.files);
+    let v2 = block_on(promote(&registry, &bad));
+    block_on(m.refresh_model(true));
+    assert_eq!(m.model().unwrap().manifest.version, v1, "v{v2} refused");
+    let span = m.source().span().unwrap();
+    let reports = block_on(async {
+        let r = m.replay(span.0 + 24 * 3_600_000, span.1 + 1).await;
+        m.drain(Duration::from_secs(20)).await.unwrap();
+        r
+    });
+    let alerts: usize = reports.iter().map(|r| r.alerts.len()).sum();
+    assert!(alerts >= 2);
+    assert_eq!(receiver.accepted("/pagerduty").len(), 2 * alerts, "every trigger and resolve despite 3 injected 500s");
+    assert!(m.outbox().pending().unwrap().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
