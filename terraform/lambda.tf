@@ -29,6 +29,7 @@ resource "aws_lambda_function" "runtime" {
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = [var.lambda_architecture]
+  layers           = var.secrets_extension_layer_arn == null ? [] : [var.secrets_extension_layer_arn]
   memory_size      = var.lambda_memory_mb
   timeout          = var.lambda_timeout_seconds
   kms_key_arn      = aws_kms_key.main.arn

@@ -121,6 +121,17 @@ variable "lambda_architecture" {
   }
 }
 
+variable "secrets_extension_layer_arn" {
+  description = "ARN of the AWS Parameters and Secrets Lambda Extension layer for your region and architecture (see the AWS docs). With it the runtime reads the alerting and InfluxDB secrets at cold start; without it, pass them as environment through your own means."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.secrets_extension_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9-_]+:[0-9]+$", var.secrets_extension_layer_arn))
+    error_message = "secrets_extension_layer_arn must be a Lambda layer version ARN."
+  }
+}
+
 variable "lambda_memory_mb" {
   description = "Memory of each Lambda function in MB (CPU share grows with it)."
   type        = number

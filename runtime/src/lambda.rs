@@ -212,7 +212,10 @@ pub async fn run(mut base: RuntimeConfig) -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline_ms = ev.context.deadline as i64;
             let budget = Duration::from_millis((deadline_ms - crate::now_ms()).max(0) as u64);
-            handler.handle(ev.payload, budget).await.map_err(lambda_runtime::Error::from)
+            handler
+                .handle(ev.payload, budget)
+                .await
+                .map_err(|e| lambda_runtime::Diagnostic { error_type: "AIOpsRuntimeError".into(), error_message: e })
         }
     }))
     .await

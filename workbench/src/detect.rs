@@ -152,6 +152,7 @@ mod tests {
         let runtime_detectors = [
             DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
             DetectorConfig::RobustZ(RobustZConfig::default()),
+            DetectorConfig::Ewma(Default::default()),
             DetectorConfig::Mahalanobis(MahalanobisConfig::default()),
             DetectorConfig::Ensemble(EnsembleConfig {
                 members: vec![DetectorConfig::default(), DetectorConfig::RobustZ(RobustZConfig::default())],

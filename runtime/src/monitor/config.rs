@@ -41,6 +41,8 @@ pub enum SourceKind {
     /// A file replayed (CSV long `timestamp,server,metric,value`, CSV wide
     /// `timestamp,server,<metric>…`, or line protocol `.lp`).
     File,
+    /// The seeded server simulator, generated live (demos with no database, benchmarks).
+    Simulator,
 }
 
 /// `[source.prometheus]`.
@@ -87,6 +89,27 @@ pub struct FileSourceConfig {
     pub path: PathBuf,
 }
 
+/// `[source.simulator]`: the fleet of `runtime collect --simulate`, generated on demand. The
+/// first read starts the fleet at the window's start; later reads must move forward in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorSourceConfig {
+    /// Servers.
+    pub servers: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Sampling interval.
+    pub interval_secs: u32,
+    /// Incidents per server per day.
+    pub incidents_per_day: f64,
+}
+
+impl Default for SimulatorSourceConfig {
+    fn default() -> Self {
+        Self { servers: 5, seed: 42, interval_secs: 10, incidents_per_day: 2.0 }
+    }
+}
+
 /// `[source]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,6 +123,8 @@ pub struct SourceConfig {
     pub prometheus: PrometheusSourceConfig,
     /// File replay settings.
     pub file: FileSourceConfig,
+    /// Simulator settings.
+    pub simulator: SimulatorSourceConfig,
 }
 
 /// `[model]`: which bundle of the registry scores.
@@ -351,6 +376,9 @@ impl RuntimeConfig {
             }
             SourceKind::File if self.source.file.path.as_os_str().is_empty() => {
                 return bad("source.file.path", "a file to replay".into());
+            }
+            SourceKind::Simulator if self.source.simulator.servers == 0 || self.source.simulator.interval_secs == 0 => {
+                return bad("source.simulator", "servers and interval_secs must be at least 1".into());
             }
             _ => {}
         }

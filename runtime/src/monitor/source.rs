@@ -22,6 +22,13 @@ pub enum LiveSource {
         /// Settings (queries, server label, step).
         cfg: super::config::PrometheusSourceConfig,
     },
+    /// The simulator, advanced as reads move forward.
+    Simulator {
+        /// Settings.
+        cfg: super::config::SimulatorSourceConfig,
+        /// The fleet, created at the first read.
+        sim: std::sync::Mutex<Option<crate::collector::simulate::Simulator>>,
+    },
     /// A file held in memory, sorted by time.
     File {
         /// The samples.
@@ -109,6 +116,7 @@ impl LiveSource {
             SourceKind::Influxdb => Self::Influx(InfluxClient::new(cfg.influxdb.clone())),
             SourceKind::Prometheus => Self::Prometheus { client: PrometheusClient::new(&cfg.prometheus.url), cfg: cfg.prometheus.clone() },
             SourceKind::File => Self::File { samples: read_file(&cfg.file.path)?, path: cfg.file.path.display().to_string() },
+            SourceKind::Simulator => Self::Simulator { cfg: cfg.simulator.clone(), sim: std::sync::Mutex::new(None) },
         })
     }
 
@@ -118,6 +126,7 @@ impl LiveSource {
             Self::Influx(_) => "influxdb",
             Self::Prometheus { .. } => "prometheus",
             Self::File { .. } => "file",
+            Self::Simulator { .. } => "simulator",
         }
     }
 
@@ -149,6 +158,41 @@ impl LiveSource {
                         continue;
                     }
                     out.extend(client.read_samples(q, m, &cfg.server_label, start_ms, end, cfg.step_secs).await?);
+                }
+                Ok(out)
+            }
+            Self::Simulator { cfg, sim } => {
+                use crate::collector::simulate::{SimConfig, Simulator};
+                let mut guard = sim.lock().expect("simulator lock");
+                let step = i64::from(cfg.interval_secs) * 1000;
+                let sim = guard.get_or_insert_with(|| {
+                    Simulator::new(SimConfig {
+                        servers: cfg.servers,
+                        start_ms: start_ms.div_euclid(step) * step,
+                        interval_secs: cfg.interval_secs,
+                        seed: cfg.seed,
+                        incidents_per_day: cfg.incidents_per_day,
+                    })
+                });
+                let index: Vec<Option<usize>> = crate::BASE_METRICS.iter().map(|m| metrics.iter().position(|x| x == m)).collect();
+                let mut out = Vec::new();
+                while sim.next_timestamp_ms() < end_ms {
+                    let (t, rows) = sim.next_row();
+                    if t < start_ms {
+                        continue;
+                    }
+                    for (server, v) in rows {
+                        for (k, slot) in index.iter().enumerate() {
+                            if slot.is_some() {
+                                out.push(MetricSample {
+                                    timestamp_ms: t,
+                                    server: server.clone(),
+                                    metric: crate::BASE_METRICS[k].to_string(),
+                                    value: v[k],
+                                });
+                            }
+                        }
+                    }
                 }
                 Ok(out)
             }

@@ -9,6 +9,7 @@
 //! ```
 
 mod ensemble;
+mod ewma;
 mod iforest_features;
 mod mahalanobis;
 mod robust_z;
@@ -16,6 +17,7 @@ mod tail;
 mod window;
 
 pub use ensemble::{Combine, EnsembleConfig};
+pub use ewma::EwmaConfig;
 pub use iforest_features::IForestFeaturesConfig;
 pub use mahalanobis::MahalanobisConfig;
 pub use robust_z::RobustZConfig;
@@ -55,6 +57,8 @@ pub enum DetectorConfig {
     Mahalanobis(MahalanobisConfig),
     /// Calibrated members combined by mean or max, see [`EnsembleConfig`].
     Ensemble(EnsembleConfig),
+    /// EWMA z-scores with O(1) memory per series, see [`EwmaConfig`].
+    Ewma(EwmaConfig),
 }
 
 impl Default for DetectorConfig {
@@ -87,6 +91,7 @@ impl DetectorConfig {
             Self::RobustZ(c) => Box::new(c.build(n_metrics)?),
             Self::Mahalanobis(c) => Box::new(c.build(n_metrics)?),
             Self::Ensemble(c) => Box::new(c.build(n_metrics)?),
+            Self::Ewma(c) => Box::new(c.build(n_metrics)?),
         })
     }
 
@@ -98,6 +103,7 @@ impl DetectorConfig {
             Self::RobustZ(_) => "robust_z",
             Self::Mahalanobis(_) => "mahalanobis",
             Self::Ensemble(_) => "ensemble",
+            Self::Ewma(_) => "ewma",
         }
     }
 }

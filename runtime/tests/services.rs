@@ -1,0 +1,212 @@
+//! `runtime monitor` as a daemon against the real InfluxDB and Alertmanager started by
+//! tests/run: not ready without a model, not ready while the source fails, hot reload of a
+//! promoted model, recovery, an injected incident alerted through Alertmanager (whose webhook
+//! receiver delivers to a local listener) and Slack, and the `/metrics` that count it.
+//! Fails loudly when a service is missing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::receiver::Receiver;
+use runtime::collector::simulate::{SimConfig, Simulator};
+use runtime::decisions::DecisionConfig;
+use runtime::models::detectors::DetectorConfig;
+use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
+use runtime::sources::influxdb::{InfluxClient, InfluxConfig};
+use runtime::{BASE_METRICS, MetricSample};
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+fn get(url: &str) -> (u16, String) {
+    block_on(async {
+        match reqwest::get(url).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    })
+}
+
+fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<String>) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn daemon_recovers_from_missing_model_and_source_then_alerts_through_alertmanager() {
+    let influx_url = std::env::var("INFLUXDB_URL").unwrap_or_else(|_| "http://127.0.0.1:8086".into());
+    let am_url = std::env::var("ALERTMANAGER_URL").expect("ALERTMANAGER_URL (set by tests/run)");
+    let am_port: u16 = std::env::var("AM_WEBHOOK_PORT").expect("AM_WEBHOOK_PORT (set by tests/run)").parse().unwrap();
+    let (status, _) = get(&format!("{am_url}/-/ready"));
+    assert_eq!(status, 200, "Alertmanager must run at {am_url}");
+    let am_hook = Receiver::start_on(am_port);
+    let slack = Receiver::start();
+
+    let dir = std::env::temp_dir().join(format!("rt-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("rt_daemon_{}_{}", std::process::id(), runtime::now_ms());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("runtime.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[source.influxdb]
+url = "{influx_url}"
+database = "{db}"
+max_retries = 0
+[model]
+registry = "file://{dir}/registry"
+reload_every_secs = 1
+[schedule]
+interval_secs = 1
+warmup_secs = 93600
+settle_secs = 0
+[outbox]
+dir = "{dir}/outbox"
+[http]
+listen = "127.0.0.1:{port}"
+[sinks.slack]
+webhook_url = "{slack}/slack/T0/B0/SECRETTOKEN"
+[sinks.alertmanager]
+url = "{am_url}"
+"#,
+            dir = dir.display(),
+            slack = slack.url
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+        .args(["monitor", "--config"])
+        .arg(&config)
+        .env_remove("SLACK_WEBHOOK_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+
+    // No model yet: alive, not ready, and says why.
+    let body = wait("/readyz", Duration::from_secs(30), || match get(&format!("{base}/readyz")) {
+        (503, b) => Some(b),
+        _ => None,
+    });
+    assert!(body.contains("no model"), "{body}");
+    assert_eq!(get(&format!("{base}/healthz")).0, 200);
+
+    // Promote: hot reload; the database does not exist yet, so the source fails → not ready.
+    let manifest = Manifest {
+        format_version: 0,
+        model: "anomaly-detector".into(),
+        kind: String::new(),
+        version: 0,
+        metrics: BASE_METRICS.iter().map(|m| m.to_string()).collect(),
+        feature_spec: None,
+        scaler: None,
+        decisions: DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() },
+        training: TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None },
+        evaluation: BTreeMap::new(),
+        params: BTreeMap::new(),
+        source_run: "test".into(),
+        git_commit: None,
+        created_at: "2026-11-24T00:00:00Z".into(),
+        files: BTreeMap::new(),
+    };
+    let registry = Registry::open(&format!("file://{}/registry", dir.display())).unwrap();
+    block_on(async {
+        let (v, _) = registry.publish(&Bundle::for_detector(manifest, &DetectorConfig::default())).await.unwrap();
+        registry.set_alias("anomaly-detector", "champion", v, None).await.unwrap();
+    });
+    let body = wait("source error", Duration::from_secs(30), || match get(&format!("{base}/readyz")) {
+        (503, b) if b.contains("metric source") => Some(b),
+        _ => None,
+    });
+    assert!(body.contains("database not found"), "{body}");
+
+    // The source comes back with 26 h of history: ready.
+    let client = InfluxClient::new(InfluxConfig { url: influx_url.clone(), database: db.clone(), ..InfluxConfig::default() });
+    let now = runtime::now_ms();
+    let mut sim = Simulator::new(SimConfig {
+        servers: 3,
+        start_ms: (now - 26 * 3_600_000) / 10_000 * 10_000,
+        incidents_per_day: 0.0,
+        ..SimConfig::default()
+    });
+    let mut batch = Vec::new();
+    let mut last = [0.0; 4];
+    while sim.next_timestamp_ms() <= now {
+        let (t, rows) = sim.next_row();
+        for (s, v) in rows {
+            if s == "web-server-01" {
+                last = v;
+            }
+            batch.extend(BASE_METRICS.iter().zip(v).map(|(m, x)| MetricSample::new(t, s.clone(), *m, x)));
+        }
+    }
+    block_on(async {
+        client.create_database().await.unwrap();
+        client.write(&batch).await.unwrap();
+    });
+    let ready = wait("ready", Duration::from_secs(60), || match get(&format!("{base}/readyz")) {
+        (200, b) => Some(b),
+        _ => None,
+    });
+    assert!(ready.contains("anomaly-detector@1"), "{ready}");
+
+    // An incident: disk I/O ×40 on web-server-01, live.
+    let t = runtime::now_ms() + 1000;
+    let spike: Vec<MetricSample> = (0..3)
+        .flat_map(|k| {
+            let mut v = last;
+            v[3] *= 40.0;
+            BASE_METRICS.iter().zip(v).map(move |(m, x)| MetricSample::new(t + k * 1000, "web-server-01", *m, x)).collect::<Vec<_>>()
+        })
+        .collect();
+    block_on(client.write(&spike)).unwrap();
+    wait("Alertmanager webhook", Duration::from_secs(60), || {
+        am_hook
+            .accepted("/alertmanager")
+            .iter()
+            .flat_map(|r| r.body["alerts"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["labels"]["server"] == "web-server-01" && a["labels"]["metric"] == "disk_io" && a["status"] == "firing")
+            .map(|a| a.to_string())
+    });
+    let slack_msg = wait("Slack", Duration::from_secs(30), || {
+        slack
+            .accepted("/slack")
+            .iter()
+            .find(|r| r.body["text"].as_str().unwrap_or("").contains("web-server-01"))
+            .map(|r| r.body.to_string())
+    });
+    assert!(slack_msg.contains("disk_io"), "{slack_msg}");
+    assert!(slack.rejected().is_empty(), "{:?}", slack.rejected());
+    let metrics = get(&format!("{base}/metrics")).1;
+    for needle in [
+        "aiops_runtime_alerts_sent_total{sink=\"alertmanager\"}",
+        "aiops_runtime_alerts_sent_total{sink=\"slack\"}",
+        "aiops_runtime_model_version{model=\"anomaly-detector\"} 1",
+        "aiops_runtime_source_errors_total",
+        "aiops_runtime_tick_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in\n{metrics}");
+    }
+
+    // SIGTERM: a clean exit; nothing secret in the logs.
+    std::process::Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let logs = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(logs.contains("anomaly alert") && !logs.contains("SECRETTOKEN"), "{logs}");
+    block_on(client.drop_database()).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
