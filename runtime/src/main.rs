@@ -61,6 +61,28 @@ enum Command {
     },
     /// Serve AWS Lambda invocations (needs the `lambda` cargo feature).
     Lambda(ConfigArg),
+    /// Benchmark monitoring ticks over a simulated fleet on one thread; prints one JSON line
+    /// (tick p50/p99, rows/s, peak RSS, binary size).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Servers (× 4 metrics = series).
+    #[arg(long, default_value_t = 25_000)]
+    servers: usize,
+    /// Measured ticks (after the warm-up tick).
+    #[arg(long, default_value_t = 20)]
+    ticks: usize,
+    /// Detector: ewma or tail_ensemble.
+    #[arg(long, default_value = "ewma")]
+    detector: String,
+    /// History rows of the tail ensemble (memory grows with it).
+    #[arg(long, default_value_t = 8000)]
+    history_rows: usize,
+    /// History read by the warm-up tick, in seconds of 10 s data.
+    #[arg(long, default_value_t = 1200)]
+    warmup_secs: i64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -258,6 +280,100 @@ async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Resu
     if failed > 0 { Err(format!("{failed} sink(s) failed")) } else { Ok(()) }
 }
 
+fn proc_status_mb(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+async fn bench(a: BenchArgs) -> Result<(), String> {
+    use runtime::models::detectors::{DetectorConfig, EwmaConfig, TailEnsembleConfig};
+    let detector = match a.detector.as_str() {
+        "ewma" => DetectorConfig::Ewma(EwmaConfig::default()),
+        "tail_ensemble" => DetectorConfig::TailEnsemble(TailEnsembleConfig { history_rows: a.history_rows, ..Default::default() }),
+        other => return Err(format!("--detector {other}: use ewma or tail_ensemble")),
+    };
+    let dir = std::env::temp_dir().join(format!("runtime-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let registry = runtime::registry::Registry::open(&dir.join("registry").display().to_string()).map_err(|e| e.to_string())?;
+    let manifest = runtime::registry::Manifest {
+        format_version: 0,
+        model: "anomaly-detector".into(),
+        kind: String::new(),
+        version: 0,
+        metrics: runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
+        feature_spec: None,
+        scaler: None,
+        decisions: runtime::decisions::DecisionConfig { threshold: 0.7, consecutive: 1, ..Default::default() },
+        training: runtime::registry::TrainingData {
+            dataset: "bench".into(),
+            sha256: "0".repeat(64),
+            rows: 0,
+            start_ms: None,
+            end_ms: None,
+        },
+        evaluation: Default::default(),
+        params: Default::default(),
+        source_run: "bench".into(),
+        git_commit: None,
+        created_at: runtime::format_ts(runtime::now_ms()),
+        files: Default::default(),
+    };
+    let (v, _) = registry.publish(&runtime::registry::Bundle::for_detector(manifest, &detector)).await.map_err(|e| e.to_string())?;
+    registry.set_alias("anomaly-detector", "champion", v, None).await.map_err(|e| e.to_string())?;
+    let mut cfg = RuntimeConfig::default();
+    cfg.source.kind = runtime::monitor::config::SourceKind::Simulator;
+    cfg.source.simulator.servers = a.servers;
+    cfg.model.registry = dir.join("registry").display().to_string();
+    cfg.schedule.warmup_secs = a.warmup_secs;
+    cfg.schedule.settle_secs = 0;
+    cfg.outbox.dir = dir.join("outbox");
+    cfg.http.listen = String::new();
+    let rss_before = proc_status_mb("VmRSS:");
+    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    let step = 30_000;
+    let mut now = runtime::now_ms() / step * step;
+    let warm = monitor.tick(now).await;
+    if let Some(e) = warm.error {
+        return Err(e);
+    }
+    let mut ms = Vec::new();
+    let (mut rows, mut alerts) = (0u64, 0usize);
+    for _ in 0..a.ticks {
+        now += step;
+        let r = monitor.tick(now).await;
+        ms.push(r.duration_ms);
+        rows += r.rows_scored;
+        alerts += r.alerts.len();
+    }
+    let mut sorted = ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let exe_mb = std::env::current_exe().ok().and_then(|p| std::fs::metadata(p).ok()).map_or(f64::NAN, |m| m.len() as f64 / 1e6);
+    let out = serde_json::json!({
+        "bench": "tick",
+        "detector": a.detector,
+        "servers": a.servers,
+        "series": a.servers * 4,
+        "rows_per_tick": rows / a.ticks.max(1) as u64,
+        "warmup_tick_ms": warm.duration_ms,
+        "warmup_rows_learned": warm.rows_learned,
+        "tick_p50_ms": q(0.5),
+        "tick_p99_ms": q(0.99),
+        "tick_max_ms": sorted.last(),
+        "rows_per_s": rows as f64 / (ms.iter().sum::<f64>() / 1000.0),
+        "alerts": alerts,
+        "rss_mb": proc_status_mb("VmRSS:"),
+        "rss_peak_mb": proc_status_mb("VmHWM:"),
+        "rss_before_mb": rss_before,
+        "binary_mb": exe_mb,
+    });
+    println!("{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[cfg(feature = "lambda")]
 async fn lambda(config: ConfigArg) -> Result<(), String> {
     let cfg = load_config(&config)?;
@@ -388,7 +504,13 @@ fn main() -> std::process::ExitCode {
     } else {
         Cli::parse()
     };
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // `bench` measures one core: a current-thread runtime (the tick itself is sequential).
+    let rt = if matches!(cli.command, Command::Bench(_)) {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .expect("tokio runtime");
     let result = rt.block_on(async {
         match cli.command {
             Command::Collect(a) => collect(a).await,
@@ -404,6 +526,7 @@ fn main() -> std::process::ExitCode {
             Command::CheckConfig(c) => check_config(c).await,
             Command::Alert { command: AlertCommand::Test { config, sink, severity } } => alert_test(config, sink, severity).await,
             Command::Lambda(c) => lambda(c).await,
+            Command::Bench(a) => bench(a).await,
         }
     });
     match result {

@@ -117,6 +117,7 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
     rt.spawn(async move { axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap() });
 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+        .env_remove("ALERTMANAGER_URL")
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "aiops-anomaly-detector")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")

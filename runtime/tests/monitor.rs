@@ -174,6 +174,24 @@ fn write_config(dir: &Path, data: &Path, receiver: &Receiver) -> PathBuf {
     path
 }
 
+/// The runtime binary with no sink configured from the environment (tests/run exports
+/// `ALERTMANAGER_URL` for other tests): only the sinks of the test's config are used.
+fn runtime_cmd() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"));
+    for k in [
+        "ALERTMANAGER_URL",
+        "SLACK_WEBHOOK_URL",
+        "PAGERDUTY_ROUTING_KEY",
+        "PAGERDUTY_KEY",
+        "ALERT_WEBHOOK_URL",
+        "MODEL_URI",
+        "AIOPS_REGISTRY",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
 fn pending_files(dir: &Path) -> Vec<serde_json::Value> {
     let Ok(rd) = std::fs::read_dir(dir.join("outbox/pending")) else { return Vec::new() };
     rd.filter_map(Result::ok)
@@ -193,7 +211,6 @@ fn pd_triggers(r: &Receiver) -> std::collections::BTreeSet<(String, String)> {
 
 #[test]
 fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
-    let bin = env!("CARGO_BIN_EXE_runtime");
     // The reference: the same replay, uninterrupted, sinks up.
     let ref_dir = tmp("kill-ref");
     let (data, _) = sim_csv(&ref_dir, 5, 72, 42);
@@ -202,7 +219,7 @@ fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
     let registry = Registry::open(&cfg.model.registry).unwrap();
     let bundle = Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default());
     block_on(promote(&registry, &bundle));
-    let out = std::process::Command::new(bin).args(["replay", "--config"]).arg(write_config(&ref_dir, &data, &reference)).output().unwrap();
+    let out = runtime_cmd().args(["replay", "--config"]).arg(write_config(&ref_dir, &data, &reference)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected = pd_triggers(&reference);
     assert!(expected.len() >= 2, "{expected:?}");
@@ -214,7 +231,7 @@ fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
     let registry = Registry::open(&format!("file://{}/registry", dir.display())).unwrap();
     block_on(promote(&registry, &bundle));
     let config_path = write_config(&dir, &data, &receiver);
-    let mut child = std::process::Command::new(bin)
+    let mut child = runtime_cmd()
         .args(["replay", "--config"])
         .arg(&config_path)
         .stdout(std::process::Stdio::null())
@@ -230,11 +247,11 @@ fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
     let stranded = pending_files(&dir);
     assert!(!stranded.is_empty(), "alerts were waiting when the process died");
     assert!(receiver.accepted("").is_empty(), "nothing could be delivered during the outage");
-    assert!(stranded.iter().all(|d| d["attempts"].as_u64().unwrap() >= 1 || d["sink"] == "slack" || d["sink"] == "pagerduty"));
+    assert!(stranded.iter().all(|d| d["sink"] == "slack" || d["sink"] == "pagerduty"), "{stranded:?}");
 
     // Restart with the sinks back: the stranded alerts and the rest of the replay arrive.
     receiver.set_down(false);
-    let out = std::process::Command::new(bin).args(["replay", "--config"]).arg(&config_path).output().unwrap();
+    let out = runtime_cmd().args(["replay", "--config"]).arg(&config_path).output().unwrap();
     let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{logs}");
     assert!(logs.contains("undelivered alerts from a previous run"), "{logs}");

@@ -80,6 +80,7 @@ listen = "127.0.0.1:{port}"
 webhook_url = "{slack}/slack/T0/B0/SECRETTOKEN"
 [sinks.alertmanager]
 url = "{am_url}"
+labels = {{ test_run = "{db}" }}
 "#,
             dir = dir.display(),
             slack = slack.url
@@ -178,7 +179,12 @@ url = "{am_url}"
             .accepted("/alertmanager")
             .iter()
             .flat_map(|r| r.body["alerts"].as_array().cloned().unwrap_or_default())
-            .find(|a| a["labels"]["server"] == "web-server-01" && a["labels"]["metric"] == "disk_io" && a["status"] == "firing")
+            .find(|a| {
+                a["labels"]["server"] == "web-server-01"
+                    && a["labels"]["metric"] == "disk_io"
+                    && a["labels"]["test_run"] == db.as_str()
+                    && a["status"] == "firing"
+            })
             .map(|a| a.to_string())
     });
     let slack_msg = wait("Slack", Duration::from_secs(30), || {

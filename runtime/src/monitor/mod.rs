@@ -319,6 +319,33 @@ impl Monitor {
         if end <= start {
             return Ok(());
         }
+        // The window in chunks of about CHUNK_SAMPLES samples (sized from the density seen so
+        // far), so a long warm-up of a large fleet never holds hours of samples at once.
+        const CHUNK_SAMPLES: f64 = 250_000.0;
+        let min_chunk = sched.interval_secs as i64 * 1000;
+        let mut chunk_ms = min_chunk;
+        let mut lo = start;
+        while lo < end {
+            let hi = (lo + chunk_ms).min(end);
+            let n = self.process_window(&model, lo, hi, live_from, report).await?;
+            let density = n as f64 / (hi - lo) as f64;
+            chunk_ms = if density > 0.0 { ((CHUNK_SAMPLES / density) as i64).clamp(min_chunk, 3_600_000) } else { 3_600_000 };
+            lo = hi;
+        }
+        Ok(())
+    }
+
+    /// Read, score, decide and queue the rows of `[start, end)`.
+    async fn process_window(
+        &mut self,
+        model: &LoadedModel,
+        start: i64,
+        end: i64,
+        live_from: i64,
+        report: &mut TickReport,
+    ) -> Result<usize, (&'static str, String)> {
+        let sched = &self.cfg.schedule;
+        let (scored_before, anomalous_before) = (report.rows_scored, report.anomalous_rows);
         let metrics = model.manifest.metrics.clone();
         let samples = match self.source.read(&metrics, start, end).await {
             Ok(s) => s,
@@ -330,6 +357,7 @@ impl Monitor {
                 return Err(("source_error", msg));
             }
         };
+        let n_samples = samples.len();
         self.telemetry.update(|r| {
             r.source_error = None;
             r.ticked = true;
@@ -348,7 +376,7 @@ impl Monitor {
             let row = rows.entry(s.server.clone()).or_default().entry(s.timestamp_ms).or_insert_with(|| vec![f64::NAN; metrics.len()]);
             row[mi] = s.value;
         }
-        report.servers = rows.len();
+        report.servers = report.servers.max(rows.len());
         let threshold = model.manifest.decisions.threshold;
         let max_fill_ms = sched.max_fill_secs * 1000;
         let mut notifications: Vec<(&'static str, Notification)> = Vec::new();
@@ -443,8 +471,8 @@ impl Monitor {
                 }
             }
         }
-        self.telemetry.rows_scored.inc_by(report.rows_scored);
-        self.telemetry.anomalous_rows.inc_by(report.anomalous_rows);
+        self.telemetry.rows_scored.inc_by(report.rows_scored - scored_before);
+        self.telemetry.anomalous_rows.inc_by(report.anomalous_rows - anomalous_before);
         self.telemetry.servers.set(self.servers.len() as i64);
         for (sink, n) in notifications {
             if let Err(e) = self.outbox.enqueue(sink, &n) {
@@ -456,7 +484,7 @@ impl Monitor {
         if let Err(e) = self.outbox.write_checkpoint(end) {
             tracing::error!(error = %e, "cannot write the checkpoint");
         }
-        Ok(())
+        Ok(n_samples)
     }
 
     /// Send what the outbox has due (one pass) and record it.

@@ -20,11 +20,19 @@ pub struct AlertmanagerConfig {
     pub firing_secs: i64,
     /// Posts per minute at most.
     pub rate_limit_per_minute: u32,
+    /// Extra static labels (e.g. `env = "prod"`, `cluster = "eu-1"`) for Alertmanager routes.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for AlertmanagerConfig {
     fn default() -> Self {
-        Self { url: String::new(), alertname: "AIOpsAnomaly".into(), firing_secs: 3600, rate_limit_per_minute: 600 }
+        Self {
+            url: String::new(),
+            alertname: "AIOpsAnomaly".into(),
+            firing_secs: 3600,
+            rate_limit_per_minute: 600,
+            labels: std::collections::BTreeMap::new(),
+        }
     }
 }
 
@@ -36,14 +44,18 @@ pub fn payload(cfg: &AlertmanagerConfig, n: &Notification) -> Value {
         Status::Firing => a.timestamp_ms + cfg.firing_secs * 1000,
     };
     let metrics: Vec<String> = a.values.iter().map(|(m, v)| format!("{m}={}", fmt_value(*v))).collect();
+    let mut labels: serde_json::Map<String, Value> = cfg.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    for (k, v) in [
+        ("alertname", cfg.alertname.clone()),
+        ("server", a.server.clone()),
+        ("metric", a.primary_metric.clone()),
+        ("severity", a.severity.name().to_lowercase()),
+        ("source", "aiops-runtime".into()),
+    ] {
+        labels.insert(k.into(), json!(v));
+    }
     json!([{
-        "labels": {
-            "alertname": cfg.alertname,
-            "server": a.server,
-            "metric": a.primary_metric,
-            "severity": a.severity.name().to_lowercase(),
-            "source": "aiops-runtime",
-        },
+        "labels": labels,
         "annotations": {
             "summary": n.summary(),
             "description": metrics.join(", "),
