@@ -139,7 +139,7 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
     let detector: AnyDetector = serde_json::from_value(trial["detector"].clone()).map_err(|e| tracked(e.to_string()))?;
     let AnyDetector::Runtime(detector) = detector else {
         return Err(tracked(format!(
-            "`{}` is a workbench-only detector (linfa); the runtime serves tail_ensemble, mahalanobis, robust_z, iforest_features and ensemble",
+            "`{}` is a workbench-only detector (linfa); the runtime serves tail_ensemble, mahalanobis, robust_z, ewma, iforest_features and ensemble",
             detector.name()
         )));
     };
@@ -159,7 +159,9 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
         metrics,
         feature_spec: None,
         scaler: None,
-        decisions: DecisionConfig { threshold, ..DecisionConfig::default() },
+        // The sweep scored every row at or above the threshold as an alarm (no run length), so
+        // the bundle alerts on one row too; cooldown and severity are the runtime defaults.
+        decisions: DecisionConfig { threshold, consecutive: 1, ..DecisionConfig::default() },
         training,
         evaluation,
         params,
