@@ -297,29 +297,13 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("runtime-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let registry = runtime::registry::Registry::open(&dir.join("registry").display().to_string()).map_err(|e| e.to_string())?;
-    let manifest = runtime::registry::Manifest {
-        format_version: 0,
-        model: "anomaly-detector".into(),
-        kind: String::new(),
-        version: 0,
-        metrics: runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
-        feature_spec: None,
-        scaler: None,
-        decisions: runtime::decisions::DecisionConfig { threshold: 0.7, consecutive: 1, ..Default::default() },
-        training: runtime::registry::TrainingData {
-            dataset: "bench".into(),
-            sha256: "0".repeat(64),
-            rows: 0,
-            start_ms: None,
-            end_ms: None,
-        },
-        evaluation: Default::default(),
-        params: Default::default(),
-        source_run: "bench".into(),
-        git_commit: None,
-        created_at: runtime::format_ts(runtime::now_ms()),
-        files: Default::default(),
-    };
+    let manifest = runtime::registry::Manifest::new(
+        "anomaly-detector",
+        runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
+        runtime::decisions::DecisionConfig { threshold: 0.7, consecutive: 1, ..Default::default() },
+        runtime::registry::TrainingData { dataset: "bench".into(), sha256: "0".repeat(64), rows: 0, start_ms: None, end_ms: None },
+        "bench",
+    );
     let (v, _) = registry.publish(&runtime::registry::Bundle::for_detector(manifest, &detector)).await.map_err(|e| e.to_string())?;
     registry.set_alias("anomaly-detector", "champion", v, None).await.map_err(|e| e.to_string())?;
     let mut cfg = RuntimeConfig::default();

@@ -109,6 +109,30 @@ pub struct Manifest {
     pub files: BTreeMap<String, FileDigest>,
 }
 
+impl Manifest {
+    /// A manifest to publish: format and version are filled in by [`Registry::publish`],
+    /// files by [`Bundle::new`]; evaluation, params and git commit start empty.
+    pub fn new(model: &str, metrics: Vec<String>, decisions: DecisionConfig, training: TrainingData, source_run: &str) -> Self {
+        Self {
+            format_version: 0,
+            model: model.to_string(),
+            kind: String::new(),
+            version: 0,
+            metrics,
+            feature_spec: None,
+            scaler: None,
+            decisions,
+            training,
+            evaluation: BTreeMap::new(),
+            params: BTreeMap::new(),
+            source_run: source_run.to_string(),
+            git_commit: None,
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            files: BTreeMap::new(),
+        }
+    }
+}
+
 /// A manifest plus its files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bundle {
@@ -662,22 +686,10 @@ mod tests {
     use super::*;
 
     fn manifest(model: &str) -> Manifest {
+        let training = TrainingData { dataset: "sim".into(), sha256: "00".into(), rows: 10, start_ms: Some(0), end_ms: Some(9) };
         Manifest {
-            format_version: 0,
-            model: model.into(),
-            kind: String::new(),
-            version: 0,
-            metrics: vec!["cpu_usage".into()],
-            feature_spec: None,
-            scaler: None,
-            decisions: DecisionConfig::default(),
-            training: TrainingData { dataset: "sim".into(), sha256: "00".into(), rows: 10, start_ms: Some(0), end_ms: Some(9) },
             evaluation: BTreeMap::from([("event_f1".into(), 0.5)]),
-            params: BTreeMap::new(),
-            source_run: "run".into(),
-            git_commit: None,
-            created_at: "2026-11-24T00:00:00Z".into(),
-            files: BTreeMap::new(),
+            ..Manifest::new(model, vec!["cpu_usage".into()], DecisionConfig::default(), training, "run")
         }
     }
 

@@ -5,17 +5,17 @@
 //! its shard of servers and answers with the tick report; an invalid event is reported as an
 //! invocation error.
 
+mod common;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use runtime::collector::simulate::{SimConfig, Simulator};
-use runtime::decisions::DecisionConfig;
-use runtime::models::detectors::DetectorConfig;
+use runtime::collector::simulate::SimConfig;
 use runtime::monitor::config::shard_of;
-use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
+use runtime::registry::Registry;
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -59,38 +59,11 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
     std::fs::create_dir_all(&dir).unwrap();
     // Five servers with 7 h of data up to now, and a promoted model.
     let now = runtime::now_ms();
-    let mut sim = Simulator::new(SimConfig { servers: 5, start_ms: (now - 7 * 3_600_000) / 10_000 * 10_000, ..SimConfig::default() });
-    let mut csv = String::from("timestamp,server,cpu_usage,memory_usage,network,disk_io\n");
-    while sim.next_timestamp_ms() <= now {
-        let (t, rows) = sim.next_row();
-        for (s, v) in rows {
-            csv.push_str(&format!("{t},{s},{},{},{},{}\n", v[0], v[1], v[2], v[3]));
-        }
-    }
-    std::fs::write(dir.join("fleet.csv"), csv).unwrap();
+    let start_ms = (now - 7 * 3_600_000) / 10_000 * 10_000;
+    common::fleet_csv(&dir, SimConfig { servers: 5, start_ms, ..SimConfig::default() }, 7);
     let registry = Registry::open(&format!("file://{}/registry", dir.display())).unwrap();
-    let manifest = Manifest {
-        format_version: 0,
-        model: "anomaly-detector".into(),
-        kind: String::new(),
-        version: 0,
-        metrics: runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
-        feature_spec: None,
-        scaler: None,
-        decisions: DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() },
-        training: TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None },
-        evaluation: BTreeMap::new(),
-        params: BTreeMap::new(),
-        source_run: "test".into(),
-        git_commit: None,
-        created_at: "2026-11-24T00:00:00Z".into(),
-        files: BTreeMap::new(),
-    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
-        let (v, _) = registry.publish(&Bundle::for_detector(manifest, &DetectorConfig::default())).await.unwrap();
-        registry.set_alias("anomaly-detector", "champion", v, None).await.unwrap();
-    });
+    rt.block_on(common::promote(&registry, &common::sim_bundle()));
     std::fs::write(
         dir.join("runtime.toml"),
         format!("[source]\nkind = \"file\"\n[source.file]\npath = \"{0}/fleet.csv\"\n[model]\nregistry = \"file://{0}/registry\"\n[outbox]\ndir = \"{0}/outbox\"\n", dir.display()),

@@ -5,18 +5,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::receiver::Receiver;
-use runtime::collector::simulate::{Incident, SimConfig, Simulator};
-use runtime::decisions::{DecisionConfig, Severity};
-use runtime::models::detectors::DetectorConfig;
+use common::{fleet_csv, promote, sim_bundle};
+use runtime::collector::simulate::SimConfig;
+use runtime::decisions::Severity;
 use runtime::monitor::config::RuntimeConfig;
 use runtime::monitor::telemetry::Telemetry;
 use runtime::monitor::{Monitor, TickReport};
-use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
+use runtime::registry::{Bundle, Registry};
 
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rt-monitor-{tag}-{}", std::process::id()));
@@ -27,51 +26,6 @@ fn tmp(tag: &str) -> PathBuf {
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f)
-}
-
-/// A simulated fleet as a wide CSV; returns the file and the labelled incidents.
-fn sim_csv(dir: &Path, servers: usize, hours: i64, seed: u64) -> (PathBuf, Vec<Incident>) {
-    let mut sim = Simulator::new(SimConfig { servers, seed, ..SimConfig::default() });
-    let end = sim.next_timestamp_ms() + hours * 3_600_000;
-    let mut text = String::from("timestamp,server,cpu_usage,memory_usage,network,disk_io\n");
-    while sim.next_timestamp_ms() < end {
-        let (t, rows) = sim.next_row();
-        for (s, v) in rows {
-            text.push_str(&format!("{t},{s},{},{},{},{}\n", v[0], v[1], v[2], v[3]));
-        }
-    }
-    let path = dir.join("fleet.csv");
-    std::fs::write(&path, text).unwrap();
-    let incidents = sim.incidents().into_iter().filter(|i| i.start_ms < end).collect();
-    (path, incidents)
-}
-
-fn manifest(decisions: DecisionConfig) -> Manifest {
-    Manifest {
-        format_version: 0,
-        model: "anomaly-detector".into(),
-        kind: String::new(),
-        version: 0,
-        metrics: runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
-        feature_spec: None,
-        scaler: None,
-        decisions,
-        training: TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None },
-        evaluation: BTreeMap::new(),
-        params: BTreeMap::new(),
-        source_run: "test".into(),
-        git_commit: None,
-        created_at: "2026-11-24T00:00:00Z".into(),
-        files: BTreeMap::new(),
-    }
-}
-
-/// Publish a bundle and point `champion` at it; returns the version.
-async fn promote(registry: &Registry, bundle: &Bundle) -> u64 {
-    let (version, _) = registry.publish(bundle).await.unwrap();
-    let current = registry.read_alias("anomaly-detector", "champion").await.unwrap();
-    registry.set_alias("anomaly-detector", "champion", version, current.as_ref()).await.unwrap();
-    version
 }
 
 fn config(dir: &Path, data: &Path, receiver: &Receiver) -> RuntimeConfig {
@@ -114,20 +68,14 @@ fn monitor(cfg: RuntimeConfig) -> Monitor {
     Monitor::new(cfg, std::sync::Arc::new(Telemetry::new())).unwrap()
 }
 
-/// The decisions a promotion would ship for this detector: the default sweep's best threshold
-/// band, one row (the tail ensemble damps the rows after an alarm, so runs of two are rare).
-fn sim_decisions() -> DecisionConfig {
-    DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() }
-}
-
 #[test]
 fn replay_alerts_incidents_with_severity_and_primary_metric_and_nothing_else() {
     let dir = tmp("replay");
-    let (data, incidents) = sim_csv(&dir, 5, 72, 42);
+    let (data, incidents) = fleet_csv(&dir, SimConfig { servers: 5, seed: 42, ..SimConfig::default() }, 72);
     let receiver = Receiver::start();
     let cfg = config(&dir, &data, &receiver);
     let registry = Registry::open(&cfg.model.registry).unwrap();
-    block_on(promote(&registry, &Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default())));
+    block_on(promote(&registry, &sim_bundle()));
     let mut m = monitor(cfg);
     let span = m.source().span().unwrap();
     let from = span.0 + 24 * 3_600_000;
@@ -213,11 +161,11 @@ fn pd_triggers(r: &Receiver) -> std::collections::BTreeSet<(String, String)> {
 fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
     // The reference: the same replay, uninterrupted, sinks up.
     let ref_dir = tmp("kill-ref");
-    let (data, _) = sim_csv(&ref_dir, 5, 72, 42);
+    let (data, _) = fleet_csv(&ref_dir, SimConfig { servers: 5, seed: 42, ..SimConfig::default() }, 72);
     let reference = Receiver::start();
     let cfg = config(&ref_dir, &data, &reference);
     let registry = Registry::open(&cfg.model.registry).unwrap();
-    let bundle = Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default());
+    let bundle = sim_bundle();
     block_on(promote(&registry, &bundle));
     let out = runtime_cmd().args(["replay", "--config"]).arg(write_config(&ref_dir, &data, &reference)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -274,17 +222,17 @@ fn kill_9_during_an_outage_then_restart_delivers_every_alert() {
 #[test]
 fn flaky_sink_is_retried_and_bad_model_keeps_the_last_good_one() {
     let dir = tmp("flaky");
-    let (data, _) = sim_csv(&dir, 5, 72, 42);
+    let (data, _) = fleet_csv(&dir, SimConfig { servers: 5, seed: 42, ..SimConfig::default() }, 72);
     let receiver = Receiver::start();
     receiver.fail_next(3);
     let cfg = config(&dir, &data, &receiver);
     let registry = Registry::open(&cfg.model.registry).unwrap();
-    let v1 = block_on(promote(&registry, &Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default())));
+    let v1 = block_on(promote(&registry, &sim_bundle()));
     let mut m = monitor(cfg);
     block_on(m.refresh_model(true));
     assert_eq!(m.model().unwrap().manifest.version, v1);
     // A bundle whose detector cannot run: refused, v1 stays.
-    let mut bad = Bundle::for_detector(manifest(sim_decisions()), &DetectorConfig::default());
+    let mut bad = sim_bundle();
     bad.files.insert(runtime::registry::DETECTOR_FILE.into(), br#"{"kind":"tail_ensemble","history_rows":0}"#.to_vec());
     let bad = Bundle::new(bad.manifest, bad.files);
     let v2 = block_on(promote(&registry, &bad));

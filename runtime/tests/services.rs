@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::receiver::Receiver;
 use runtime::collector::simulate::{SimConfig, Simulator};
-use runtime::decisions::DecisionConfig;
-use runtime::models::detectors::DetectorConfig;
-use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
+use runtime::registry::Registry;
 use runtime::sources::influxdb::{InfluxClient, InfluxConfig};
 use runtime::{BASE_METRICS, MetricSample};
 
@@ -106,28 +103,8 @@ labels = {{ test_run = "{db}" }}
     assert_eq!(get(&format!("{base}/healthz")).0, 200);
 
     // Promote: hot reload; the database does not exist yet, so the source fails → not ready.
-    let manifest = Manifest {
-        format_version: 0,
-        model: "anomaly-detector".into(),
-        kind: String::new(),
-        version: 0,
-        metrics: BASE_METRICS.iter().map(|m| m.to_string()).collect(),
-        feature_spec: None,
-        scaler: None,
-        decisions: DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() },
-        training: TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None },
-        evaluation: BTreeMap::new(),
-        params: BTreeMap::new(),
-        source_run: "test".into(),
-        git_commit: None,
-        created_at: "2026-11-24T00:00:00Z".into(),
-        files: BTreeMap::new(),
-    };
     let registry = Registry::open(&format!("file://{}/registry", dir.display())).unwrap();
-    block_on(async {
-        let (v, _) = registry.publish(&Bundle::for_detector(manifest, &DetectorConfig::default())).await.unwrap();
-        registry.set_alias("anomaly-detector", "champion", v, None).await.unwrap();
-    });
+    block_on(common::promote(&registry, &common::sim_bundle()));
     let body = wait("source error", Duration::from_secs(30), || match get(&format!("{base}/readyz")) {
         (503, b) if b.contains("metric source") => Some(b),
         _ => None,

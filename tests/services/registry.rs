@@ -56,22 +56,14 @@ fn unique_prefix(tag: &str) -> String {
 }
 
 fn bundle(source_run: &str, detector: &DetectorConfig) -> Bundle {
+    let metrics = runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect();
+    let decisions = DecisionConfig { threshold: 0.6, ..DecisionConfig::default() };
+    let training = TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 86_400, start_ms: Some(0), end_ms: Some(1) };
     let manifest = Manifest {
-        format_version: 0,
-        model: "anomaly-detector".into(),
-        kind: String::new(),
-        version: 0,
-        metrics: runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
-        feature_spec: None,
-        scaler: None,
-        decisions: DecisionConfig { threshold: 0.6, ..DecisionConfig::default() },
-        training: TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 86_400, start_ms: Some(0), end_ms: Some(1) },
         evaluation: BTreeMap::from([("event_f1".into(), 0.8)]),
         params: BTreeMap::from([("range_weight".into(), "2.0".into())]),
-        source_run: source_run.into(),
         git_commit: Some("0".repeat(40)),
-        created_at: "2026-11-24T00:00:00Z".into(),
-        files: BTreeMap::new(),
+        ..Manifest::new("anomaly-detector", metrics, decisions, training, source_run)
     };
     Bundle::for_detector(manifest, detector)
 }

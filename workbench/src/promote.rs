@@ -151,24 +151,14 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
     let (metrics, training) = dataset_info(&dataset)?;
     let sweep = tags["sweep"].as_str().unwrap_or("sweep");
     let run_id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    // The sweep scored every row at or above the threshold as an alarm (no run length), so the
+    // bundle alerts on one row too; cooldown and severity are the runtime defaults.
+    let decisions = DecisionConfig { threshold, consecutive: 1, ..DecisionConfig::default() };
     let manifest = Manifest {
-        format_version: 0,
-        model: model.to_string(),
-        kind: String::new(),
-        version: 0,
-        metrics,
-        feature_spec: None,
-        scaler: None,
-        // The sweep scored every row at or above the threshold as an alarm (no run length), so
-        // the bundle alerts on one row too; cooldown and severity are the runtime defaults.
-        decisions: DecisionConfig { threshold, consecutive: 1, ..DecisionConfig::default() },
-        training,
         evaluation,
         params,
-        source_run: format!("{sweep}/{run_id}"),
         git_commit: tags["git_commit"].as_str().map(str::to_string),
-        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        files: BTreeMap::new(),
+        ..Manifest::new(model, metrics, decisions, training, &format!("{sweep}/{run_id}"))
     };
     Ok(Bundle::for_detector(manifest, &detector))
 }

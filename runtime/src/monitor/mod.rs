@@ -127,7 +127,7 @@ pub struct Monitor {
     cfg: RuntimeConfig,
     source: LiveSource,
     registry: Registry,
-    model: Option<LoadedModel>,
+    model: Option<Arc<LoadedModel>>,
     last_model_check: Option<Instant>,
     servers: BTreeMap<String, ServerState>,
     decider: Option<AlertDecider>,
@@ -205,7 +205,7 @@ impl Monitor {
 
     /// The model in use.
     pub fn model(&self) -> Option<&LoadedModel> {
-        self.model.as_ref()
+        self.model.as_deref()
     }
 
     /// Firing alerts by key.
@@ -251,7 +251,7 @@ impl Monitor {
 
     fn model_error(&mut self, message: String) {
         self.telemetry.model_load_errors.inc();
-        let keeping = self.model.as_ref().map(LoadedModel::label);
+        let keeping = self.model.as_ref().map(|m| m.label());
         tracing::error!(error = %message, keeping = keeping.as_deref().unwrap_or("none"), "model load failed");
         self.telemetry.update(|r| r.model_error = Some(message));
     }
@@ -271,7 +271,7 @@ impl Monitor {
         self.decider = Some(decider);
         self.servers.clear();
         self.rewarm = true;
-        self.model = Some(model);
+        self.model = Some(Arc::new(model));
         self.telemetry.update(|r| {
             r.model = Some(label);
             r.model_error = None;
@@ -346,8 +346,8 @@ impl Monitor {
     ) -> Result<usize, (&'static str, String)> {
         let sched = &self.cfg.schedule;
         let (scored_before, anomalous_before) = (report.rows_scored, report.anomalous_rows);
-        let metrics = model.manifest.metrics.clone();
-        let samples = match self.source.read(&metrics, start, end).await {
+        let metrics = &model.manifest.metrics;
+        let samples = match self.source.read(metrics, start, end).await {
             Ok(s) => s,
             Err(e) => {
                 self.telemetry.source_errors.inc();
@@ -431,7 +431,7 @@ impl Monitor {
                 }
                 let contributions = st.detector.contributions();
                 let decider = self.decider.as_mut().expect("installed with the model");
-                for decision in decider.observe(&server, ts, score, &metrics, &values, &contributions) {
+                for decision in decider.observe(&server, ts, score, metrics, &values, &contributions) {
                     match decision {
                         Decision::Trigger(alert) => {
                             let sinks = self.router.route(alert.severity).to_vec();

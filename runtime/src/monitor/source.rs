@@ -52,15 +52,6 @@ pub struct FileError {
     pub message: String,
 }
 
-fn parse_time(cell: &str) -> Option<i64> {
-    let t = cell.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let v: i64 = t.parse().ok()?;
-        return Some(if t.len() <= 10 { v * 1000 } else { v });
-    }
-    crate::parse_ts(t)
-}
-
 /// Read a replay file: CSV long (`timestamp,server,metric,value`), CSV wide
 /// (`timestamp[,server],<metric>…`; a missing server column means server `file`) or line
 /// protocol (`.lp`, millisecond timestamps). Empty and `NaN` cells are kept as NaN (the monitor
@@ -87,7 +78,8 @@ pub fn read_file(path: &Path) -> Result<Vec<MetricSample>, FileError> {
             if cells.len() != cols.len() {
                 return Err(err(n, "row", format!("{} fields, header has {}", cells.len(), cols.len())));
             }
-            let t = parse_time(cells[ts]).ok_or_else(|| err(n, "timestamp", format!("`{}` is not a timestamp", cells[ts].trim())))?;
+            let t = crate::parse_timestamp_ms(cells[ts])
+                .ok_or_else(|| err(n, "timestamp", format!("`{}` is not a timestamp", cells[ts].trim())))?;
             let srv = server.map_or("file", |s| cells[s].trim()).to_string();
             let value = |c: usize| -> Result<f64, FileError> {
                 let cell = cells[c].trim();

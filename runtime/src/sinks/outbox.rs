@@ -275,11 +275,7 @@ impl Outbox {
                 report.deferred += 1;
                 continue;
             }
-            let result = if d.sink == "webhook" {
-                super::webhook::send_with_key(http, &sinks.webhook, &d.notification, &d.id).await
-            } else {
-                sinks.send(http, &d.sink, &d.notification).await
-            };
+            let result = sinks.send(http, &d.sink, &d.notification).await;
             let path = self.pending_dir.join(format!("{}.json", d.id));
             match result {
                 Ok(()) => {

@@ -41,15 +41,15 @@ pub fn payload(n: &Notification) -> Value {
     })
 }
 
-/// Post; `idempotency_key` identifies this delivery (the outbox id).
-pub async fn send_with_key(http: &reqwest::Client, cfg: &WebhookConfig, n: &Notification, idempotency_key: &str) -> Result<(), SinkError> {
-    let mut headers: Vec<(String, String)> = cfg.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
-    headers.push(("Idempotency-Key".into(), idempotency_key.to_string()));
-    post_json(http, "webhook", cfg.url.expose(), &payload(n), &headers).await.map(|_| ())
+/// The `Idempotency-Key`: the alert (key, time) and its status, the same for every retry and for
+/// a re-detection of the same row after a restart.
+pub fn idempotency_key(n: &Notification) -> String {
+    format!("{}@{}:{:?}", n.alert.dedup_key, n.alert.timestamp_ms, n.status)
 }
 
-/// Post with the alert's key and time as idempotency key.
+/// Post the notification.
 pub async fn send(http: &reqwest::Client, cfg: &WebhookConfig, n: &Notification) -> Result<(), SinkError> {
-    let key = format!("{}@{}:{:?}", n.alert.dedup_key, n.alert.timestamp_ms, n.status);
-    send_with_key(http, cfg, n, &key).await
+    let mut headers: Vec<(String, String)> = cfg.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
+    headers.push(("Idempotency-Key".into(), idempotency_key(n)));
+    post_json(http, "webhook", cfg.url.expose(), &payload(n), &headers).await.map(|_| ())
 }

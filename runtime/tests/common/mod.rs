@@ -1,2 +1,51 @@
 //! Helpers shared by the runtime integration tests.
+
+#![allow(dead_code, unreachable_pub)]
+
 pub mod receiver;
+
+use std::path::{Path, PathBuf};
+
+use runtime::collector::simulate::{Incident, SimConfig, Simulator};
+use runtime::decisions::DecisionConfig;
+use runtime::models::detectors::DetectorConfig;
+use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
+
+/// A simulated fleet (`hours` from `cfg.start_ms`) as a wide CSV `DIR/fleet.csv`; returns the
+/// file and the labelled incidents that start in it.
+pub fn fleet_csv(dir: &Path, cfg: SimConfig, hours: i64) -> (PathBuf, Vec<Incident>) {
+    let mut sim = Simulator::new(cfg);
+    let end = sim.next_timestamp_ms() + hours * 3_600_000;
+    let mut text = String::from("timestamp,server,cpu_usage,memory_usage,network,disk_io\n");
+    while sim.next_timestamp_ms() < end {
+        let (t, rows) = sim.next_row();
+        for (s, v) in rows {
+            text.push_str(&format!("{t},{s},{},{},{},{}\n", v[0], v[1], v[2], v[3]));
+        }
+    }
+    let path = dir.join("fleet.csv");
+    std::fs::write(&path, text).unwrap();
+    let incidents = sim.incidents().into_iter().filter(|i| i.start_ms < end).collect();
+    (path, incidents)
+}
+
+/// The decisions a promotion ships for the default tail ensemble: the default sweep's best
+/// threshold band, one row (`experiment promote` writes `consecutive = 1`).
+pub fn sim_decisions() -> DecisionConfig {
+    DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() }
+}
+
+/// The default tail ensemble on the four base metrics with [`sim_decisions`].
+pub fn sim_bundle() -> Bundle {
+    let metrics = runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect();
+    let training = TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None };
+    Bundle::for_detector(Manifest::new("anomaly-detector", metrics, sim_decisions(), training, "test"), &DetectorConfig::default())
+}
+
+/// Publish a bundle and point `champion` at it; returns the version.
+pub async fn promote(registry: &Registry, bundle: &Bundle) -> u64 {
+    let (version, _) = registry.publish(bundle).await.unwrap();
+    let current = registry.read_alias("anomaly-detector", "champion").await.unwrap();
+    registry.set_alias("anomaly-detector", "champion", version, current.as_ref()).await.unwrap();
+    version
+}

@@ -10,46 +10,8 @@ use std::path::Path;
 use super::{FrameError, SERVER, TIMESTAMP, wide_frame};
 use polars::prelude::DataFrame;
 
-/// Parse one timestamp cell into epoch milliseconds.
-pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
-    let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let v: i64 = t.parse().ok()?;
-        return Some(if t.len() <= 10 { v * 1000 } else { v });
-    }
-    let b = t.as_bytes();
-    if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') && b[13] == b':' && b[16] == b':' {
-        let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(&b[r]).ok()?.parse().ok() };
-        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-            return None;
-        }
-        let rest = &t[19..];
-        let rest = rest.strip_suffix('Z').unwrap_or(rest);
-        let mut ms = 0;
-        if let Some(frac) = rest.strip_prefix('.') {
-            if frac.is_empty() || !frac.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(3).collect();
-            ms = digits.parse().ok()?;
-        } else if !rest.is_empty() {
-            return runtime::parse_ts(t);
-        }
-        return Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s) * 1000 + ms);
-    }
-    runtime::parse_ts(t)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// The one timestamp parser of file inputs, shared with the runtime's replay source.
+pub use runtime::{days_from_civil, parse_timestamp_ms};
 
 /// Split one CSV line (double quotes allowed around a field; no embedded newlines).
 pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
