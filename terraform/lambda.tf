@@ -15,6 +15,8 @@ locals {
     MONITORED_SERVERS   = join(",", var.monitored_servers)
     MONITORED_METRICS   = join(",", var.monitored_metrics)
     RUST_LOG            = var.runtime_log_level
+    # The LSTM bundle packed by package-lambda.sh (FORECASTER_BUNDLE_DIR) for mode = "predict".
+    FORECASTER_BUNDLE = "/var/task/forecaster"
   }
 }
 

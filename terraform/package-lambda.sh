@@ -3,6 +3,9 @@
 # target/lambda/runtime/bootstrap.zip (the default of var.lambda_zip_path).
 #
 #   terraform/package-lambda.sh [arm64|x86_64]      # default arm64 (var.lambda_architecture)
+#   FORECASTER_BUNDLE_DIR=models/lstm/web-server-01_cpu_usage terraform/package-lambda.sh
+#       also packs an LSTM bundle (experiment lstm train) as forecaster/ for the predictor
+#       function (FORECASTER_BUNDLE=/var/task/forecaster).
 #
 # Uses cargo-lambda (`pip install cargo-lambda` or `cargo install cargo-lambda`; it cross-compiles
 # with zig and links against the glibc of Lambda's provided.al2023). Without it, builds natively
@@ -36,6 +39,15 @@ elif [ "$(uname -m)" = "$triple_arch" ]; then
 else
   echo "package-lambda.sh: building for $arch on $(uname -m) needs cargo-lambda (pip install cargo-lambda)" >&2
   exit 1
+fi
+
+if [ -n "${FORECASTER_BUNDLE_DIR:-}" ]; then
+  for f in forecaster.json weights.bpk; do
+    [ -f "$FORECASTER_BUNDLE_DIR/$f" ] || { echo "package-lambda.sh: $FORECASTER_BUNDLE_DIR has no $f (experiment lstm train writes it)" >&2; exit 1; }
+  done
+  rm -rf "$out/forecaster" && mkdir -p "$out/forecaster"
+  cp "$FORECASTER_BUNDLE_DIR/forecaster.json" "$FORECASTER_BUNDLE_DIR/weights.bpk" "$out/forecaster/"
+  (cd "$out" && zip -q -9 bootstrap.zip forecaster/forecaster.json forecaster/weights.bpk)
 fi
 
 ls -l "$out/bootstrap.zip"

@@ -177,7 +177,7 @@ variable "prediction_schedule" {
 }
 
 variable "enable_prediction" {
-  description = "Deploy the prediction function and its schedule (needs an LSTM bundle in the registry)."
+  description = "Deploy the prediction function and its schedule (needs an LSTM bundle packed into the Lambda zip: FORECASTER_BUNDLE_DIR=... terraform/package-lambda.sh)."
   type        = bool
   default     = true
 }

@@ -13,7 +13,9 @@
 //! Secrets: `ALERTING_SECRET_ARN` (`{"slack_webhook_url", "pagerduty_routing_key"}`) and
 //! `INFLUXDB_SECRET_ARN` (`{"username", "password"}` or `{"token"}`) are read through the AWS
 //! Parameters and Secrets Lambda Extension (`localhost:2773`) when its layer is attached.
-//! `mode = "predict"` answers that no forecaster bundle is deployed yet.
+//! `mode = "predict"` forecasts every server of the shard with the LSTM bundle of `[forecast]
+//! bundle` (or `FORECASTER_BUNDLE`, a folder in the package) and routes SCALE_NOW / SCALE_SOON
+//! alerts like anomaly alerts; without a bundle it answers that none is configured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,8 +51,11 @@ pub struct TickResponse {
     pub tick: Option<TickReport>,
     /// Deliveries still pending after the drain.
     pub pending: u64,
-    /// Why nothing was done (e.g. predict without a forecaster).
+    /// Why nothing was done (e.g. predict without a forecaster), or what predict did.
     pub note: Option<String>,
+    /// Predict mode: the recommendation per server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<(String, crate::forecast::ScalingAdvice)>,
 }
 
 /// Monitors by shard, kept across invocations of one execution environment.
@@ -59,12 +64,18 @@ pub struct Handler {
     base: RuntimeConfig,
     telemetry: Arc<Telemetry>,
     monitors: tokio::sync::Mutex<HashMap<(u32, u32), Monitor>>,
+    forecaster: tokio::sync::OnceCell<Result<crate::forecast::Forecaster, String>>,
 }
 
 impl Handler {
     /// With the base configuration (shard settings are taken from each event).
     pub fn new(base: RuntimeConfig) -> Self {
-        Self { base, telemetry: Arc::new(Telemetry::new()), monitors: tokio::sync::Mutex::new(HashMap::new()) }
+        Self {
+            base,
+            telemetry: Arc::new(Telemetry::new()),
+            monitors: tokio::sync::Mutex::new(HashMap::new()),
+            forecaster: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// Run one invocation; `budget` is the time left before the Lambda deadline.
@@ -76,16 +87,17 @@ impl Handler {
             return Err(format!("event shard {shard} is not in 0..{shards}"));
         }
         let shard_label = format!("{shard}/{shards}");
-        if mode == "predict" {
+        if mode == "predict" && self.base.forecast.bundle.is_empty() {
             return Ok(TickResponse {
                 mode,
                 shard: shard_label,
                 tick: None,
                 pending: 0,
-                note: Some("no forecaster bundle deployed yet".into()),
+                note: Some("no forecaster bundle configured ([forecast] bundle or FORECASTER_BUNDLE)".into()),
+                advice: Vec::new(),
             });
         }
-        if mode != "detect" {
+        if mode != "detect" && mode != "predict" {
             return Err(format!("unknown mode `{mode}`: use detect or predict"));
         }
         let mut monitors = self.monitors.lock().await;
@@ -99,6 +111,31 @@ impl Handler {
             monitors.insert((shard, shards), m);
         }
         let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
+        if mode == "predict" {
+            let bundle = std::path::PathBuf::from(&self.base.forecast.bundle);
+            let fc = self
+                .forecaster
+                .get_or_init(|| async move { crate::forecast::Forecaster::load_dir(&bundle).map_err(|e| e.to_string()) })
+                .await
+                .as_ref()
+                .map_err(Clone::clone)?;
+            let advice = monitor.predict(crate::now_ms(), fc).await?;
+            let timeout =
+                budget.saturating_sub(Duration::from_secs(3)).min(Duration::from_secs(monitor.config().schedule.deliver_timeout_secs));
+            let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+            if drained.pending > 0 {
+                return Err(format!("{} predictive alert deliveries still pending (kept in the outbox)", drained.pending));
+            }
+            let alerting = advice.iter().filter(|(_, a)| a.recommendation != "NONE").count();
+            return Ok(TickResponse {
+                mode,
+                shard: shard_label,
+                tick: None,
+                pending: 0,
+                note: Some(format!("{} servers forecast, {alerting} need capacity", advice.len())),
+                advice,
+            });
+        }
         let tick = monitor.tick(crate::now_ms()).await;
         emit_emf(&tick);
         let timeout =
@@ -114,7 +151,7 @@ impl Handler {
         if let Some(e) = &tick.error {
             return Err(format!("tick failed: {e}"));
         }
-        Ok(TickResponse { mode, shard: shard_label, tick: Some(tick), pending: drained.pending, note: None })
+        Ok(TickResponse { mode, shard: shard_label, tick: Some(tick), pending: drained.pending, note: None, advice: Vec::new() })
     }
 }
 

@@ -23,6 +23,7 @@
 pub mod collector;
 pub mod decisions;
 pub mod features;
+pub mod forecast;
 pub mod lambda;
 pub mod line_protocol;
 pub mod models;

@@ -39,6 +39,10 @@ enum Command {
         /// Print the tick report as JSON.
         #[arg(long)]
         json: bool,
+        /// Predictive scaling instead of anomaly detection: forecast every server with the
+        /// `[forecast] bundle` (or `FORECASTER_BUNDLE`) and alert SCALE_NOW / SCALE_SOON.
+        #[arg(long)]
+        predict: bool,
     },
     /// Run ticks on a virtual clock over recorded data (a replay file or any source's history)
     /// and deliver the alerts, as fast as the machine goes.
@@ -61,6 +65,9 @@ enum Command {
     },
     /// Serve AWS Lambda invocations (needs the `lambda` cargo feature).
     Lambda(ConfigArg),
+    /// Forecast a server's metric with a trained LSTM bundle (`experiment lstm train`) and
+    /// print the predictive-scaling recommendation.
+    Forecast(ForecastArgs),
     /// Benchmark monitoring ticks over a simulated fleet on one thread; prints one JSON line
     /// (tick p50/p99, rows/s, peak RSS, binary size).
     Bench(BenchArgs),
@@ -83,6 +90,25 @@ struct BenchArgs {
     /// History read by the warm-up tick, in seconds of 10 s data.
     #[arg(long, default_value_t = 1200)]
     warmup_secs: i64,
+}
+
+#[derive(clap::Args, Debug)]
+struct ForecastArgs {
+    /// Bundle folder (`forecaster.json` + `weights.bpk`).
+    #[arg(long, env = "FORECASTER_BUNDLE")]
+    bundle: PathBuf,
+    /// Server.
+    #[arg(long)]
+    server: String,
+    /// Metrics file (CSV long/wide or line protocol); default: InfluxDB (`INFLUXDB_*`).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Level that needs capacity (default: 80 for *_usage metrics, else the 95th percentile of the window).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Print JSON (advice and forecast) instead of the block.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -134,10 +160,33 @@ fn print_alerts(r: &TickReport) {
     }
 }
 
-async fn once(config: ConfigArg, json: bool) -> Result<(), String> {
+async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<(), String> {
     let cfg = load_config(&config)?;
     let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
+    let bundle = cfg.forecast.bundle.clone();
     let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    if predict {
+        if bundle.is_empty() {
+            return Err("--predict needs a forecaster bundle: [forecast] bundle or FORECASTER_BUNDLE".into());
+        }
+        let fc = runtime::forecast::Forecaster::load_dir(std::path::Path::new(&bundle)).map_err(|e| e.to_string())?;
+        let advice = monitor.predict(runtime::now_ms(), &fc).await?;
+        let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+        for (server, a) in &advice {
+            if json {
+                println!("{}", serde_json::json!({"server": server, "advice": a}));
+            } else {
+                println!(
+                    "🔮 {server} {}: current {:.1}, predicted peak {:.1} in {:.1} min (threshold {:.1}) → {}",
+                    fc.meta.config.target_metric, a.current, a.predicted_peak, a.minutes_to_peak, a.threshold, a.recommendation
+                );
+            }
+        }
+        if drained.pending > 0 {
+            eprintln!("deliveries: {} pending in {} (sent by the next run)", drained.pending, monitor.outbox().dir().display());
+        }
+        return Ok(());
+    }
     let report = monitor.tick(runtime::now_ms()).await;
     let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
     if json {
@@ -278,6 +327,49 @@ async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Resu
         }
     }
     if failed > 0 { Err(format!("{failed} sink(s) failed")) } else { Ok(()) }
+}
+
+async fn forecast(a: ForecastArgs) -> Result<(), String> {
+    use runtime::forecast::{Forecaster, default_threshold, latest_window, scaling_advice};
+    let fc = Forecaster::load_dir(&a.bundle).map_err(|e| e.to_string())?;
+    let cfg = &fc.meta.config;
+    let inputs = cfg.inputs();
+    let samples = match &a.input {
+        Some(p) => runtime::monitor::source::read_file(p).map_err(|e| e.to_string())?,
+        None => {
+            let client = InfluxClient::new(InfluxConfig::from_env());
+            let end = runtime::now_ms();
+            let span = (cfg.lookback_window as f64 * fc.meta.interval_secs * 2000.0) as i64 + 60_000;
+            client.read_samples(&inputs, end - span, end).await.map_err(|e| e.to_string())?
+        }
+    };
+    let (window, at, filled) = latest_window(&samples, &a.server, &inputs, cfg.lookback_window).map_err(|e| e.to_string())?;
+    let forecast = fc.forecast(&window).map_err(|e| e.to_string())?;
+    let d = inputs.len();
+    let history: Vec<f64> = window.iter().step_by(d).copied().collect();
+    let current = *history.last().unwrap_or(&f64::NAN);
+    let threshold = a.threshold.unwrap_or_else(|| default_threshold(&cfg.target_metric, &history));
+    let advice = scaling_advice(current, &forecast, fc.meta.interval_secs, threshold, 10.0);
+    if a.json {
+        let out = serde_json::json!({
+            "server": a.server, "metric": cfg.target_metric, "at": runtime::format_ts(at), "filled": filled,
+            "advice": advice, "forecast": forecast,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "🔮 {} {}: current {:.1}, predicted peak {:.1} in {:.1} min (threshold {:.1}) → {}{}",
+            a.server,
+            cfg.target_metric,
+            advice.current,
+            advice.predicted_peak,
+            advice.minutes_to_peak,
+            threshold,
+            advice.recommendation,
+            if advice.scale_up_percent > 0 { format!(", scale up {}%", advice.scale_up_percent) } else { String::new() }
+        );
+    }
+    Ok(())
 }
 
 fn proc_status_mb(key: &str) -> f64 {
@@ -505,12 +597,13 @@ fn main() -> std::process::ExitCode {
                 Ok((m, t)) => runtime::monitor::run_daemon(m, t).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             },
-            Command::Once { config, json } => once(config, json).await,
+            Command::Once { config, json, predict } => once(config, json, predict).await,
             Command::Replay { config, from, until } => replay(config, from, until).await,
             Command::CheckConfig(c) => check_config(c).await,
             Command::Alert { command: AlertCommand::Test { config, sink, severity } } => alert_test(config, sink, severity).await,
             Command::Lambda(c) => lambda(c).await,
             Command::Bench(a) => bench(a).await,
+            Command::Forecast(a) => forecast(a).await,
         }
     });
     match result {

@@ -250,3 +250,77 @@ fn flaky_sink_is_retried_and_bad_model_keeps_the_last_good_one() {
     assert!(m.outbox().pending().unwrap().is_empty());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A forecaster whose output is fixed in window-normalised units: every horizon step forecasts
+/// the window mean plus `k` window standard deviations (zero weights, bias `k`).
+fn fixed_forecaster(dir: &Path, k: f32) -> PathBuf {
+    use runtime::forecast::{FORECASTER_FORMAT, Forecaster, ForecasterMeta, LstmConfig, LstmWeights, Scaler};
+    let config = LstmConfig { lookback_window: 30, forecast_horizon: 12, lstm_units: vec![4], ..LstmConfig::default() };
+    let mut w = LstmWeights::zeros(1, &config.lstm_units, config.forecast_horizon);
+    w.head_b.iter_mut().for_each(|b| *b = k);
+    let meta = ForecasterMeta {
+        format: FORECASTER_FORMAT,
+        config,
+        scaler: Scaler { mean: vec![50.0], std: vec![10.0] },
+        server: "any".into(),
+        interval_secs: 10.0,
+        val_loss: None,
+        epochs_run: 0,
+        shrinkage: Vec::new(),
+        skip: Vec::new(),
+        weights_sha256: String::new(),
+    };
+    let out = dir.join("forecaster");
+    Forecaster::save_dir(&meta, &w, &out).unwrap();
+    out
+}
+
+#[test]
+fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolves() {
+    let dir = tmp("predict");
+    let receiver = Receiver::start();
+    // Two servers at 10 s: `hot` around 72.5 (± 4) for 60 rows then around 50, `cool` around 40.
+    let t0 = 1_700_000_000_000i64;
+    let mut csv = String::from("timestamp,server,cpu_usage\n");
+    for i in 0..120i64 {
+        let t = t0 + i * 10_000;
+        let wiggle = if i % 2 == 0 { 4.0 } else { -4.0 };
+        let hot = if i < 60 { 72.5 } else { 50.0 };
+        csv.push_str(&format!("{t},hot,{}\n{t},cool,{}\n", hot + wiggle, 40.0 + wiggle));
+    }
+    let data = dir.join("live.csv");
+    std::fs::write(&data, csv).unwrap();
+    let bundle = fixed_forecaster(&dir, 2.0);
+    let mut cfg = config(&dir, &data, &receiver);
+    cfg.forecast.bundle = bundle.display().to_string();
+    let mut m = monitor(cfg);
+    let fc = runtime::forecast::Forecaster::load_dir(&bundle).unwrap();
+    let mut predict_at = |now: i64| {
+        block_on(async {
+            let a = m.predict(now, &fc).await.unwrap();
+            m.drain(Duration::from_secs(10)).await.unwrap();
+            a.into_iter().collect::<std::collections::HashMap<_, _>>()
+        })
+    };
+    // Forecast = window mean + 2 window std = 72.5 + 8 for `hot`: crosses 80 at the first step
+    // → SCALE_NOW (HIGH: Slack + PagerDuty); `cool` ≈ 48: NONE.
+    let first = t0 + 59 * 10_000;
+    let by = predict_at(first);
+    assert_eq!(by["hot"].recommendation, "SCALE_NOW", "{:?}", by["hot"]);
+    assert!((by["hot"].predicted_peak - 80.5).abs() < 1e-3, "{:?}", by["hot"]);
+    assert_eq!(by["cool"].recommendation, "NONE");
+    let pd = receiver.accepted("/pagerduty");
+    assert_eq!(pd.len(), 1, "one trigger: {pd:?}");
+    assert_eq!(pd[0].body["dedup_key"], "hot/cpu_usage/forecast");
+    assert_eq!(pd[0].body["event_action"], "trigger");
+    assert!(receiver.accepted("/slack").iter().any(|r| r.body["text"].as_str().unwrap_or("").contains("hot")));
+    // Same forecast again: no second alert. Later `hot` has cooled down: resolved once.
+    predict_at(first);
+    assert_eq!(receiver.accepted("/pagerduty").len(), 1, "still one alert while it stays above");
+    let by = predict_at(t0 + 119 * 10_000);
+    assert!(by.values().all(|a| a.recommendation == "NONE"), "{by:?}");
+    let pd = receiver.accepted("/pagerduty");
+    assert_eq!(pd.len(), 2);
+    assert_eq!(pd[1].body["event_action"], "resolve");
+    assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
+}

@@ -4,6 +4,7 @@
 mod datasets;
 mod flux;
 mod influxdb;
+mod lstm;
 mod mlflow;
 mod prometheus;
 mod registry;

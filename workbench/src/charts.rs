@@ -135,3 +135,46 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+/// The predictive-scaling chart (PNG): recent history, the forecast continuing it, and the
+/// threshold line.
+pub fn forecast_chart(path: &Path, title: &str, history: &[f64], forecast: &[f64], threshold: f64) -> Result<(), FrameError> {
+    let e = err(path);
+    let root = BitMapBackend::new(path, (1100, 450)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let n = history.len() + forecast.len();
+    let all = history.iter().chain(forecast).copied().chain(threshold.is_finite().then_some(threshold)).filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+    let pad = (hi - lo) * 0.08;
+    let h0 = history.len() as i64;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-h0..(n as i64 - h0), (lo - pad)..(hi + pad))
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().disable_x_mesh().x_desc("steps from now").y_desc("value").draw().map_err(|x| e(x.to_string()))?;
+    c.draw_series(LineSeries::new(history.iter().enumerate().map(|(i, v)| (i as i64 - h0, *v)), &BLUE))
+        .map_err(|x| e(x.to_string()))?
+        .label("history")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    let last = history.last().copied().unwrap_or(f64::NAN);
+    c.draw_series(LineSeries::new(
+        std::iter::once((0i64, last)).chain(forecast.iter().enumerate().map(|(i, v)| (i as i64 + 1, *v))),
+        RGBColor(230, 120, 0).stroke_width(2),
+    ))
+    .map_err(|x| e(x.to_string()))?
+    .label("forecast")
+    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(230, 120, 0)));
+    if threshold.is_finite() {
+        c.draw_series(LineSeries::new([(-h0, threshold), (n as i64 - h0, threshold)], RED.stroke_width(1)))
+            .map_err(|x| e(x.to_string()))?
+            .label("threshold")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
+    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}

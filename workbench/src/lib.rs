@@ -23,6 +23,7 @@ pub mod detectors;
 pub mod evaluation;
 pub mod features;
 pub mod frames;
+pub mod lstm;
 pub mod mlflow;
 pub mod promote;
 pub mod simulate;

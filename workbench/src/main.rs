@@ -159,10 +159,85 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// LSTM forecaster: train, predict (predictive scaling), evaluate against baselines.
+    Lstm {
+        #[command(subcommand)]
+        which: LstmCmd,
+    },
     /// Benchmarks (run in release mode); one JSON line each.
     Bench {
         #[command(subcommand)]
         which: BenchCmd,
+    },
+}
+
+/// Where a server's metric history comes from (see `workbench::lstm::cmd::load_series`).
+#[derive(clap::Args, Debug)]
+struct SeriesArgs {
+    /// Server.
+    #[arg(long, default_value = "web-server-01")]
+    server: String,
+    /// Metric to forecast.
+    #[arg(long, default_value = "cpu_usage")]
+    metric: String,
+    /// Extra input metrics (comma-separated; default: those of the config).
+    #[arg(long, value_delimiter = ',')]
+    inputs: Vec<String>,
+    /// `sim` (shipped simulator data), a metrics file, `nab:<category/file.csv>`, `smd:<machine>` or `influxdb`.
+    #[arg(long, default_value = "sim")]
+    source: String,
+    /// Hours of history to read from InfluxDB.
+    #[arg(long, default_value_t = 24.0)]
+    hours: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum LstmCmd {
+    /// Train on a server's metric history and save the bundle the runtime serves.
+    Train {
+        #[command(flatten)]
+        series: SeriesArgs,
+        /// LSTM config TOML (LOOKBACK_WINDOW, FORECAST_HORIZON, LSTM_UNITS, DROPOUT_RATE, EPOCHS, BATCH_SIZE, ...).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Bundle root; the bundle goes to <out>/<server>_<metric>/.
+        #[arg(long, default_value = "models/lstm")]
+        out: PathBuf,
+    },
+    /// Forecast from the latest window: the predictive-scaling block and a chart.
+    Predict {
+        #[command(flatten)]
+        series: SeriesArgs,
+        /// Bundle root (as for train) or a bundle folder.
+        #[arg(long, default_value = "models/lstm")]
+        models: PathBuf,
+        /// Level that needs capacity (default: 80 for *_usage metrics, else the 95th percentile).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Chart folder.
+        #[arg(long, default_value = "predictions")]
+        charts: PathBuf,
+    },
+    /// Train on the first 70 % of a series and compare forecasts over the last 30 % with baselines (one JSON line).
+    Evaluate {
+        /// NAB-style CSV (timestamp + columns) or SMD headerless .txt.
+        #[arg(long)]
+        input: PathBuf,
+        /// Column name or 0-based index (default: the first).
+        #[arg(long)]
+        column: Option<String>,
+        /// LSTM config TOML.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Fraction of rows used for training.
+        #[arg(long, default_value_t = 0.7)]
+        train_fraction: f64,
+        /// Most forecast origins evaluated (evenly spaced).
+        #[arg(long, default_value_t = 400)]
+        max_origins: usize,
+        /// Seasonal-naive period in steps (default: one day).
+        #[arg(long)]
+        season_steps: Option<usize>,
     },
 }
 
@@ -199,6 +274,18 @@ enum BenchCmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// LSTM training speed (reference architecture, batch 32) and batch-1 inference latency.
+    Lstm {
+        /// Batches of 32 windows to time.
+        #[arg(long, default_value_t = 8)]
+        batches: usize,
+        /// Input metrics.
+        #[arg(long, default_value_t = 4)]
+        inputs: usize,
+        /// `fused` (default) or `burn` (burn-autodiff).
+        #[arg(long, default_value = "fused")]
+        engine: String,
+    },
     /// Batch feature computation over a simulated fleet.
     Features {
         /// Servers.
@@ -230,13 +317,54 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
         Some("robust_z") => DetectorConfig::RobustZ(Default::default()).into(),
         Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()).into(),
         Some("ewma") => DetectorConfig::Ewma(Default::default()).into(),
-        Some(k @ ("kmeans" | "gmm" | "dbscan")) => {
+        Some(k @ ("kmeans" | "gmm" | "dbscan" | "lstm_residual")) => {
             AnyDetector::from_toml_str(&format!("kind = \"{k}\""), "--detector").map_err(|e| anyhow::anyhow!(e))?
         }
         Some(other) => {
-            bail!("--detector {other}: expected tail_ensemble, mahalanobis, robust_z, ewma, iforest_features, kmeans, gmm or dbscan")
+            bail!(
+                "--detector {other}: expected tail_ensemble, mahalanobis, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
+            )
         }
     })
+}
+
+fn lstm_config(path: Option<&std::path::Path>) -> Result<runtime::forecast::LstmConfig> {
+    Ok(match path {
+        Some(p) => runtime::forecast::LstmConfig::from_file(p)?,
+        None => runtime::forecast::LstmConfig::default(),
+    })
+}
+
+fn lstm_command(which: LstmCmd) -> Result<()> {
+    use workbench::lstm::cmd;
+    match which {
+        LstmCmd::Train { series, config, out } => {
+            let mut cfg = lstm_config(config.as_deref())?;
+            cfg.target_metric = series.metric.clone();
+            if !series.inputs.is_empty() {
+                cfg.input_metrics = series.inputs.clone();
+            }
+            let data = cmd::load_series(&series.source, &series.server, &cfg.inputs(), series.hours)?;
+            cmd::train(&data, &cfg, &series.server, &out)?;
+        }
+        LstmCmd::Predict { series, models, threshold, charts } => {
+            let dir = if models.join(runtime::forecast::META_FILE).exists() {
+                models
+            } else {
+                cmd::model_dir(&models, &series.server, &series.metric)
+            };
+            let meta = runtime::forecast::Forecaster::load_dir(&dir)?.meta;
+            let data = cmd::load_series(&series.source, &series.server, &meta.config.inputs(), series.hours)?;
+            cmd::predict(&data, &dir, &series.server, threshold, &charts)?;
+        }
+        LstmCmd::Evaluate { input, column, config, train_fraction, max_origins, season_steps } => {
+            let cfg = lstm_config(config.as_deref())?;
+            let data = cmd::series_from_file(&input, column.as_deref())?;
+            let (report, _) = workbench::lstm::eval::evaluate(&data, &cfg, train_fraction, max_origins, season_steps)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -547,6 +675,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { which: BenchCmd::Iforest { rows, threads } } => {
             println!("{}", workbench::bench::iforest(rows, threads)?);
         }
+        Command::Bench { which: BenchCmd::Lstm { batches, inputs, engine } } => {
+            let engine = match engine.as_str() {
+                "fused" => runtime::forecast::Engine::Fused,
+                "burn" => runtime::forecast::Engine::Burn,
+                other => bail!("--engine {other}: expected fused or burn"),
+            };
+            println!("{}", workbench::lstm::cmd::bench(batches, inputs, engine)?);
+        }
+        Command::Lstm { which } => lstm_command(which)?,
         Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {
             println!("{}", workbench::bench::features(servers, days, interval_secs)?);
         }

@@ -227,6 +227,25 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[forecast]`: predictive scaling with an LSTM bundle (`experiment lstm train`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastConfig {
+    /// Bundle folder (also `FORECASTER_BUNDLE`); empty: predictive scaling is off.
+    pub bundle: String,
+    /// Level of the target metric that needs capacity (default: 80 for `*_usage` metrics, else
+    /// the 95th percentile of each server's window).
+    pub threshold: Option<f64>,
+    /// A crossing forecast within this many minutes is SCALE_NOW (HIGH), later SCALE_SOON (MEDIUM).
+    pub now_minutes: f64,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        Self { bundle: String::new(), threshold: None, now_minutes: 10.0 }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -247,6 +266,8 @@ pub struct RuntimeConfig {
     pub outbox: OutboxConfig,
     /// `/healthz`, `/readyz`, `/metrics`.
     pub http: HttpConfig,
+    /// Predictive scaling.
+    pub forecast: ForecastConfig,
 }
 
 /// A configuration error naming the file and key.
@@ -336,6 +357,9 @@ impl RuntimeConfig {
         }
         if let Some(v) = var("RUNTIME_OUTBOX_DIR") {
             self.outbox.dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("FORECASTER_BUNDLE") {
+            self.forecast.bundle = v;
         }
         self.sinks.apply_env();
     }

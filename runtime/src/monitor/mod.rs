@@ -487,6 +487,97 @@ impl Monitor {
         Ok(n_samples)
     }
 
+    /// Predictive scaling: forecast every monitored server's target metric with `fc` from the
+    /// latest window and alert SCALE_NOW as HIGH and SCALE_SOON as MEDIUM through the routing
+    /// and outbox of anomaly alerts (key `server/metric/forecast`, one alert until the forecast
+    /// no longer crosses, then a resolve). Returns the advice per server.
+    pub async fn predict(
+        &mut self,
+        now_ms: i64,
+        fc: &crate::forecast::Forecaster,
+    ) -> Result<Vec<(String, crate::forecast::ScalingAdvice)>, String> {
+        use crate::forecast::{default_threshold, latest_window, scaling_advice};
+        let cfg = &fc.meta.config;
+        let inputs = cfg.inputs();
+        let span = (cfg.lookback_window as f64 * fc.meta.interval_secs * 2000.0) as i64 + 60_000;
+        let samples = self.source.read(&inputs, now_ms - span, now_ms).await.map_err(|e| e.to_string())?;
+        let mut servers: Vec<&str> = samples.iter().map(|s| s.server.as_str()).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        let mut out = Vec::new();
+        let mut notifications = Vec::new();
+        for server in servers.into_iter().filter(|s| self.cfg.selection.includes(s)) {
+            let (window, at, _) = match latest_window(&samples, server, &inputs, cfg.lookback_window) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(server, error = %e, "no forecast");
+                    continue;
+                }
+            };
+            let forecast = fc.forecast(&window).map_err(|e| e.to_string())?;
+            let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
+            let current = history.last().copied().unwrap_or(f64::NAN);
+            let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&cfg.target_metric, &history));
+            let advice = scaling_advice(current, &forecast, fc.meta.interval_secs, threshold, self.cfg.forecast.now_minutes);
+            let key = format!("{server}/{}/forecast", cfg.target_metric);
+            let severity = match advice.recommendation.as_str() {
+                "SCALE_NOW" => Some(crate::decisions::Severity::High),
+                "SCALE_SOON" => Some(crate::decisions::Severity::Medium),
+                _ => None,
+            };
+            let model_label = format!("forecaster {} ({})", cfg.target_metric, fc.meta.weights_sha256.get(..12).unwrap_or(""));
+            match severity {
+                Some(severity) if !self.active.contains_key(&key) => {
+                    let alert = Alert {
+                        server: server.to_string(),
+                        timestamp_ms: at,
+                        severity,
+                        score: 1.0,
+                        primary_metric: cfg.target_metric.clone(),
+                        primary_value: advice.predicted_peak,
+                        values: vec![
+                            (cfg.target_metric.clone(), current),
+                            ("predicted_peak".into(), advice.predicted_peak),
+                            ("minutes_to_peak".into(), advice.minutes_to_peak),
+                            ("scale_up_percent".into(), f64::from(advice.scale_up_percent)),
+                        ],
+                        dedup_key: key.clone(),
+                    };
+                    let sinks = self.router.route(severity).to_vec();
+                    tracing::warn!(server, recommendation = %advice.recommendation, peak = advice.predicted_peak, minutes = advice.minutes_to_peak, "predictive scaling alert");
+                    self.telemetry.alerts.get_or_create(&label("severity", severity.name())).inc();
+                    let n = Notification {
+                        status: Status::Firing,
+                        alert: alert.clone(),
+                        resolved_ms: None,
+                        model: model_label.clone(),
+                        test: false,
+                    };
+                    notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
+                    self.active.insert(key, (alert, sinks));
+                }
+                None => {
+                    if let Some((alert, sinks)) = self.active.remove(&key) {
+                        let n = Notification {
+                            status: Status::Resolved,
+                            alert,
+                            resolved_ms: Some(at),
+                            model: model_label.clone(),
+                            test: false,
+                        };
+                        notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
+                    }
+                }
+                _ => {}
+            }
+            out.push((server.to_string(), advice));
+        }
+        for (sink, n) in notifications {
+            self.outbox.enqueue(sink, &n).map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    }
+
     /// Send what the outbox has due (one pass) and record it.
     pub async fn flush(&self) -> Result<crate::sinks::outbox::FlushReport, OutboxError> {
         let r = self.outbox.flush(&self.cfg.sinks, &self.http).await?;

@@ -10,12 +10,14 @@
 //! ```
 
 pub mod clustering;
+pub mod forecast;
 pub mod linfa_iforest;
 
 use runtime::models::detectors::{DetectorConfig, DetectorError, StreamingDetector};
 use serde::{Deserialize, Serialize};
 
 pub use clustering::ClusterConfig;
+pub use forecast::LstmResidualConfig;
 
 /// A detector of the runtime (`tail_ensemble`, `mahalanobis`, …) or of the workbench
 /// (`kmeans`, `gmm`, `dbscan`), chosen by `kind`.
@@ -24,6 +26,8 @@ pub use clustering::ClusterConfig;
 pub enum AnyDetector {
     /// Clustering detectors (workbench only: they need linfa).
     Cluster(ClusterConfig),
+    /// The LSTM forecast-residual detector (workbench only: it trains).
+    Forecast(LstmResidualConfig),
     /// Streaming detectors the runtime can serve.
     Runtime(DetectorConfig),
 }
@@ -48,6 +52,8 @@ impl AnyDetector {
         let kind = table.get("kind").and_then(|k| k.as_str()).ok_or_else(|| format!("{origin}: missing `kind`"))?;
         let parsed = if matches!(kind, "kmeans" | "gmm" | "dbscan") {
             toml::from_str::<ClusterConfig>(text).map(Self::Cluster)
+        } else if kind == "lstm_residual" {
+            toml::from_str::<LstmResidualConfig>(text).map(Self::Forecast)
         } else {
             toml::from_str::<DetectorConfig>(text).map(Self::Runtime)
         };
@@ -58,6 +64,7 @@ impl AnyDetector {
     pub fn build(&self, n_metrics: usize) -> Result<Box<dyn StreamingDetector>, DetectorError> {
         match self {
             Self::Cluster(c) => Ok(Box::new(c.build(n_metrics)?)),
+            Self::Forecast(c) => Ok(Box::new(c.build(n_metrics)?)),
             Self::Runtime(c) => c.build(n_metrics),
         }
     }
@@ -66,6 +73,7 @@ impl AnyDetector {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Cluster(c) => c.name(),
+            Self::Forecast(_) => "lstm_residual",
             Self::Runtime(c) => c.name(),
         }
     }
