@@ -16,9 +16,9 @@ for f in "$DATA"/nab/realAWSCloudwatch/*.csv "$DATA"/nab/realKnownCause/*.csv; d
   echo "== $f" >&2
   "$EXP" lstm evaluate --input "$f" --config "$CONFIG" >> "$OUT"
 done
-# SMD: columns 0, 1 and 11 (CPU load, a load average and a memory metric) of each machine.
+# SMD: columns 0, 1 and 11 of each machine's train split by default (SMD_COLUMNS to change).
 for f in "$DATA"/smd/train/*.txt; do
-  for c in 0 1 11; do
+  for c in ${SMD_COLUMNS:-0 1 11}; do
     echo "== $f column $c" >&2
     "$EXP" lstm evaluate --input "$f" --column "$c" --config "$CONFIG" >> "$OUT"
   done

@@ -136,11 +136,25 @@ mod tests {
     }
 }
 
-/// The predictive-scaling chart (PNG): recent history, the forecast continuing it, and the
-/// threshold line.
+/// The predictive-scaling chart: recent history, the forecast continuing it, and the threshold
+/// line. PNG, or SVG when `path` ends in `.svg`.
 pub fn forecast_chart(path: &Path, title: &str, history: &[f64], forecast: &[f64], threshold: f64) -> Result<(), FrameError> {
+    if path.extension().is_some_and(|x| x == "svg") {
+        draw_forecast(SVGBackend::new(path, (1100, 450)).into_drawing_area(), path, title, history, forecast, threshold)
+    } else {
+        draw_forecast(BitMapBackend::new(path, (1100, 450)).into_drawing_area(), path, title, history, forecast, threshold)
+    }
+}
+
+fn draw_forecast<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+    title: &str,
+    history: &[f64],
+    forecast: &[f64],
+    threshold: f64,
+) -> Result<(), FrameError> {
     let e = err(path);
-    let root = BitMapBackend::new(path, (1100, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
     let n = history.len() + forecast.len();
     let all = history.iter().chain(forecast).copied().chain(threshold.is_finite().then_some(threshold)).filter(|v| v.is_finite());

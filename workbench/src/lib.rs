@@ -25,6 +25,12 @@ pub mod features;
 pub mod frames;
 pub mod lstm;
 pub mod mlflow;
+pub mod notebook;
 pub mod promote;
 pub mod simulate;
 pub mod sweep;
+
+// Re-exported so notebooks (evcxr) and downstream code use the exact versions the workbench's
+// types come from.
+pub use polars;
+pub use serde_json;
