@@ -135,3 +135,31 @@ fn runtime_does_not_depend_on_polars_or_burn_autodiff() {
     // It does serve the LSTM with burn's ndarray backend.
     assert!(tree.lines().any(|l| l.starts_with("burn-ndarray ")), "runtime lacks burn-ndarray:\n{tree}");
 }
+
+#[test]
+fn knn_detector_meets_the_smd_targets() {
+    // Issue 3's SMD targets: mean ROC-AUC ≥ 0.90 and pointwise best F1 ≥ 0.5 over the three
+    // shared machines (fit on train, score test). Measured: 0.903 / 0.557.
+    use runtime::models::detectors::{DetectorConfig, KnnConfig};
+    let results =
+        workbench::evaluation::report::evaluate_smd(&datasets_root().join("smd"), &DetectorConfig::Knn(KnnConfig::default()).into())
+            .unwrap();
+    assert_eq!(results.len(), 3);
+    let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| results.iter().map(f).sum::<f64>() / 3.0;
+    let (auc, f1) = (mean(|r| r.roc_auc), mean(|r| r.best_f1));
+    eprintln!("knn on SMD: mean ROC-AUC {auc:.4}, mean best F1 {f1:.4}");
+    assert!(auc >= 0.90, "mean ROC-AUC {auc:.4}");
+    assert!(f1 >= 0.50, "mean best F1 {f1:.4}");
+}
+
+#[test]
+fn gmm_detector_fits_every_smd_machine() {
+    // EM collapses on machine-1-7 at the default regularization; the detector retries with a
+    // stronger one instead of scoring nothing (which read as ROC-AUC 0.5).
+    use workbench::detectors::AnyDetector;
+    let cfg = AnyDetector::from_toml_str("kind = \"gmm\"", "test").unwrap();
+    let results = workbench::evaluation::report::evaluate_smd(&datasets_root().join("smd"), &cfg).unwrap();
+    for r in &results {
+        assert!(r.roc_auc > 0.6, "{}: ROC-AUC {:.3}", r.machine, r.roc_auc);
+    }
+}

@@ -131,7 +131,7 @@ mod tests {
     use crate::detectors::ClusterConfig;
     use crate::detectors::clustering::Reference;
     use runtime::models::detectors::{
-        Combine, DetectorConfig, EnsembleConfig, IForestFeaturesConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
+        Combine, DetectorConfig, EnsembleConfig, IForestFeaturesConfig, KnnConfig, MahalanobisConfig, RobustZConfig, TailEnsembleConfig,
     };
 
     fn nab(key: &str) -> DetectInput {
@@ -154,6 +154,7 @@ mod tests {
             DetectorConfig::RobustZ(RobustZConfig::default()),
             DetectorConfig::Ewma(Default::default()),
             DetectorConfig::Mahalanobis(MahalanobisConfig::default()),
+            DetectorConfig::Knn(KnnConfig { sample_rows: 500, ..Default::default() }),
             DetectorConfig::Ensemble(EnsembleConfig {
                 members: vec![DetectorConfig::default(), DetectorConfig::RobustZ(RobustZConfig::default())],
                 combine: Combine::Max,

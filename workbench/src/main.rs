@@ -316,13 +316,14 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
         Some("iforest_features") => DetectorConfig::IforestFeatures(Default::default()).into(),
         Some("robust_z") => DetectorConfig::RobustZ(Default::default()).into(),
         Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()).into(),
+        Some("knn") => DetectorConfig::Knn(Default::default()).into(),
         Some("ewma") => DetectorConfig::Ewma(Default::default()).into(),
         Some(k @ ("kmeans" | "gmm" | "dbscan" | "lstm_residual")) => {
             AnyDetector::from_toml_str(&format!("kind = \"{k}\""), "--detector").map_err(|e| anyhow::anyhow!(e))?
         }
         Some(other) => {
             bail!(
-                "--detector {other}: expected tail_ensemble, mahalanobis, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
+                "--detector {other}: expected tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
             )
         }
     })

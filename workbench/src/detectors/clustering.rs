@@ -120,8 +120,7 @@ impl ClusterConfig {
             cfg: self.clone(),
             n: n_metrics,
             train: Vec::new(),
-            history: std::collections::VecDeque::new(),
-            rows: 0,
+            history: Default::default(),
             fitted: None,
             trained: false,
         })
@@ -222,11 +221,15 @@ fn fit(cfg: &ClusterConfig, rows: &[Vec<f64>], n: usize) -> Option<Fitted> {
             Model::Centroids(km.centroids().clone())
         }
         ClusterConfig::Gmm { n_clusters, .. } => {
-            let gmm = GaussianMixtureModel::params_with_rng((*n_clusters).min(m), rng)
-                .reg_covariance(1e-3)
-                .max_n_iterations(100)
-                .fit(&data)
-                .ok()?;
+            // EM fails when a component collapses onto near-constant rows (SMD machine-1-7):
+            // retry with a stronger covariance regularization rather than scoring nothing.
+            let gmm = [1e-3, 1e-2, 1e-1, 1.0].into_iter().find_map(|reg| {
+                GaussianMixtureModel::params_with_rng((*n_clusters).min(m), rng.clone())
+                    .reg_covariance(reg)
+                    .max_n_iterations(100)
+                    .fit(&data)
+                    .ok()
+            })?;
             let k = gmm.weights().len();
             let mut chol_prec = Vec::with_capacity(k);
             let mut log_det_prec = Vec::with_capacity(k);
@@ -290,8 +293,7 @@ pub(crate) struct ClusterDetector {
     cfg: ClusterConfig,
     n: usize,
     train: Vec<Vec<f64>>,
-    history: std::collections::VecDeque<Vec<f64>>,
-    rows: usize,
+    history: runtime::models::detectors::RefitHistory,
     fitted: Option<Fitted>,
     trained: bool,
 }
@@ -305,17 +307,8 @@ impl StreamingDetector for ClusterDetector {
         }
         let score = self.fitted.as_ref().map_or(0.0, |f| f.score(values));
         if !self.trained {
-            let r = self.cfg.reference().clone();
-            if values.iter().all(|v| v.is_finite()) {
-                self.history.push_back(values.to_vec());
-                if self.history.len() > r.history_rows {
-                    self.history.pop_front();
-                }
-            }
-            self.rows += 1;
-            let due = runtime::models::detectors::fit_due(self.rows, r.fit_after_rows, r.refit_every_rows);
-            if due {
-                let rows: Vec<Vec<f64>> = self.history.iter().cloned().collect();
+            let r = self.cfg.reference();
+            if let Some(rows) = self.history.observe(values, r.history_rows, r.fit_after_rows, r.refit_every_rows, 0) {
                 self.fitted = fit(&self.cfg, &rows, self.n);
             }
         }

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::window::{RefitHistory, column_mean_std, trailing_mean};
 use super::{DetectorError, StreamingDetector};
 
 /// Settings of the Mahalanobis detector.
@@ -71,9 +72,8 @@ impl MahalanobisConfig {
             cfg: self.clone(),
             n: n_metrics,
             train: Vec::new(),
-            history: VecDeque::new(),
+            history: RefitHistory::default(),
             model: None,
-            rows: 0,
             last: None,
             d_window: VecDeque::new(),
             c_window: VecDeque::new(),
@@ -94,19 +94,6 @@ struct Fitted {
     c_median: f64,
 }
 
-fn trailing_mean(v: &[f64], w: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut sum = 0.0;
-    for i in 0..v.len() {
-        sum += v[i];
-        if i >= w {
-            sum -= v[i - w];
-        }
-        out.push(sum / (i + 1).min(w) as f64);
-    }
-    out
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 1.0;
@@ -118,20 +105,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 impl Fitted {
     fn fit(rows: &[Vec<f64>], n: usize, cfg: &MahalanobisConfig) -> Self {
         let m = rows.len() as f64;
-        let mut mean = vec![0.0; n];
-        for r in rows {
-            for j in 0..n {
-                mean[j] += r[j];
-            }
-        }
-        mean.iter_mut().for_each(|x| *x /= m);
-        let mut std = vec![0.0; n];
-        for r in rows {
-            for j in 0..n {
-                std[j] += (r[j] - mean[j]).powi(2);
-            }
-        }
-        std.iter_mut().for_each(|s| *s = (*s / m).sqrt().max(cfg.min_std));
+        let (mean, std) = column_mean_std(rows, n, cfg.min_std);
         let mut cov = vec![0.0; n * n];
         let mut z = vec![0.0; n];
         for r in rows {
@@ -210,9 +184,8 @@ pub(super) struct Mahalanobis {
     cfg: MahalanobisConfig,
     n: usize,
     train: Vec<Vec<f64>>,
-    history: VecDeque<Vec<f64>>,
+    history: RefitHistory,
     model: Option<Fitted>,
-    rows: usize,
     last: Option<Vec<f64>>,
     d_window: VecDeque<f64>,
     c_window: VecDeque<f64>,
@@ -248,17 +221,9 @@ impl StreamingDetector for Mahalanobis {
         }
         self.last = Some(values.to_vec());
         if !self.trained {
-            if values.iter().all(|v| v.is_finite()) {
-                self.history.push_back(values.to_vec());
-                if self.history.len() > self.cfg.history_rows {
-                    self.history.pop_front();
-                }
-            }
-            self.rows += 1;
-            let due = super::fit_due(self.rows, self.cfg.fit_after_rows, self.cfg.refit_every_rows);
-            if due && self.history.len() >= 3 {
-                let rows: Vec<Vec<f64>> = self.history.iter().cloned().collect();
-                self.model = Some(Fitted::fit(&rows, self.n, &self.cfg));
+            let c = &self.cfg;
+            if let Some(rows) = self.history.observe(values, c.history_rows, c.fit_after_rows, c.refit_every_rows, 3) {
+                self.model = Some(Fitted::fit(&rows, self.n, c));
             }
         }
         score

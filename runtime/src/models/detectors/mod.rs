@@ -11,6 +11,7 @@
 mod ensemble;
 mod ewma;
 mod iforest_features;
+mod knn;
 mod mahalanobis;
 mod robust_z;
 mod tail;
@@ -19,10 +20,11 @@ mod window;
 pub use ensemble::{Combine, EnsembleConfig};
 pub use ewma::EwmaConfig;
 pub use iforest_features::IForestFeaturesConfig;
+pub use knn::KnnConfig;
 pub use mahalanobis::MahalanobisConfig;
 pub use robust_z::RobustZConfig;
 pub use tail::TailEnsembleConfig;
-pub use window::fit_due;
+pub use window::{RefitHistory, fit_due};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +57,8 @@ pub enum DetectorConfig {
     RobustZ(RobustZConfig),
     /// Smoothed Mahalanobis distance plus change magnitude, see [`MahalanobisConfig`].
     Mahalanobis(MahalanobisConfig),
+    /// Nearest-neighbour distance on levels and volatility plus change, see [`KnnConfig`].
+    Knn(KnnConfig),
     /// Calibrated members combined by mean or max, see [`EnsembleConfig`].
     Ensemble(EnsembleConfig),
     /// EWMA z-scores with O(1) memory per series, see [`EwmaConfig`].
@@ -90,6 +94,7 @@ impl DetectorConfig {
             Self::IforestFeatures(c) => Box::new(c.build(n_metrics)?),
             Self::RobustZ(c) => Box::new(c.build(n_metrics)?),
             Self::Mahalanobis(c) => Box::new(c.build(n_metrics)?),
+            Self::Knn(c) => Box::new(c.build(n_metrics)?),
             Self::Ensemble(c) => Box::new(c.build(n_metrics)?),
             Self::Ewma(c) => Box::new(c.build(n_metrics)?),
         })
@@ -102,6 +107,7 @@ impl DetectorConfig {
             Self::IforestFeatures(_) => "iforest_features",
             Self::RobustZ(_) => "robust_z",
             Self::Mahalanobis(_) => "mahalanobis",
+            Self::Knn(_) => "knn",
             Self::Ensemble(_) => "ensemble",
             Self::Ewma(_) => "ewma",
         }

@@ -50,6 +50,68 @@ pub fn fit_due(rows: usize, fit_after_rows: usize, refit_every_rows: usize) -> b
     rows == fit_after_rows || (refit_every_rows > 0 && rows > fit_after_rows && (rows - fit_after_rows) % refit_every_rows == 0)
 }
 
+/// Past rows kept for refits of a detector without a training split, with the fit schedule.
+#[derive(Debug, Clone, Default)]
+pub struct RefitHistory {
+    rows: usize,
+    history: VecDeque<Vec<f64>>,
+}
+
+impl RefitHistory {
+    /// Record a row (kept when every value is finite, at most `history_rows`); returns the
+    /// kept rows when a (re)fit is due by [`fit_due`] and at least `min_rows` are kept.
+    pub fn observe(
+        &mut self,
+        values: &[f64],
+        history_rows: usize,
+        fit_after_rows: usize,
+        refit_every_rows: usize,
+        min_rows: usize,
+    ) -> Option<Vec<Vec<f64>>> {
+        if values.iter().all(|v| v.is_finite()) {
+            self.history.push_back(values.to_vec());
+            if self.history.len() > history_rows {
+                self.history.pop_front();
+            }
+        }
+        self.rows += 1;
+        (fit_due(self.rows, fit_after_rows, refit_every_rows) && self.history.len() >= min_rows)
+            .then(|| self.history.iter().cloned().collect())
+    }
+}
+
+/// Trailing mean over `w` rows (fewer at the start).
+pub(crate) fn trailing_mean(v: &[f64], w: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut sum = 0.0;
+    for i in 0..v.len() {
+        sum += v[i];
+        if i >= w {
+            sum -= v[i - w];
+        }
+        out.push(sum / (i + 1).min(w) as f64);
+    }
+    out
+}
+
+/// Per-column mean and standard deviation (population, floored at `min_std`) of `rows`.
+pub(crate) fn column_mean_std(rows: &[Vec<f64>], n: usize, min_std: f64) -> (Vec<f64>, Vec<f64>) {
+    let m = rows.len().max(1) as f64;
+    let mut mean = vec![0.0; n];
+    for r in rows {
+        mean.iter_mut().zip(r).for_each(|(a, x)| *a += x);
+    }
+    mean.iter_mut().for_each(|x| *x /= m);
+    let mut std = vec![0.0; n];
+    for r in rows {
+        for j in 0..n {
+            std[j] += (r[j] - mean[j]).powi(2);
+        }
+    }
+    std.iter_mut().for_each(|s| *s = (*s / m).sqrt().max(min_std));
+    (mean, std)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +125,11 @@ mod tests {
         assert_eq!(w.sorted(), &[1.0, 3.0, 4.0], "5 was evicted first");
         assert_eq!((w.count_ge(3.0), w.count_le(3.0)), (2, 2));
         assert!(fit_due(500, 500, 1000) && fit_due(1500, 500, 1000) && !fit_due(1000, 500, 1000) && !fit_due(1500, 500, 0));
+        assert_eq!(trailing_mean(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
+        let (mean, std) = column_mean_std(&[vec![1.0, 5.0], vec![3.0, 5.0]], 2, 1e-3);
+        assert_eq!((mean, std), (vec![2.0, 5.0], vec![1.0, 1e-3]));
+        let mut h = RefitHistory::default();
+        let fits: Vec<usize> = (0..6).filter_map(|i| h.observe(&[i as f64], 3, 2, 2, 2).map(|rows| rows.len())).collect();
+        assert_eq!(fits, vec![2, 3, 3], "fits at rows 2, 4 and 6, history capped at 3");
     }
 }
