@@ -151,6 +151,7 @@ mod tests {
         let small = Reference { fit_after_rows: 300, refit_every_rows: 700, max_fit_rows: 200, ..Reference::default() };
         let runtime_detectors = [
             DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
+            DetectorConfig::TailEnsemble(TailEnsembleConfig { confirm_rows: 2, confirm_bypass: 0.8, ..Default::default() }),
             DetectorConfig::RobustZ(RobustZConfig::default()),
             DetectorConfig::Ewma(Default::default()),
             DetectorConfig::Mahalanobis(MahalanobisConfig::default()),

@@ -4,8 +4,9 @@
 //! (with the distance past the seen range in units of the history's spread), combined by max
 //! over views and metrics into a surprise in nats. The surprise is then mapped to [0, 1]
 //! (`1 - e^{-s / scale}`) and, after an alarm, damped for `suppress_rows` rows so one incident
-//! raises one alarm. Everything is causal and needs no fitting; a training split only fills
-//! the histories.
+//! raises one alarm. Optionally (`confirm_rows` > 1) the surprise must persist: the smallest of
+//! the last rows' surprises is used, unless `confirm_bypass` × the row's own is larger.
+//! Everything is causal and needs no fitting; a training split only fills the histories.
 
 use std::collections::VecDeque;
 
@@ -51,6 +52,12 @@ pub struct TailEnsembleConfig {
     pub suppress_factor: f64,
     /// Surprise scale of the [0, 1] mapping.
     pub scale_nats: f64,
+    /// Rows the surprise must persist: the score uses the minimum surprise of the last
+    /// `confirm_rows` rows (1: the row's own).
+    pub confirm_rows: usize,
+    /// Weight of the row's own surprise when confirming (`max(confirmed, weight · own)`), so
+    /// a large single spike alarms at once.
+    pub confirm_bypass: f64,
 }
 
 impl Default for TailEnsembleConfig {
@@ -71,6 +78,8 @@ impl Default for TailEnsembleConfig {
             suppress_rows: 100,
             suppress_factor: 0.25,
             scale_nats: 10.0,
+            confirm_rows: 1,
+            confirm_bypass: 0.0,
         }
     }
 }
@@ -89,6 +98,12 @@ impl TailEnsembleConfig {
         }
         if !(self.scale_nats > 0.0) {
             return bad("scale_nats", self.scale_nats.to_string(), "must be positive");
+        }
+        if self.confirm_rows == 0 {
+            return bad("confirm_rows", "0".into(), "at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.confirm_bypass) {
+            return bad("confirm_bypass", self.confirm_bypass.to_string(), "in [0, 1]");
         }
         if !(0.0..=1.0).contains(&self.suppress_factor) {
             return bad("suppress_factor", self.suppress_factor.to_string(), "in [0, 1]");
@@ -113,6 +128,7 @@ impl TailEnsembleConfig {
             past: vec![VecDeque::new(); n_metrics],
             intervals: Vec::new(),
             last_ts: None,
+            confirm: VecDeque::new(),
         })
     }
 }
@@ -169,6 +185,8 @@ pub(super) struct TailEnsemble {
     /// The first sampling intervals seen (ms), to turn `season_secs` into rows.
     intervals: Vec<i64>,
     last_ts: Option<i64>,
+    /// The last `confirm_rows` surprises.
+    confirm: VecDeque<f64>,
 }
 
 /// ln of the upper Gaussian tail Q(z) = erfc(z/√2)/2, with the asymptotic series where erfc
@@ -184,6 +202,26 @@ fn ln_gauss_tail(z: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirmation_drops_one_row_blips_but_not_large_spikes_or_lasting_shifts() {
+        let cfg = TailEnsembleConfig { confirm_rows: 2, confirm_bypass: 0.8, ..Default::default() };
+        let run = |cfg: &TailEnsembleConfig, at: &dyn Fn(usize) -> f64| {
+            let mut det = cfg.build(1).unwrap();
+            (0..700).map(|i| det.push(i as i64 * 60_000, &[if i >= 600 { at(i) } else { (i % 10) as f64 }])).collect::<Vec<f64>>()
+        };
+        let blip = |i: usize| if i == 600 { 13.0 } else { (i % 10) as f64 };
+        let spike = |i: usize| if i == 600 { 60.0 } else { (i % 10) as f64 };
+        let shift = |i: usize| 14.0 + (i % 10) as f64 * 0.1;
+        let plain = TailEnsembleConfig::default();
+        assert!(run(&plain, &blip)[600] >= 0.5, "unconfirmed, a small new record alarms");
+        assert!(run(&cfg, &blip).iter().all(|s| *s < 0.5), "confirmed, a one-row blip does not");
+        assert!(run(&cfg, &spike)[600] >= 0.5, "a large spike bypasses confirmation");
+        let shifted = run(&cfg, &shift);
+        assert!(shifted[600] < shifted[601] && shifted[601] >= 0.5, "a lasting shift alarms one row later: {:?}", &shifted[599..603]);
+        let err = TailEnsembleConfig { confirm_rows: 0, ..Default::default() }.build(1).unwrap_err();
+        assert_eq!(err.field, "confirm_rows");
+    }
 
     #[test]
     fn gaussian_tail_matches_known_values() {
@@ -309,6 +347,11 @@ impl StreamingDetector for TailEnsemble {
     fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
         let warm = self.rows >= self.cfg.warmup_rows;
         let surprise = self.step(timestamp_ms, values, true);
+        self.confirm.push_back(surprise);
+        if self.confirm.len() > self.cfg.confirm_rows.max(1) {
+            self.confirm.pop_front();
+        }
+        let surprise = self.confirm.iter().copied().fold(f64::INFINITY, f64::min).max(self.cfg.confirm_bypass * surprise);
         if !warm {
             return 0.0;
         }
