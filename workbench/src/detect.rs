@@ -53,13 +53,23 @@ pub fn detect(
     input: &DetectInput,
     train: Option<&DetectInput>,
 ) -> Result<Vec<f64>, runtime::models::detectors::DetectorError> {
+    detect_warned(cfg, input, train).map(|(scores, _)| scores)
+}
+
+/// [`detect`], plus the detector's warnings (see `StreamingDetector::warnings`).
+pub fn detect_warned(
+    cfg: &AnyDetector,
+    input: &DetectInput,
+    train: Option<&DetectInput>,
+) -> Result<(Vec<f64>, Vec<String>), runtime::models::detectors::DetectorError> {
     let mut det = cfg.build(input.columns.len())?;
     if let Some(train) = train {
         for (t, row) in train.times().iter().zip(&train.rows) {
             det.learn(*t, row);
         }
     }
-    Ok(input.times().iter().zip(&input.rows).map(|(t, row)| det.push(*t, row)).collect())
+    let scores = input.times().iter().zip(&input.rows).map(|(t, row)| det.push(*t, row)).collect();
+    Ok((scores, det.warnings()))
 }
 
 /// Scores and, per row, the index of the metric contributing most (the primary issue).
@@ -69,6 +79,8 @@ pub struct Detection {
     pub scores: Vec<f64>,
     /// Column index of the primary metric per row (0 when the detector cannot tell).
     pub primary: Vec<usize>,
+    /// The detector's warnings (e.g. failed fits).
+    pub warnings: Vec<String>,
 }
 
 /// Run a detector over `input` (after learning from `train`, if given), keeping primary metrics.
@@ -83,12 +95,14 @@ pub fn detect_rows(
             det.learn(*t, row);
         }
     }
-    let mut out = Detection { scores: Vec::with_capacity(input.rows.len()), primary: Vec::with_capacity(input.rows.len()) };
+    let mut out =
+        Detection { scores: Vec::with_capacity(input.rows.len()), primary: Vec::with_capacity(input.rows.len()), warnings: Vec::new() };
     for (t, row) in input.times().iter().zip(&input.rows) {
         out.scores.push(det.push(*t, row));
         let c = if input.columns.len() > 1 { det.contributions() } else { Vec::new() };
         out.primary.push(c.iter().enumerate().filter(|(_, v)| v.is_finite()).max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i));
     }
+    out.warnings = det.warnings();
     Ok(out)
 }
 
@@ -206,7 +220,7 @@ mod tests {
             std::fs::read_to_string(dir.join("out.csv")).unwrap(),
             "timestamp,anomaly_score\n2014-04-01 00:00:00,0\n2014-04-01 00:05:00,0.5\n"
         );
-        let det = Detection { scores: vec![0.0, 0.95], primary: vec![0, 0] };
+        let det = Detection { scores: vec![0.0, 0.95], primary: vec![0, 0], warnings: Vec::new() };
         write_scores(&dir.join("out.csv"), &input, &det.scores, Some((&det, &DecisionConfig::default()))).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("out.csv")).unwrap(),

@@ -524,6 +524,9 @@ fn run(cli: Cli) -> Result<()> {
             let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
             let t = std::time::Instant::now();
             let det = workbench::detect::detect_rows(&cfg, &data, train.as_ref())?;
+            for w in &det.warnings {
+                eprintln!("warning: {}: {w}", input.display());
+            }
             let decisions = runtime::decisions::DecisionConfig::default();
             workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
             eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
@@ -550,6 +553,11 @@ fn run(cli: Cli) -> Result<()> {
                         report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
                     );
                 }
+                for s in &series {
+                    for w in &s.warnings {
+                        eprintln!("warning: {}: {w}", s.key);
+                    }
+                }
                 doc["nab"] = serde_json::to_value(&report)?;
                 nab_out = Some((report, series));
             }
@@ -563,6 +571,11 @@ fn run(cli: Cli) -> Result<()> {
                             "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
                             r.machine, r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted
                         );
+                    }
+                    for r in &results {
+                        for w in &r.warnings {
+                            eprintln!("warning: {}: {w}", r.machine);
+                        }
                     }
                     let n = results.len().max(1) as f64;
                     let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| results.iter().map(f).sum::<f64>() / n;

@@ -123,6 +123,9 @@ impl ClusterConfig {
             history: Default::default(),
             fitted: None,
             trained: false,
+            failed_fits: 0,
+            fits: 0,
+            last_error: String::new(),
         })
     }
 }
@@ -191,13 +194,13 @@ impl Model {
     }
 }
 
-fn fit(cfg: &ClusterConfig, rows: &[Vec<f64>], n: usize) -> Option<Fitted> {
+fn fit(cfg: &ClusterConfig, rows: &[Vec<f64>], n: usize) -> Result<Fitted, String> {
     let r = cfg.reference();
     let step = (rows.len() / r.max_fit_rows.max(1)).max(1);
     let sample: Vec<&Vec<f64>> = rows.iter().step_by(step).collect();
     let m = sample.len();
     if m < 10 {
-        return None;
+        return Err(format!("{m} usable reference rows, at least 10 needed"));
     }
     let mut mean = vec![0.0; n];
     for row in &sample {
@@ -217,19 +220,27 @@ fn fit(cfg: &ClusterConfig, rows: &[Vec<f64>], n: usize) -> Option<Fitted> {
     let data = DatasetBase::from(z.clone());
     let model = match cfg {
         ClusterConfig::Kmeans { n_clusters, .. } => {
-            let km = KMeans::params_with_rng((*n_clusters).min(m), rng).max_n_iterations(100).fit(&data).ok()?;
+            let km =
+                KMeans::params_with_rng((*n_clusters).min(m), rng).max_n_iterations(100).fit(&data).map_err(|e| format!("KMeans: {e}"))?;
             Model::Centroids(km.centroids().clone())
         }
         ClusterConfig::Gmm { n_clusters, .. } => {
-            // EM fails when a component collapses onto near-constant rows (SMD machine-1-7):
-            // retry with a stronger covariance regularization rather than scoring nothing.
-            let gmm = [1e-3, 1e-2, 1e-1, 1.0].into_iter().find_map(|reg| {
-                GaussianMixtureModel::params_with_rng((*n_clusters).min(m), rng.clone())
-                    .reg_covariance(reg)
-                    .max_n_iterations(100)
-                    .fit(&data)
-                    .ok()
-            })?;
+            // EM fails when a component collapses onto near-constant rows (SMD machine-1-7) or
+            // loses all its points (flat NAB series): retry with a stronger covariance
+            // regularization, then with half the components, rather than scoring nothing.
+            let mut last_error = String::new();
+            let components = std::iter::successors(Some((*n_clusters).min(m)), |k| (*k > 1).then_some(k / 2));
+            let gmm = components
+                .flat_map(|k| [1e-3, 1e-2, 1e-1, 1.0].map(|reg| (k, reg)))
+                .find_map(|(k, reg)| {
+                    GaussianMixtureModel::params_with_rng(k, rng.clone())
+                        .reg_covariance(reg)
+                        .max_n_iterations(100)
+                        .fit(&data)
+                        .map_err(|e| last_error = format!("Gaussian mixture (down to 1 component, regularization up to 1): {e}"))
+                        .ok()
+                })
+                .ok_or(last_error)?;
             let k = gmm.weights().len();
             let mut chol_prec = Vec::with_capacity(k);
             let mut log_det_prec = Vec::with_capacity(k);
@@ -254,17 +265,18 @@ fn fit(cfg: &ClusterConfig, rows: &[Vec<f64>], n: usize) -> Option<Fitted> {
                 .collect();
             kth.sort_by(f64::total_cmp);
             let eps = kth[((kth.len() - 1) as f64 * eps_quantile) as usize].max(1e-6);
-            let labels: Array1<Option<usize>> = Dbscan::params(*min_points).tolerance(eps).check().ok()?.transform(&z);
+            let labels: Array1<Option<usize>> =
+                Dbscan::params(*min_points).tolerance(eps).check().map_err(|e| format!("DBSCAN: {e}"))?.transform(&z);
             let core: Vec<usize> = (0..m).filter(|&i| labels[i].is_some()).collect();
             if core.is_empty() {
-                return None;
+                return Err(format!("DBSCAN: no core points at eps {eps:.4}"));
             }
             Model::Core(Array2::from_shape_fn((core.len(), n), |(i, j)| z[[core[i], j]]))
         }
     };
     let mut reference: Vec<f64> = (0..m).map(|i| model.raw(&z.row(i).to_vec())).filter(|v| v.is_finite()).collect();
     reference.sort_by(f64::total_cmp);
-    Some(Fitted { mean, std, model, reference })
+    Ok(Fitted { mean, std, model, reference })
 }
 
 impl Fitted {
@@ -296,20 +308,38 @@ pub(crate) struct ClusterDetector {
     history: runtime::models::detectors::RefitHistory,
     fitted: Option<Fitted>,
     trained: bool,
+    fits: usize,
+    failed_fits: usize,
+    last_error: String,
+}
+
+impl ClusterDetector {
+    /// Fit on `rows`; a failure keeps the previous model (none: rows score 0) and is counted.
+    fn refit(&mut self, rows: &[Vec<f64>]) {
+        self.fits += 1;
+        match fit(&self.cfg, rows, self.n) {
+            Ok(f) => self.fitted = Some(f),
+            Err(e) => {
+                self.failed_fits += 1;
+                self.last_error = e;
+            }
+        }
+    }
 }
 
 impl StreamingDetector for ClusterDetector {
     fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
         if !self.trained && !self.train.is_empty() {
-            self.fitted = fit(&self.cfg, &self.train, self.n);
-            self.train = Vec::new();
+            let train = std::mem::take(&mut self.train);
+            self.refit(&train);
             self.trained = true;
         }
         let score = self.fitted.as_ref().map_or(0.0, |f| f.score(values));
         if !self.trained {
             let r = self.cfg.reference();
-            if let Some(rows) = self.history.observe(values, r.history_rows, r.fit_after_rows, r.refit_every_rows, 0) {
-                self.fitted = fit(&self.cfg, &rows, self.n);
+            let (history_rows, fit_after_rows, refit_every_rows) = (r.history_rows, r.fit_after_rows, r.refit_every_rows);
+            if let Some(rows) = self.history.observe(values, history_rows, fit_after_rows, refit_every_rows, 0) {
+                self.refit(&rows);
             }
         }
         score
@@ -323,5 +353,43 @@ impl StreamingDetector for ClusterDetector {
 
     fn contributions(&self) -> Vec<f64> {
         Vec::new()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        if self.failed_fits == 0 {
+            return Vec::new();
+        }
+        vec![format!(
+            "{}: {} of {} fits failed (last: {}); a failed fit keeps the previous model, rows before the first successful fit score 0",
+            self.cfg.name(),
+            self.failed_fits,
+            self.fits,
+            self.last_error
+        )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fit_that_cannot_happen_is_reported_not_silent() {
+        let cfg = ClusterConfig::Kmeans { n_clusters: 2, reference: Reference { fit_after_rows: 50, ..Reference::default() } };
+        let mut det = cfg.build(2).unwrap();
+        // Only 5 complete rows before the fit is due: too few to fit.
+        for i in 0..60 {
+            let v = if i % 12 == 0 { i as f64 } else { f64::NAN };
+            assert_eq!(det.push(i * 60_000, &[v, 1.0]), 0.0);
+        }
+        let w = det.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("kmeans: 1 of 1 fits failed") && w[0].contains("5 usable reference rows"), "{}", w[0]);
+        // A healthy stream has nothing to report.
+        let mut ok = cfg.build(2).unwrap();
+        for i in 0..60 {
+            ok.push(i * 60_000, &[(i % 7) as f64, (i % 5) as f64]);
+        }
+        assert!(ok.warnings().is_empty());
     }
 }

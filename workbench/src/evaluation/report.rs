@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc, roc_curve};
 use super::nab::{NabInput, PROFILES, ProfileResult, score_corpus};
-use crate::detect::{DetectInput, detect, detect_rows};
+use crate::detect::{DetectInput, detect_rows, detect_warned};
 use crate::frames::{FrameError, nab::NabCorpus, smd::SmdMachine};
 
 /// Scores of one NAB file.
@@ -27,6 +27,8 @@ pub struct ScoredSeries {
     pub labels: Vec<bool>,
     /// Median interval.
     pub interval_secs: f64,
+    /// The detector's warnings on this series (e.g. failed fits).
+    pub warnings: Vec<String>,
 }
 
 /// NAB results.
@@ -66,7 +68,8 @@ pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec
                 timestamps_ms: Some(s.timestamps_ms.clone()),
                 rows: s.values.iter().map(|v| vec![*v]).collect(),
             };
-            let scores = detect(cfg, &input, None).map_err(|e| FrameError::Schema { context: k.clone(), message: e.to_string() })?;
+            let (scores, warnings) =
+                detect_warned(cfg, &input, None).map_err(|e| FrameError::Schema { context: k.clone(), message: e.to_string() })?;
             Ok(ScoredSeries {
                 key: k.clone(),
                 labels: s.row_labels(),
@@ -74,6 +77,7 @@ pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec
                 scores,
                 windows: s.windows,
                 interval_secs: s.quirks.median_interval_secs as f64,
+                warnings,
             })
         })
         .collect::<Result<_, FrameError>>()?;
@@ -132,6 +136,8 @@ pub struct SmdResult {
     /// ROC curve points for charts.
     #[serde(skip)]
     pub roc: Vec<(f64, f64)>,
+    /// The detector's warnings on this machine (e.g. failed fits).
+    pub warnings: Vec<String>,
 }
 
 /// Fit (learn) on each machine's train split, score its test split.
@@ -151,7 +157,8 @@ pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>,
                 timestamps_ms: Some((0..test.len() as i64).map(|i| (n_train + i) * 60_000).collect()),
                 rows: test,
             };
-            let scores = detect(cfg, &te, Some(&tr)).map_err(|e| FrameError::Schema { context: m.clone(), message: e.to_string() })?;
+            let (scores, warnings) =
+                detect_warned(cfg, &te, Some(&tr)).map_err(|e| FrameError::Schema { context: m.clone(), message: e.to_string() })?;
             Ok(SmdResult {
                 machine: m.clone(),
                 roc_auc: roc_auc(&scores, &labels).unwrap_or(f64::NAN),
@@ -159,6 +166,7 @@ pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>,
                 best_f1: best_f1(&scores, &labels).map_or(f64::NAN, |x| x.0),
                 best_f1_point_adjusted: best_f1_point_adjusted(&scores, &labels).map_or(f64::NAN, |x| x.0),
                 roc: roc_curve(&scores, &labels, 400),
+                warnings,
             })
         })
         .collect()

@@ -43,6 +43,12 @@ pub trait StreamingDetector: Send + std::fmt::Debug {
     fn contributions(&self) -> Vec<f64> {
         Vec::new()
     }
+
+    /// What went wrong so far without stopping the stream (e.g. a fit that failed, so rows
+    /// scored 0 until one succeeded), for the caller to show; empty when nothing did.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Which detector, with its settings (TOML: `kind = "tail_ensemble"` plus its fields).
