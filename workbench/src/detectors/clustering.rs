@@ -119,10 +119,8 @@ impl ClusterConfig {
         Ok(ClusterDetector {
             cfg: self.clone(),
             n: n_metrics,
-            train: Vec::new(),
-            history: Default::default(),
+            reference: Default::default(),
             fitted: None,
-            trained: false,
             failed_fits: 0,
             fits: 0,
             last_error: String::new(),
@@ -304,10 +302,8 @@ impl Fitted {
 pub(crate) struct ClusterDetector {
     cfg: ClusterConfig,
     n: usize,
-    train: Vec<Vec<f64>>,
-    history: runtime::models::detectors::RefitHistory,
+    reference: runtime::models::detectors::ReferenceRows,
     fitted: Option<Fitted>,
-    trained: bool,
     fits: usize,
     failed_fits: usize,
     last_error: String,
@@ -329,26 +325,20 @@ impl ClusterDetector {
 
 impl StreamingDetector for ClusterDetector {
     fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
-        if !self.trained && !self.train.is_empty() {
-            let train = std::mem::take(&mut self.train);
+        if let Some(train) = self.reference.take_training(1) {
             self.refit(&train);
-            self.trained = true;
         }
         let score = self.fitted.as_ref().map_or(0.0, |f| f.score(values));
-        if !self.trained {
-            let r = self.cfg.reference();
-            let (history_rows, fit_after_rows, refit_every_rows) = (r.history_rows, r.fit_after_rows, r.refit_every_rows);
-            if let Some(rows) = self.history.observe(values, history_rows, fit_after_rows, refit_every_rows, 0) {
-                self.refit(&rows);
-            }
+        let r = self.cfg.reference();
+        let (history_rows, fit_after_rows, refit_every_rows) = (r.history_rows, r.fit_after_rows, r.refit_every_rows);
+        if let Some(rows) = self.reference.observe(values, history_rows, fit_after_rows, refit_every_rows, 0) {
+            self.refit(&rows);
         }
         score
     }
 
     fn learn(&mut self, _timestamp_ms: i64, values: &[f64]) {
-        if values.iter().all(|v| v.is_finite()) {
-            self.train.push(values.to_vec());
-        }
+        self.reference.learn(values);
     }
 
     fn contributions(&self) -> Vec<f64> {

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::window::{RefitHistory, column_mean_std, trailing_mean};
+use super::window::{ReferenceRows, column_mean_std, trailing_mean};
 use super::{DetectorError, StreamingDetector};
 
 /// Settings of the nearest-neighbour detector.
@@ -117,10 +117,8 @@ impl KnnConfig {
         Ok(Knn {
             cfg: self.clone(),
             n: n_metrics,
-            train: Vec::new(),
-            history: RefitHistory::default(),
+            reference: ReferenceRows::default(),
             model: None,
-            trained: false,
             recent: VecDeque::new(),
             windows: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
             contrib: vec![0.0; n_metrics],
@@ -128,36 +126,25 @@ impl KnnConfig {
     }
 }
 
-/// Rolling state that turns raw rows into the per-row view inputs (z, v, change).
-#[derive(Debug, Clone, Default)]
-struct Roller {
-    /// The last `volatility_rows` standardized rows.
-    window: VecDeque<Vec<f64>>,
-}
-
-impl Roller {
-    /// Push a standardized row; returns the log rolling std per metric (unstandardized) and
-    /// the mean absolute change from the previous row.
-    fn push(&mut self, z: Vec<f64>, cap: usize, floor: f64) -> (Vec<f64>, f64) {
-        let change = self.window.back().map_or(0.0, |p| z.iter().zip(p).map(|(a, b)| (a - b).abs()).sum::<f64>() / z.len() as f64);
-        self.window.push_back(z);
-        if self.window.len() > cap {
-            self.window.pop_front();
-        }
-        let m = self.window.len() as f64;
-        let n = self.window[0].len();
-        let mut v = vec![0.0; n];
-        for j in 0..n {
+/// ln(std + `floor`) of each metric over the rows of `window` (standardized rows).
+fn log_rolling_std<'a>(window: impl ExactSizeIterator<Item = &'a Vec<f64>> + Clone, n: usize, floor: f64) -> Vec<f64> {
+    let m = window.len() as f64;
+    (0..n)
+        .map(|j| {
             let (mut s, mut s2) = (0.0, 0.0);
-            for r in &self.window {
+            for r in window.clone() {
                 s += r[j];
                 s2 += r[j] * r[j];
             }
             let mean = s / m;
-            v[j] = ((s2 / m - mean * mean).max(0.0).sqrt() + floor).ln();
-        }
-        (v, change)
-    }
+            ((s2 / m - mean * mean).max(0.0).sqrt() + floor).ln()
+        })
+        .collect()
+}
+
+/// Mean absolute change between two standardized rows.
+fn mean_abs_change(z: &[f64], prev: &[f64]) -> f64 {
+    z.iter().zip(prev).map(|(a, b)| (a - b).abs()).sum::<f64>() / z.len() as f64
 }
 
 #[derive(Debug, Clone)]
@@ -207,14 +194,11 @@ fn knn_distance(sample: &[f64], dim: usize, x: &[f64], k: usize, skip: Option<us
 impl Fitted {
     fn fit(rows: &[Vec<f64>], n: usize, cfg: &KnnConfig) -> Self {
         let (mean, std) = column_mean_std(rows, n, cfg.min_std);
-        let z: Vec<Vec<f64>> = rows.iter().map(|r| r.iter().zip(&mean).zip(&std).map(|((x, mu), sd)| (x - mu) / sd).collect()).collect();
-        let mut roller = Roller::default();
-        let (mut vol, mut change) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
-        for zr in &z {
-            let (v, c) = roller.push(zr.clone(), cfg.volatility_rows, cfg.volatility_floor);
-            vol.push(v);
-            change.push(c);
-        }
+        let z: Vec<Vec<f64>> = rows.iter().map(|r| standardize(r, &mean, &std)).collect();
+        let vol: Vec<Vec<f64>> = (0..z.len())
+            .map(|i| log_rolling_std(z[(i + 1).saturating_sub(cfg.volatility_rows)..=i].iter(), n, cfg.volatility_floor))
+            .collect();
+        let change: Vec<f64> = (0..z.len()).map(|i| if i == 0 { 0.0 } else { mean_abs_change(&z[i], &z[i - 1]) }).collect();
         let (v_mean, v_std) = column_mean_std(&vol, n, cfg.min_std);
         let vz: Vec<Vec<f64>> = vol.iter().map(|v| standardize(v, &v_mean, &v_std)).collect();
         // Evenly spaced sample of the reference.
@@ -268,10 +252,8 @@ fn volatility_view(vz: &[f64]) -> f64 {
 pub(super) struct Knn {
     cfg: KnnConfig,
     n: usize,
-    train: Vec<Vec<f64>>,
-    history: RefitHistory,
+    reference: ReferenceRows,
     model: Option<Fitted>,
-    trained: bool,
     /// Raw rows feeding the volatility and change views (the last `volatility_rows`).
     recent: VecDeque<Vec<f64>>,
     /// Trailing windows of the level, joint and change views.
@@ -279,50 +261,44 @@ pub(super) struct Knn {
     contrib: Vec<f64>,
 }
 
-impl Knn {
-    fn score(&mut self, f: &Fitted) -> f64 {
-        let cfg = &self.cfg;
-        let n = self.n;
-        // Rebuild the rolling state from the raw recent rows under the current model, so a refit
-        // never mixes two standardizations.
-        let mut roller = Roller::default();
-        let mut out = (Vec::new(), 0.0);
-        for r in &self.recent {
-            out = roller.push(standardize(r, &f.mean, &f.std), cfg.volatility_rows, cfg.volatility_floor);
+/// Score the newest of `recent` (raw rows, the last `volatility_rows`) under `f`, updating the
+/// trailing windows of the level, joint and change views and the per-metric contributions.
+fn score_row(f: &Fitted, cfg: &KnnConfig, recent: &VecDeque<Vec<f64>>, windows: &mut [VecDeque<f64>; 3], contrib: &mut [f64]) -> f64 {
+    let n = contrib.len();
+    // Standardize the raw recent rows under the current model, so a refit never mixes two
+    // standardizations.
+    let zs: Vec<Vec<f64>> = recent.iter().map(|r| standardize(r, &f.mean, &f.std)).collect();
+    let Some(z) = zs.last() else { return 0.0 };
+    let v = log_rolling_std(zs.iter(), n, cfg.volatility_floor);
+    let change = if zs.len() > 1 { mean_abs_change(z, &zs[zs.len() - 2]) } else { 0.0 };
+    let vz = standardize(&v, &f.v_mean, &f.v_std);
+    let take = f.level.len() / n;
+    let k = cfg.k.min(take.saturating_sub(1)).max(1);
+    let jr: Vec<f64> = z.iter().chain(&vz).copied().collect();
+    let raw = [knn_distance(&f.level, n, z, k, None), knn_distance(&f.joint, 2 * n, &jr, k, None), change];
+    let mut views = [0.0; 4];
+    for (i, x) in raw.into_iter().enumerate() {
+        let w = &mut windows[i];
+        w.push_back(x);
+        if w.len() > cfg.smooth_rows {
+            w.pop_front();
         }
-        let (v, change) = out;
-        let z = roller.window.back().cloned().unwrap_or_else(|| vec![0.0; n]);
-        let vz = standardize(&v, &f.v_mean, &f.v_std);
-        let take = f.level.len() / n;
-        let k = cfg.k.min(take.saturating_sub(1)).max(1);
-        let jr: Vec<f64> = z.iter().chain(&vz).copied().collect();
-        let raw = [knn_distance(&f.level, n, &z, k, None), knn_distance(&f.joint, 2 * n, &jr, k, None), change];
-        let mut views = [0.0; 4];
-        for (i, x) in raw.into_iter().enumerate() {
-            let w = &mut self.windows[i];
-            w.push_back(x);
-            if w.len() > cfg.smooth_rows {
-                w.pop_front();
-            }
-            views[i] = w.iter().sum::<f64>() / w.len() as f64;
-        }
-        views[3] = volatility_view(&vz);
-        let weights = [cfg.level_weight, cfg.joint_weight, cfg.change_weight, cfg.volatility_weight];
-        let s: f64 = views.iter().zip(&f.calib).zip(weights).map(|((x, (med, spread)), w)| w * (x - med) / spread).sum();
-        for j in 0..n {
-            self.contrib[j] = z[j].abs() + vz[j].max(0.0);
-        }
-        1.0 - (-s.max(0.0) / cfg.scale).exp()
+        views[i] = w.iter().sum::<f64>() / w.len() as f64;
     }
+    views[3] = volatility_view(&vz);
+    let weights = [cfg.level_weight, cfg.joint_weight, cfg.change_weight, cfg.volatility_weight];
+    let s: f64 = views.iter().zip(&f.calib).zip(weights).map(|((x, (med, spread)), w)| w * (x - med) / spread).sum();
+    for j in 0..n {
+        contrib[j] = z[j].abs() + vz[j].max(0.0);
+    }
+    1.0 - (-s.max(0.0) / cfg.scale).exp()
 }
 
 impl StreamingDetector for Knn {
     fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
-        if !self.trained && self.train.len() > self.cfg.k + 1 {
-            let train = std::mem::take(&mut self.train);
+        if let Some(train) = self.reference.take_training(self.cfg.k + 2) {
             self.model = Some(Fitted::fit(&train, self.n, &self.cfg));
             self.recent = train.iter().rev().take(self.cfg.volatility_rows - 1).rev().cloned().collect();
-            self.trained = true;
         }
         // Missing values carry the previous row's value (or 0 in standardized units: the mean).
         let row: Vec<f64> = match (self.recent.back(), &self.model) {
@@ -334,27 +310,19 @@ impl StreamingDetector for Knn {
         if self.recent.len() > self.cfg.volatility_rows {
             self.recent.pop_front();
         }
-        let score = match self.model.take() {
-            Some(f) => {
-                let s = self.score(&f);
-                self.model = Some(f);
-                s
-            }
+        let score = match &self.model {
+            Some(f) => score_row(f, &self.cfg, &self.recent, &mut self.windows, &mut self.contrib),
             None => 0.0,
         };
-        if !self.trained {
-            let c = &self.cfg;
-            if let Some(rows) = self.history.observe(values, c.history_rows, c.fit_after_rows, c.refit_every_rows, c.k + 2) {
-                self.model = Some(Fitted::fit(&rows, self.n, c));
-            }
+        let c = &self.cfg;
+        if let Some(rows) = self.reference.observe(values, c.history_rows, c.fit_after_rows, c.refit_every_rows, c.k + 2) {
+            self.model = Some(Fitted::fit(&rows, self.n, c));
         }
         score
     }
 
     fn learn(&mut self, _timestamp_ms: i64, values: &[f64]) {
-        if values.iter().all(|v| v.is_finite()) {
-            self.train.push(values.to_vec());
-        }
+        self.reference.learn(values);
     }
 
     fn contributions(&self) -> Vec<f64> {

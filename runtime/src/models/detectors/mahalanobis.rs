@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{RefitHistory, column_mean_std, trailing_mean};
+use super::window::{ReferenceRows, column_mean_std, trailing_mean};
 use super::{DetectorError, StreamingDetector};
 
 /// Settings of the Mahalanobis detector.
@@ -71,13 +71,11 @@ impl MahalanobisConfig {
         Ok(Mahalanobis {
             cfg: self.clone(),
             n: n_metrics,
-            train: Vec::new(),
-            history: RefitHistory::default(),
+            reference: ReferenceRows::default(),
             model: None,
             last: None,
             d_window: VecDeque::new(),
             c_window: VecDeque::new(),
-            trained: false,
             contrib: vec![0.0; n_metrics],
         })
     }
@@ -183,23 +181,19 @@ impl Fitted {
 pub(super) struct Mahalanobis {
     cfg: MahalanobisConfig,
     n: usize,
-    train: Vec<Vec<f64>>,
-    history: RefitHistory,
+    reference: ReferenceRows,
     model: Option<Fitted>,
     last: Option<Vec<f64>>,
     d_window: VecDeque<f64>,
     c_window: VecDeque<f64>,
-    trained: bool,
     contrib: Vec<f64>,
 }
 
 impl StreamingDetector for Mahalanobis {
     fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
-        if !self.trained && self.train.len() >= 3 {
-            let train = std::mem::take(&mut self.train);
+        if let Some(train) = self.reference.take_training(3) {
             self.model = Some(Fitted::fit(&train, self.n, &self.cfg));
             self.last = train.last().cloned();
-            self.trained = true;
         }
         let mut score = 0.0;
         if let Some(f) = &self.model {
@@ -220,19 +214,15 @@ impl StreamingDetector for Mahalanobis {
             score = 1.0 - (-s / self.cfg.scale).exp();
         }
         self.last = Some(values.to_vec());
-        if !self.trained {
-            let c = &self.cfg;
-            if let Some(rows) = self.history.observe(values, c.history_rows, c.fit_after_rows, c.refit_every_rows, 3) {
-                self.model = Some(Fitted::fit(&rows, self.n, c));
-            }
+        let c = &self.cfg;
+        if let Some(rows) = self.reference.observe(values, c.history_rows, c.fit_after_rows, c.refit_every_rows, 3) {
+            self.model = Some(Fitted::fit(&rows, self.n, c));
         }
         score
     }
 
     fn learn(&mut self, _timestamp_ms: i64, values: &[f64]) {
-        if values.iter().all(|v| v.is_finite()) {
-            self.train.push(values.to_vec());
-        }
+        self.reference.learn(values);
     }
 
     fn contributions(&self) -> Vec<f64> {

@@ -24,7 +24,7 @@ pub use knn::KnnConfig;
 pub use mahalanobis::MahalanobisConfig;
 pub use robust_z::RobustZConfig;
 pub use tail::TailEnsembleConfig;
-pub use window::{RefitHistory, fit_due};
+pub use window::{ReferenceRows, fit_due};
 
 use serde::{Deserialize, Serialize};
 

@@ -50,16 +50,36 @@ pub fn fit_due(rows: usize, fit_after_rows: usize, refit_every_rows: usize) -> b
     rows == fit_after_rows || (refit_every_rows > 0 && rows > fit_after_rows && (rows - fit_after_rows) % refit_every_rows == 0)
 }
 
-/// Past rows kept for refits of a detector without a training split, with the fit schedule.
+/// The rows a detector fits on: a training split when one was learned (fitted once, no
+/// refits), else its own past rows on the [`fit_due`] schedule.
 #[derive(Debug, Clone, Default)]
-pub struct RefitHistory {
+pub struct ReferenceRows {
     rows: usize,
     history: VecDeque<Vec<f64>>,
+    train: Vec<Vec<f64>>,
+    trained: bool,
 }
 
-impl RefitHistory {
-    /// Record a row (kept when every value is finite, at most `history_rows`); returns the
-    /// kept rows when a (re)fit is due by [`fit_due`] and at least `min_rows` are kept.
+impl ReferenceRows {
+    /// Add a row of the training split (kept when every value is finite).
+    pub fn learn(&mut self, values: &[f64]) {
+        if values.iter().all(|v| v.is_finite()) {
+            self.train.push(values.to_vec());
+        }
+    }
+
+    /// The training split, once, when at least `min_rows` were learned and it was not used yet.
+    pub fn take_training(&mut self, min_rows: usize) -> Option<Vec<Vec<f64>>> {
+        if self.trained || self.train.len() < min_rows || self.train.is_empty() {
+            return None;
+        }
+        self.trained = true;
+        Some(std::mem::take(&mut self.train))
+    }
+
+    /// Record a scored row (kept when every value is finite, at most `history_rows`); returns
+    /// the kept rows when a (re)fit is due and at least `min_rows` are kept. Nothing once a
+    /// training split was used.
     pub fn observe(
         &mut self,
         values: &[f64],
@@ -68,6 +88,9 @@ impl RefitHistory {
         refit_every_rows: usize,
         min_rows: usize,
     ) -> Option<Vec<Vec<f64>>> {
+        if self.trained {
+            return None;
+        }
         if values.iter().all(|v| v.is_finite()) {
             self.history.push_back(values.to_vec());
             if self.history.len() > history_rows {
@@ -128,8 +151,14 @@ mod tests {
         assert_eq!(trailing_mean(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
         let (mean, std) = column_mean_std(&[vec![1.0, 5.0], vec![3.0, 5.0]], 2, 1e-3);
         assert_eq!((mean, std), (vec![2.0, 5.0], vec![1.0, 1e-3]));
-        let mut h = RefitHistory::default();
+        let mut h = ReferenceRows::default();
         let fits: Vec<usize> = (0..6).filter_map(|i| h.observe(&[i as f64], 3, 2, 2, 2).map(|rows| rows.len())).collect();
         assert_eq!(fits, vec![2, 3, 3], "fits at rows 2, 4 and 6, history capped at 3");
+        h.learn(&[1.0]);
+        h.learn(&[f64::NAN]);
+        assert!(h.take_training(2).is_none(), "one complete training row is too few");
+        h.learn(&[2.0]);
+        assert_eq!(h.take_training(2), Some(vec![vec![1.0], vec![2.0]]));
+        assert!(h.take_training(1).is_none() && h.observe(&[0.0], 3, 1, 1, 0).is_none(), "trained once, never refitted");
     }
 }
