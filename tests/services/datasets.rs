@@ -163,3 +163,49 @@ fn gmm_detector_fits_every_smd_machine() {
         assert!(r.roc_auc > 0.6, "{}: ROC-AUC {:.3}", r.machine, r.roc_auc);
     }
 }
+
+#[test]
+fn nab_scorer_reproduces_the_published_detectors_table() {
+    // ../shared/datasets/nab-results/README.md: HTM and ARTime scored on the 35 files.
+    let root = datasets_root();
+    for (folder, detector, expected) in [("numenta", "numenta", [66.59, 60.81, 71.06]), ("ARTime", "ARTime", [67.85, 57.84, 73.72])] {
+        let (report, series) =
+            workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), &root.join("nab-results").join(folder)).unwrap();
+        assert_eq!((report.detector.as_str(), report.files, series.len()), (detector, 35, 35));
+        let got: Vec<f64> = report.profiles.iter().map(|p| p.score).collect();
+        for (g, e) in got.iter().zip(expected) {
+            assert!((g - e).abs() <= 0.01, "{detector}: {got:?} vs {expected:?}");
+        }
+    }
+}
+
+#[test]
+fn nab_results_with_wrong_rows_name_the_file_and_line() {
+    let root = datasets_root();
+    let dir = std::env::temp_dir().join(format!("aiops-nab-results-{}", std::process::id()));
+    let src = root.join("nab-results").join("numenta");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.join(entry.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(entry.path()).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    let taxi = dir.join("realKnownCause/numenta_nyc_taxi.csv");
+    let text = std::fs::read_to_string(&taxi).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "2014-07-01 01:00:00,1,abc,0";
+    std::fs::write(&taxi, lines.join("\n")).unwrap();
+    let e = workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), &dir).unwrap_err().to_string();
+    assert!(e.contains("numenta_nyc_taxi.csv:4") && e.contains("anomaly_score") && e.contains("abc"), "{e}");
+    lines.remove(3);
+    std::fs::write(&taxi, lines.join("\n")).unwrap();
+    let e = workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), &dir).unwrap_err().to_string();
+    assert!(e.contains("numenta_nyc_taxi.csv:4") && e.contains("does not match row 3"), "{e}");
+    std::fs::remove_file(&taxi).unwrap();
+    let e = workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), &dir).unwrap_err().to_string();
+    assert!(e.contains("nyc_taxi.csv") && e.contains("no results file"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -103,6 +103,11 @@ enum Command {
         /// Print one JSON document instead of tables.
         #[arg(long)]
         json: bool,
+        /// Score another detector's NAB results instead of running one: a folder in NAB's
+        /// `results/<detector>/` layout (`<category>/<detector>_<file>.csv` with `timestamp` and
+        /// `anomaly_score` columns), e.g. $AIOPS_DATASETS/nab-results/numenta. Implies --nab.
+        #[arg(long, conflicts_with_all = ["config", "detector", "smd", "sim"])]
+        scores: Option<PathBuf>,
     },
     /// Run a sweep (default: experiments/default.toml on the shipped data), track every trial
     /// locally and print the leaderboard.
@@ -531,17 +536,23 @@ fn run(cli: Cli) -> Result<()> {
             workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
             eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
         }
-        Command::Evaluate { config, detector, nab, smd, sim, threshold, report_dir, json } => {
+        Command::Evaluate { config, detector, nab, smd, sim, threshold, report_dir, json, scores } => {
             let mut nab_out = None;
             let mut smd_out = None;
             let mut sim_out = None;
             let cfg = detector_config(config.as_deref(), detector.as_deref())?;
-            let any = nab || smd || sim.is_some();
+            let any = nab || smd || sim.is_some() || scores.is_some();
             let (do_nab, do_smd, do_sim) = if any { (nab, smd, sim.is_some()) } else { (true, true, true) };
             let root = frames::datasets_root();
             let mut doc = serde_json::json!({ "detector": cfg });
-            if do_nab {
-                let (report, series) = workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?;
+            if do_nab || scores.is_some() {
+                let (report, series) = match &scores {
+                    Some(dir) => workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), dir)?,
+                    None => workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?,
+                };
+                if scores.is_some() {
+                    doc["detector"] = serde_json::json!({ "kind": report.detector });
+                }
                 if !json {
                     println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);
                     println!("{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}", "profile", "score", "threshold", "TP", "FP", "FN");

@@ -3,15 +3,17 @@
 //!
 //! - each row after the probationary period (`min(floor(0.15 N), 750)` rows) is a candidate
 //!   detection when its score ≥ threshold;
-//! - in a window, the earliest detection scores `tp_weight · σ(y)` with `y = -(right - i + 1) / width`
-//!   and σ(y) = 2 / (1 + e^{5y}) - 1 (≈ 0.987 at the window's start); later detections in the
-//!   same window add nothing; a window with none costs `-fn_weight`;
+//! - in a window, the earliest detection scores `tp_weight · σ(y) / σ(-1)` with
+//!   `y = -(right - i + 1) / width` and σ(y) = 2 / (1 + e^{5y}) - 1 (so 1 at the window's start,
+//!   0 at its end); later detections in the same window add nothing; a window with none costs
+//!   `-fn_weight`;
 //! - a detection outside windows costs `fp_weight · σ(y)` (σ < 0) with `y` the distance past the
 //!   previous window's end in window widths (−1 when no window precedes it);
 //! - one threshold for the whole corpus, the one maximizing the summed score (exhaustive sweep);
 //! - normalized: `100 (S - S_null) / (S_perfect - S_null)`, `S_null = -fn_weight · windows`
-//!   (never detecting), `S_perfect = tp_weight · σ(-1) · windows` (detecting every window at its
-//!   start).
+//!   (never detecting), `S_perfect = tp_weight · windows` (as NAB's `runner.normalize`).
+//!
+//! The published HTM and ARTime results are reproduced to ±0.01 (test in `tests/services`).
 
 use serde::Serialize;
 
@@ -92,6 +94,7 @@ fn rows_of(file: usize, input: &NabInput<'_>, window_base: usize) -> (Vec<Row>, 
     let mut windows: std::collections::VecDeque<(i64, i64)> = input.windows.iter().copied().collect();
     let mut out = Vec::with_capacity(n);
     let mut window_id = window_base;
+    let max_tp = scaled_sigmoid(-1.0);
     let mut cur: Option<(usize, f64, usize)> = None; // (right index, width, id)
     let mut prev: Option<(usize, f64)> = None; // (right index, width)
     for i in 0..n {
@@ -103,7 +106,7 @@ fn rows_of(file: usize, input: &NabInput<'_>, window_base: usize) -> (Vec<Row>, 
             window_id += 1;
         }
         let (weight, window) = match (cur, prev) {
-            (Some((right, width, id)), _) => (scaled_sigmoid(-(right as f64 - i as f64 + 1.0) / width), Some(id)),
+            (Some((right, width, id)), _) => (scaled_sigmoid(-(right as f64 - i as f64 + 1.0) / width) / max_tp, Some(id)),
             (None, Some((right, width))) => (scaled_sigmoid((right as f64 - i as f64).abs() / (width - 1.0).max(1.0)), None),
             (None, None) => (-1.0, None),
         };
@@ -187,7 +190,7 @@ pub fn score_corpus(inputs: &[NabInput<'_>], profile: Profile) -> ProfileResult 
             per_file[window_file[w]] -= profile.fn_weight;
         }
     }
-    let perfect = profile.tp_weight * scaled_sigmoid(-1.0) * n_windows as f64;
+    let perfect = profile.tp_weight * n_windows as f64;
     let score = if perfect > null { 100.0 * (best.0 - null) / (perfect - null) } else { 0.0 };
     ProfileResult {
         profile: profile.name,
@@ -230,11 +233,11 @@ mod tests {
         assert_eq!((r.tp, r.fp, r.fn_), (1, 0, 0));
         let r = score(&vec![0.0; 1000]);
         assert!(r.score.abs() < 1e-9);
-        // Detecting at the window's middle: σ(-0.5) = 0.848.
+        // Detecting at the window's middle: σ(-0.5) / σ(-1) = 0.860.
         let mut mid = vec![0.0; 1000];
         mid[550] = 1.0;
         let r = score(&mid);
-        let expected = 100.0 * (scaled_sigmoid(-50.0 / 100.0) + 1.0) / (scaled_sigmoid(-1.0) + 1.0);
+        let expected = 100.0 * (scaled_sigmoid(-50.0 / 100.0) / scaled_sigmoid(-1.0) + 1.0) / 2.0;
         assert!((r.score - expected).abs() < 1e-9, "{} vs {expected}", r.score);
         // Detections in the probationary period are ignored; a far false positive costs 0.11.
         let mut fp = perfect.clone();
@@ -242,7 +245,7 @@ mod tests {
         fp[300] = 1.0;
         let r = score(&fp);
         assert_eq!(r.fp, 1);
-        assert!((r.raw - (scaled_sigmoid(-1.0) - 0.11)).abs() < 1e-9, "{r:?}");
+        assert!((r.raw - (1.0 - 0.11)).abs() < 1e-9, "{r:?}");
     }
 
     #[test]

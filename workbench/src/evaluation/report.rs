@@ -82,6 +82,12 @@ pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec
         })
         .collect::<Result<_, FrameError>>()?;
     let detect_seconds = t0.elapsed().as_secs_f64();
+    Ok((nab_report(cfg.name(), &series, detect_seconds), series))
+}
+
+/// Score a corpus of per-file results: NAB score for the three profiles, ROC-AUC, best F1, and
+/// event recall / MTTD / false alerts per day at the standard profile's threshold.
+pub fn nab_report(detector: &str, series: &[ScoredSeries], detect_seconds: f64) -> NabReport {
     let inputs: Vec<NabInput<'_>> =
         series.iter().map(|s| NabInput { key: &s.key, timestamps_ms: &s.timestamps_ms, scores: &s.scores, windows: &s.windows }).collect();
     let profiles: Vec<ProfileResult> = PROFILES.iter().map(|p| score_corpus(&inputs, *p)).collect();
@@ -89,7 +95,7 @@ pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec
     let f1s: Vec<f64> = series.iter().filter_map(|s| best_f1(&s.scores, &s.labels).map(|x| x.0)).collect();
     let threshold = profiles[0].threshold;
     let (mut events, mut detected, mut delay_min, mut false_alerts, mut days) = (0, 0, 0.0, 0, 0.0);
-    for s in &series {
+    for s in series {
         let probation = crate::frames::nab::probationary_rows(s.scores.len());
         let alerts: Vec<bool> = s.scores.iter().enumerate().map(|(i, v)| i >= probation && *v >= threshold).collect();
         let m = event_metrics(&alerts, &s.labels, s.interval_secs);
@@ -104,20 +110,115 @@ pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec
     let mean = |v: &[f64]| {
         if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
     };
-    Ok((
-        NabReport {
-            detector: cfg.name().into(),
-            files: series.len(),
-            profiles,
-            mean_roc_auc: mean(&aucs),
-            mean_best_f1: mean(&f1s),
-            event_recall: detected as f64 / events.max(1) as f64,
-            mttd_minutes: if detected > 0 { delay_min / detected as f64 } else { f64::NAN },
-            false_alerts_per_day: false_alerts as f64 / days.max(1e-9),
-            detect_seconds,
-        },
-        series,
-    ))
+    NabReport {
+        detector: detector.into(),
+        files: series.len(),
+        profiles,
+        mean_roc_auc: mean(&aucs),
+        mean_best_f1: mean(&f1s),
+        event_recall: detected as f64 / events.max(1) as f64,
+        mttd_minutes: if detected > 0 { delay_min / detected as f64 } else { f64::NAN },
+        false_alerts_per_day: false_alerts as f64 / days.max(1e-9),
+        detect_seconds,
+    }
+}
+
+/// Score any detector's per-row results laid out as NAB's `results/` folder:
+/// `<dir>/<category>/<detector>_<file>.csv` with a header naming `timestamp` and
+/// `anomaly_score` (other columns, such as NAB's `value` and `label`, are ignored), one row per
+/// row of the NAB file, in file order. Every file of the corpus under `root` must have exactly
+/// one results file; rows are matched to the NAB file by position and their timestamps checked.
+pub fn evaluate_nab_scores(root: &Path, dir: &Path) -> Result<(NabReport, Vec<ScoredSeries>), FrameError> {
+    let corpus = NabCorpus::open(root)?;
+    let mut detectors = std::collections::BTreeSet::new();
+    let series: Vec<ScoredSeries> = corpus
+        .keys()
+        .iter()
+        .map(|k| {
+            let s = corpus.load(k)?;
+            let (path, detector) = results_file(dir, k)?;
+            detectors.insert(detector);
+            let scores = read_results_scores(&path, &s.timestamps_ms)?;
+            Ok(ScoredSeries {
+                key: k.clone(),
+                labels: s.row_labels(),
+                timestamps_ms: s.timestamps_ms,
+                scores,
+                windows: s.windows,
+                interval_secs: s.quirks.median_interval_secs as f64,
+                warnings: Vec::new(),
+            })
+        })
+        .collect::<Result<_, FrameError>>()?;
+    if detectors.len() > 1 {
+        return Err(FrameError::Schema {
+            context: dir.display().to_string(),
+            message: format!("results of several detectors ({detectors:?}): point at one detector's folder"),
+        });
+    }
+    let name = detectors.into_iter().next().unwrap_or_default();
+    Ok((nab_report(&name, &series, 0.0), series))
+}
+
+/// The one results file of NAB key `category/name.csv` under `dir`, and the detector prefix.
+fn results_file(dir: &Path, key: &str) -> Result<(std::path::PathBuf, String), FrameError> {
+    let (category, name) = key.split_once('/').unwrap_or(("", key));
+    let folder = dir.join(category);
+    let io = |e: std::io::Error| FrameError::Io { path: folder.display().to_string(), source: e };
+    let suffix = format!("_{name}");
+    let mut found: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(&folder)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let detector = file.strip_suffix(&suffix)?.to_string();
+            (!detector.is_empty()).then(|| (e.path(), detector))
+        })
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(FrameError::Schema {
+            context: folder.display().to_string(),
+            message: format!("no results file `<detector>{suffix}` for NAB file {key}"),
+        }),
+        _ => Err(FrameError::Schema {
+            context: folder.display().to_string(),
+            message: format!("several results files for {key}: {:?}", found.iter().map(|f| &f.1).collect::<Vec<_>>()),
+        }),
+    }
+}
+
+/// `anomaly_score` per row of a results CSV whose `timestamp` column matches `timestamps_ms`.
+fn read_results_scores(path: &Path, timestamps_ms: &[i64]) -> Result<Vec<f64>, FrameError> {
+    use crate::frames::csv::{parse_cell, split_csv_line};
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
+    let bad = |line: usize, field: &str, message: String| FrameError::Parse { path: p.clone(), line, field: field.into(), message };
+    let mut lines = text.lines();
+    let header: Vec<String> =
+        split_csv_line(lines.next().unwrap_or_default().trim_start_matches('\u{feff}')).into_iter().map(|h| h.trim().to_string()).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| bad(1, "header", format!("no `{name}` column in {header:?}")));
+    let (ts_col, score_col) = (col("timestamp")?, col("anomaly_score")?);
+    let mut scores = Vec::with_capacity(timestamps_ms.len());
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let (n, cells) = (i + 2, split_csv_line(line));
+        let cell = |c: usize, field: &str| cells.get(c).map(String::as_str).ok_or_else(|| bad(n, field, "missing".into()));
+        let ts = cell(ts_col, "timestamp")?;
+        let ts_ms = crate::frames::csv::parse_timestamp_ms(ts.trim()).ok_or_else(|| bad(n, "timestamp", format!("`{ts}` is not a timestamp")))?;
+        let want = timestamps_ms.get(scores.len()).copied();
+        if want != Some(ts_ms) {
+            return Err(bad(n, "timestamp", format!("`{ts}` does not match row {} of the NAB file", scores.len() + 1)));
+        }
+        let score = parse_cell(cell(score_col, "anomaly_score")?)
+            .map_err(|m| bad(n, "anomaly_score", m))?
+            .filter(|s| s.is_finite())
+            .ok_or_else(|| bad(n, "anomaly_score", "missing or not finite".into()))?;
+        scores.push(score);
+    }
+    if scores.len() != timestamps_ms.len() {
+        return Err(bad(0, "rows", format!("{} score rows for {} NAB rows", scores.len(), timestamps_ms.len())));
+    }
+    Ok(scores)
 }
 
 /// SMD results for one machine.
