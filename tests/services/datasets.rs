@@ -209,3 +209,19 @@ fn nab_results_with_wrong_rows_name_the_file_and_line() {
     assert!(e.contains("nyc_taxi.csv") && e.contains("no results file"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn nab_scores_written_in_results_layout_score_the_same_when_read_back() {
+    let root = datasets_root();
+    let cfg = workbench::detectors::AnyDetector::from(runtime::models::detectors::DetectorConfig::Ewma(Default::default()));
+    let (report, series) = workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg).unwrap();
+    let dir = std::env::temp_dir().join(format!("aiops-nab-written-{}", std::process::id()));
+    workbench::evaluation::report::write_nab_scores(&dir, "ewma", &series).unwrap();
+    assert!(dir.join("realKnownCause/ewma_nyc_taxi.csv").exists());
+    let (again, _) = workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), &dir).unwrap();
+    assert_eq!(again.detector, "ewma");
+    for (a, b) in report.profiles.iter().zip(&again.profiles) {
+        assert!((a.score - b.score).abs() < 1e-9 && a.fp == b.fp && a.tp == b.tp, "{a:?} vs {b:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -108,6 +108,10 @@ enum Command {
         /// `anomaly_score` columns), e.g. $AIOPS_DATASETS/nab-results/numenta. Implies --nab.
         #[arg(long, conflicts_with_all = ["config", "detector", "smd", "sim"])]
         scores: Option<PathBuf>,
+        /// Write the detector's per-row NAB scores into this folder, in NAB's results layout
+        /// (`<category>/<detector>_<file>.csv`), for NAB's own scorer or a later `--scores`.
+        #[arg(long, conflicts_with = "scores")]
+        write_scores: Option<PathBuf>,
     },
     /// Run a sweep (default: experiments/default.toml on the shipped data), track every trial
     /// locally and print the leaderboard.
@@ -536,7 +540,7 @@ fn run(cli: Cli) -> Result<()> {
             workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
             eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
         }
-        Command::Evaluate { config, detector, nab, smd, sim, threshold, report_dir, json, scores } => {
+        Command::Evaluate { config, detector, nab, smd, sim, threshold, report_dir, json, scores, write_scores } => {
             let mut nab_out = None;
             let mut smd_out = None;
             let mut sim_out = None;
@@ -552,6 +556,10 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 if scores.is_some() {
                     doc["detector"] = serde_json::json!({ "kind": report.detector });
+                }
+                if let Some(dir) = &write_scores {
+                    workbench::evaluation::report::write_nab_scores(dir, &report.detector, &series)?;
+                    eprintln!("✓ NAB scores → {}", dir.display());
                 }
                 if !json {
                     println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);

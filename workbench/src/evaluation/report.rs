@@ -160,6 +160,26 @@ pub fn evaluate_nab_scores(root: &Path, dir: &Path) -> Result<(NabReport, Vec<Sc
     Ok((nab_report(&name, &series, 0.0), series))
 }
 
+/// Write per-row scores in NAB's `results/` layout (`<dir>/<category>/<detector>_<file>.csv`
+/// with `timestamp,anomaly_score,label`), which [`evaluate_nab_scores`] and NAB's own scorer read.
+pub fn write_nab_scores(dir: &Path, detector: &str, series: &[ScoredSeries]) -> Result<(), FrameError> {
+    use std::fmt::Write;
+    for s in series {
+        let (category, name) = s.key.split_once('/').unwrap_or(("", &s.key));
+        let folder = dir.join(category);
+        let path = folder.join(format!("{detector}_{name}"));
+        let io = |e: std::io::Error| FrameError::Io { path: path.display().to_string(), source: e };
+        std::fs::create_dir_all(&folder).map_err(io)?;
+        let mut text = String::from("timestamp,anomaly_score,label\n");
+        for ((t, score), label) in s.timestamps_ms.iter().zip(&s.scores).zip(&s.labels) {
+            let ts = runtime::format_ts(*t).replace('T', " ").replace('Z', "");
+            let _ = writeln!(text, "{ts},{score},{}", u8::from(*label));
+        }
+        std::fs::write(&path, text).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// The one results file of NAB key `category/name.csv` under `dir`, and the detector prefix.
 fn results_file(dir: &Path, key: &str) -> Result<(std::path::PathBuf, String), FrameError> {
     let (category, name) = key.split_once('/').unwrap_or(("", key));
@@ -197,14 +217,16 @@ fn read_results_scores(path: &Path, timestamps_ms: &[i64]) -> Result<Vec<f64>, F
     let mut lines = text.lines();
     let header: Vec<String> =
         split_csv_line(lines.next().unwrap_or_default().trim_start_matches('\u{feff}')).into_iter().map(|h| h.trim().to_string()).collect();
-    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| bad(1, "header", format!("no `{name}` column in {header:?}")));
+    let col =
+        |name: &str| header.iter().position(|h| h == name).ok_or_else(|| bad(1, "header", format!("no `{name}` column in {header:?}")));
     let (ts_col, score_col) = (col("timestamp")?, col("anomaly_score")?);
     let mut scores = Vec::with_capacity(timestamps_ms.len());
     for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let (n, cells) = (i + 2, split_csv_line(line));
         let cell = |c: usize, field: &str| cells.get(c).map(String::as_str).ok_or_else(|| bad(n, field, "missing".into()));
         let ts = cell(ts_col, "timestamp")?;
-        let ts_ms = crate::frames::csv::parse_timestamp_ms(ts.trim()).ok_or_else(|| bad(n, "timestamp", format!("`{ts}` is not a timestamp")))?;
+        let ts_ms =
+            crate::frames::csv::parse_timestamp_ms(ts.trim()).ok_or_else(|| bad(n, "timestamp", format!("`{ts}` is not a timestamp")))?;
         let want = timestamps_ms.get(scores.len()).copied();
         if want != Some(ts_ms) {
             return Err(bad(n, "timestamp", format!("`{ts}` does not match row {} of the NAB file", scores.len() + 1)));
