@@ -81,10 +81,10 @@ struct BenchArgs {
     /// Measured ticks (after the warm-up tick).
     #[arg(long, default_value_t = 20)]
     ticks: usize,
-    /// Detector: ewma or tail_ensemble.
+    /// Detector: ewma, context_tail or tail_ensemble.
     #[arg(long, default_value = "ewma")]
     detector: String,
-    /// History rows of the tail ensemble (memory grows with it).
+    /// History rows of context_tail / tail_ensemble (memory grows with it).
     #[arg(long, default_value_t = 8000)]
     history_rows: usize,
     /// History read by the warm-up tick, in seconds of 10 s data.
@@ -380,11 +380,12 @@ fn proc_status_mb(key: &str) -> f64 {
 }
 
 async fn bench(a: BenchArgs) -> Result<(), String> {
-    use runtime::models::detectors::{DetectorConfig, EwmaConfig, TailEnsembleConfig};
+    use runtime::models::detectors::{ContextTailConfig, DetectorConfig, EwmaConfig, TailEnsembleConfig};
     let detector = match a.detector.as_str() {
         "ewma" => DetectorConfig::Ewma(EwmaConfig::default()),
+        "context_tail" => DetectorConfig::ContextTail(ContextTailConfig { history_rows: a.history_rows, ..Default::default() }),
         "tail_ensemble" => DetectorConfig::TailEnsemble(TailEnsembleConfig { history_rows: a.history_rows, ..Default::default() }),
-        other => return Err(format!("--detector {other}: use ewma or tail_ensemble")),
+        other => return Err(format!("--detector {other}: use ewma, context_tail or tail_ensemble")),
     };
     let dir = std::env::temp_dir().join(format!("runtime-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -29,6 +29,24 @@ impl DetectInput {
     }
 }
 
+/// The detector used when none is configured, and why: with a training split (SMD-style
+/// train/test) the nearest-neighbour detector `knn`, which fits on it; otherwise the causal
+/// univariate default `context_tail` (per metric when there are several).
+///
+/// ```
+/// use workbench::detect::default_detector;
+/// assert_eq!(default_detector(false).0.name(), "context_tail");
+/// assert_eq!(default_detector(true).0.name(), "knn");
+/// ```
+pub fn default_detector(has_training_split: bool) -> (AnyDetector, &'static str) {
+    use runtime::models::detectors::{DetectorConfig, KnnConfig};
+    if has_training_split {
+        (DetectorConfig::Knn(KnnConfig::default()).into(), "the default with a training split")
+    } else {
+        (DetectorConfig::default().into(), "the default without a training split")
+    }
+}
+
 /// Read a detection input (see the module docs). Missing cells become NaN (skipped by detectors).
 pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
     let text_head = std::fs::read(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;

@@ -70,7 +70,8 @@ enum Command {
         /// Output CSV: `timestamp|index,anomaly_score`.
         #[arg(long)]
         output: PathBuf,
-        /// Detector TOML (`kind = "tail_ensemble" | "iforest_features"` and its fields).
+        /// Detector TOML (`kind = "context_tail" | "knn" | …` and its fields). Default:
+        /// `context_tail`, or `knn` with --train.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Learn from this file first (e.g. SMD train split); its rows are not scored.
@@ -79,10 +80,12 @@ enum Command {
     },
     /// Evaluate a detector on the labelled datasets: NAB score (3 profiles), AUC, F1, MTTD, FP/day.
     Evaluate {
-        /// Detector TOML (default: the tail ensemble).
+        /// Detector TOML (default: `context_tail`; on SMD, which has a training split, `knn`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Shorthand for a default detector: `tail_ensemble` or `iforest_features`.
+        /// Shorthand for a detector with default settings: `context_tail`, `tail_ensemble`,
+        /// `knn`, `mahalanobis`, `robust_z`, `ewma`, `iforest_features`, `kmeans`, `gmm`, `dbscan`
+        /// or `lstm_residual`.
         #[arg(long)]
         detector: Option<String>,
         /// Only NAB.
@@ -321,7 +324,8 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
         return Ok(cfg);
     }
     Ok(match kind {
-        None | Some("tail_ensemble") => DetectorConfig::default().into(),
+        None | Some("context_tail") => DetectorConfig::default().into(),
+        Some("tail_ensemble") => DetectorConfig::TailEnsemble(Default::default()).into(),
         Some("iforest_features") => DetectorConfig::IforestFeatures(Default::default()).into(),
         Some("robust_z") => DetectorConfig::RobustZ(Default::default()).into(),
         Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()).into(),
@@ -332,7 +336,7 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
         }
         Some(other) => {
             bail!(
-                "--detector {other}: expected tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
+                "--detector {other}: expected context_tail, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
             )
         }
     })
@@ -528,7 +532,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Detect { input, output, config, train } => {
-            let cfg = detector_config(config.as_deref(), None)?;
+            let cfg = match config.as_deref() {
+                Some(_) => detector_config(config.as_deref(), None)?,
+                None => {
+                    let (cfg, why) = workbench::detect::default_detector(train.is_some());
+                    eprintln!("detector: {} ({why}; --config FILE to choose)", cfg.name());
+                    cfg
+                }
+            };
             let data = workbench::detect::read_input(&input)?;
             let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
             let t = std::time::Instant::now();
@@ -581,9 +592,17 @@ fn run(cli: Cli) -> Result<()> {
                 nab_out = Some((report, series));
             }
             if do_smd {
-                let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &cfg)?;
+                let (smd_cfg, why) = if config.is_some() || detector.is_some() {
+                    (cfg.clone(), "as configured")
+                } else {
+                    workbench::detect::default_detector(true)
+                };
+                let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &smd_cfg)?;
+                if do_nab || do_sim {
+                    doc["smd_detector"] = serde_json::to_value(&smd_cfg)?;
+                }
                 if !json {
-                    println!("SMD (fit on train, score test)");
+                    println!("SMD (fit on train, score test; detector {}, {why})", smd_cfg.name());
                     println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "machine", "ROC-AUC", "PR-AUC", "F1", "F1(PA)");
                     for r in &results {
                         println!(

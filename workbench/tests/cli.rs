@@ -34,6 +34,11 @@ fn detect_scores_every_row_and_bad_configs_fail_with_one_line() {
     let output = dir.join("out.csv");
     let out = experiment().args(["detect", "--input"]).arg(&input).arg("--output").arg(&output).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("detector: context_tail (the default without a training split"), "says what it picked: {said}");
+    let out =
+        experiment().args(["detect", "--input"]).arg(&input).arg("--train").arg(&input).arg("--output").arg(&output).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("detector: knn (the default with a training split"));
     let scores = std::fs::read_to_string(&output).unwrap();
     assert_eq!(scores.lines().count(), 501);
     assert!(scores.starts_with("timestamp,anomaly_score,primary_metric,severity\n"));

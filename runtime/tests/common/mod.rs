@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use runtime::collector::simulate::{Incident, SimConfig, Simulator};
 use runtime::decisions::DecisionConfig;
-use runtime::models::detectors::DetectorConfig;
+use runtime::models::detectors::{DetectorConfig, TailEnsembleConfig};
 use runtime::registry::{Bundle, Manifest, Registry, TrainingData};
 
 /// A simulated fleet (`hours` from `cfg.start_ms`) as a wide CSV `DIR/fleet.csv`; returns the
@@ -35,11 +35,15 @@ pub fn sim_decisions() -> DecisionConfig {
     DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() }
 }
 
-/// The default tail ensemble on the four base metrics with [`sim_decisions`].
+/// The tail ensemble (the sweep's detector on the simulated fleet) on the four base metrics
+/// with [`sim_decisions`]; pinned, so these runtime tests do not move with the univariate default.
 pub fn sim_bundle() -> Bundle {
     let metrics = runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect();
     let training = TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None };
-    Bundle::for_detector(Manifest::new("anomaly-detector", metrics, sim_decisions(), training, "test"), &DetectorConfig::default())
+    Bundle::for_detector(
+        Manifest::new("anomaly-detector", metrics, sim_decisions(), training, "test"),
+        &DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
+    )
 }
 
 /// Publish a bundle and point `champion` at it; returns the version.

@@ -8,6 +8,7 @@
 //! assert!(scores[350] > scores[349]);
 //! ```
 
+mod context;
 mod ensemble;
 mod ewma;
 mod iforest_features;
@@ -17,6 +18,7 @@ mod robust_z;
 mod tail;
 mod window;
 
+pub use context::ContextTailConfig;
 pub use ensemble::{Combine, EnsembleConfig};
 pub use ewma::EwmaConfig;
 pub use iforest_features::IForestFeaturesConfig;
@@ -51,11 +53,12 @@ pub trait StreamingDetector: Send + std::fmt::Debug {
     }
 }
 
-/// Which detector, with its settings (TOML: `kind = "tail_ensemble"` plus its fields).
+/// Which detector, with its settings (TOML: `kind = "context_tail"` plus its fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetectorConfig {
-    /// Our default: calibrated tail probabilities, see [`TailEnsembleConfig`].
+    /// The previous default: calibrated tail probabilities of value and mean, see
+    /// [`TailEnsembleConfig`].
     TailEnsemble(TailEnsembleConfig),
     /// The reference method: Isolation Forest on rolling/lag/rate features, see [`IForestFeaturesConfig`].
     IforestFeatures(IForestFeaturesConfig),
@@ -69,11 +72,15 @@ pub enum DetectorConfig {
     Ensemble(EnsembleConfig),
     /// EWMA z-scores with O(1) memory per series, see [`EwmaConfig`].
     Ewma(EwmaConfig),
+    /// Tail surprise of value, level and same-time-on-past-days with persistence, the range rule
+    /// and a refractory period: the univariate default, see [`ContextTailConfig`].
+    ContextTail(ContextTailConfig),
 }
 
 impl Default for DetectorConfig {
+    /// The univariate default, [`ContextTailConfig`].
     fn default() -> Self {
-        Self::TailEnsemble(TailEnsembleConfig::default())
+        Self::ContextTail(ContextTailConfig::default())
     }
 }
 
@@ -103,6 +110,7 @@ impl DetectorConfig {
             Self::Knn(c) => Box::new(c.build(n_metrics)?),
             Self::Ensemble(c) => Box::new(c.build(n_metrics)?),
             Self::Ewma(c) => Box::new(c.build(n_metrics)?),
+            Self::ContextTail(c) => Box::new(c.build(n_metrics)?),
         })
     }
 
@@ -116,6 +124,7 @@ impl DetectorConfig {
             Self::Knn(_) => "knn",
             Self::Ensemble(_) => "ensemble",
             Self::Ewma(_) => "ewma",
+            Self::ContextTail(_) => "context_tail",
         }
     }
 }
