@@ -139,7 +139,7 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
     let detector: AnyDetector = serde_json::from_value(trial["detector"].clone()).map_err(|e| tracked(e.to_string()))?;
     let AnyDetector::Runtime(detector) = detector else {
         return Err(tracked(format!(
-            "`{}` is a workbench-only detector (linfa); the runtime serves tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features and ensemble",
+            "`{}` is a workbench-only detector (linfa); the runtime serves context_tail, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features and ensemble",
             detector.name()
         )));
     };
