@@ -80,7 +80,7 @@ fn promote_list_download_and_rollback_on_s3() {
 
     let listed = block_on(reg.list("anomaly-detector")).expect("list");
     let summary: Vec<(u64, Vec<String>, String)> = listed.iter().map(|v| (v.version, v.aliases.clone(), v.manifest.kind.clone())).collect();
-    assert_eq!(summary, vec![(1, vec![], "tail_ensemble".into()), (2, vec!["champion".into()], "mahalanobis".into())]);
+    assert_eq!(summary, vec![(1, vec![], "context_tail".into()), (2, vec!["champion".into()], "mahalanobis".into())]);
     assert_eq!(block_on(reg.models()).expect("models"), vec!["anomaly-detector".to_string()]);
 
     // Download what the alias points to: exactly what was promoted.

@@ -31,6 +31,21 @@ pub struct ScoredSeries {
     pub warnings: Vec<String>,
 }
 
+impl ScoredSeries {
+    /// A loaded NAB series with one score per row.
+    pub fn of(s: crate::frames::nab::NabSeries, scores: Vec<f64>, warnings: Vec<String>) -> Self {
+        Self {
+            labels: s.row_labels(),
+            key: s.key,
+            timestamps_ms: s.timestamps_ms,
+            scores,
+            windows: s.windows,
+            interval_secs: s.quirks.median_interval_secs as f64,
+            warnings,
+        }
+    }
+}
+
 /// NAB results.
 #[derive(Debug, Clone, Serialize)]
 pub struct NabReport {
@@ -70,15 +85,7 @@ pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec
             };
             let (scores, warnings) =
                 detect_warned(cfg, &input, None).map_err(|e| FrameError::Schema { context: k.clone(), message: e.to_string() })?;
-            Ok(ScoredSeries {
-                key: k.clone(),
-                labels: s.row_labels(),
-                timestamps_ms: s.timestamps_ms,
-                scores,
-                windows: s.windows,
-                interval_secs: s.quirks.median_interval_secs as f64,
-                warnings,
-            })
+            Ok(ScoredSeries::of(s, scores, warnings))
         })
         .collect::<Result<_, FrameError>>()?;
     let detect_seconds = t0.elapsed().as_secs_f64();
@@ -139,15 +146,7 @@ pub fn evaluate_nab_scores(root: &Path, dir: &Path) -> Result<(NabReport, Vec<Sc
             let (path, detector) = results_file(dir, k)?;
             detectors.insert(detector);
             let scores = read_results_scores(&path, &s.timestamps_ms)?;
-            Ok(ScoredSeries {
-                key: k.clone(),
-                labels: s.row_labels(),
-                timestamps_ms: s.timestamps_ms,
-                scores,
-                windows: s.windows,
-                interval_secs: s.quirks.median_interval_secs as f64,
-                warnings: Vec::new(),
-            })
+            Ok(ScoredSeries::of(s, scores, Vec::new()))
         })
         .collect::<Result<_, FrameError>>()?;
     if detectors.len() > 1 {

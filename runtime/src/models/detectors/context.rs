@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::window::SortedWindow;
+use super::window::{Refractory, SortedWindow};
 use super::{DetectorError, StreamingDetector};
 
 /// Settings of the context-tail detector.
@@ -148,7 +148,7 @@ impl ContextTailConfig {
             metrics: (0..n_metrics).map(|_| MetricContext::new(self)).collect(),
             contrib: vec![0.0; n_metrics],
             rows: 0,
-            since_alarm: usize::MAX,
+            refractory: Refractory::new(self.refractory_rows, self.refractory_factor, self.alarm_score),
             likelihood: Likelihood::default(),
             intervals: Vec::new(),
             last_ts: None,
@@ -327,7 +327,7 @@ pub(super) struct ContextTail {
     metrics: Vec<MetricContext>,
     contrib: Vec<f64>,
     rows: usize,
-    since_alarm: usize,
+    refractory: Refractory,
     likelihood: Likelihood,
     /// The first sampling intervals (ms), for the seasonal lookup's tolerance.
     intervals: Vec<i64>,
@@ -379,14 +379,7 @@ impl StreamingDetector for ContextTail {
         if self.cfg.likelihood_weight > 0.0 {
             score = score.max(self.cfg.likelihood_weight * self.likelihood.push(&self.cfg, surprise));
         }
-        if self.since_alarm < self.cfg.refractory_rows {
-            score *= self.cfg.refractory_factor;
-        }
-        self.since_alarm = self.since_alarm.saturating_add(1);
-        if score >= self.cfg.alarm_score && self.since_alarm > self.cfg.refractory_rows {
-            self.since_alarm = 0;
-        }
-        score
+        self.refractory.apply(score)
     }
 
     fn learn(&mut self, timestamp_ms: i64, values: &[f64]) {

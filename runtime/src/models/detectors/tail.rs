@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::window::SortedWindow;
+use super::window::{Refractory, SortedWindow};
 use super::{DetectorError, StreamingDetector};
 
 /// Settings of the tail ensemble.
@@ -115,7 +115,7 @@ impl TailEnsembleConfig {
             last: vec![None; n_metrics],
             recent: vec![VecDeque::new(); n_metrics],
             rows: 0,
-            since_alarm: usize::MAX,
+            refractory: Refractory::new(self.suppress_rows, self.suppress_factor, self.alarm_score),
             lk_hist: VecDeque::new(),
             lk_sum: 0.0,
             lk_sumsq: 0.0,
@@ -170,7 +170,7 @@ pub(super) struct TailEnsemble {
     last: Vec<Option<f64>>,
     recent: Vec<VecDeque<f64>>,
     rows: usize,
-    since_alarm: usize,
+    refractory: Refractory,
     lk_hist: VecDeque<f64>,
     lk_sum: f64,
     lk_sumsq: f64,
@@ -356,16 +356,9 @@ impl StreamingDetector for TailEnsemble {
             return 0.0;
         }
         let direct = 1.0 - (-surprise / self.cfg.scale_nats).exp();
-        let mut score =
+        let score =
             if self.cfg.likelihood_history_rows > 0 { self.likelihood(surprise).max(self.cfg.direct_weight * direct) } else { direct };
-        if self.since_alarm < self.cfg.suppress_rows {
-            score *= self.cfg.suppress_factor;
-        }
-        self.since_alarm = self.since_alarm.saturating_add(1);
-        if score >= self.cfg.alarm_score && self.since_alarm > self.cfg.suppress_rows {
-            self.since_alarm = 0;
-        }
-        score
+        self.refractory.apply(score)
     }
 
     fn learn(&mut self, timestamp_ms: i64, values: &[f64]) {

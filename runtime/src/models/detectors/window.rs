@@ -44,6 +44,34 @@ impl SortedWindow {
     }
 }
 
+/// The refractory period of a detector's score: after a score ≥ `alarm_score`, the next `rows`
+/// rows' scores are multiplied by `factor`, so one incident raises one alarm.
+#[derive(Debug, Clone)]
+pub(crate) struct Refractory {
+    rows: usize,
+    factor: f64,
+    alarm_score: f64,
+    since_alarm: usize,
+}
+
+impl Refractory {
+    pub(crate) fn new(rows: usize, factor: f64, alarm_score: f64) -> Self {
+        Self { rows, factor, alarm_score, since_alarm: usize::MAX }
+    }
+
+    /// This row's score after the refractory period; an alarm outside one starts the next.
+    pub(crate) fn apply(&mut self, mut score: f64) -> f64 {
+        if self.since_alarm < self.rows {
+            score *= self.factor;
+        }
+        self.since_alarm = self.since_alarm.saturating_add(1);
+        if score >= self.alarm_score && self.since_alarm > self.rows {
+            self.since_alarm = 0;
+        }
+        score
+    }
+}
+
 /// When a detector without a training split (re)fits: first after `fit_after_rows` rows, then
 /// every `refit_every_rows` (0: never again).
 pub fn fit_due(rows: usize, fit_after_rows: usize, refit_every_rows: usize) -> bool {
@@ -138,6 +166,13 @@ pub(crate) fn column_mean_std(rows: &[Vec<f64>], n: usize, min_std: f64) -> (Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refractory_damps_the_rows_after_an_alarm_then_lets_the_next_one_through() {
+        let mut r = Refractory::new(3, 0.25, 0.5);
+        let out: Vec<f64> = [0.9, 0.8, 0.8, 0.8, 0.8, 0.1].iter().map(|s| r.apply(*s)).collect();
+        assert_eq!(out, vec![0.9, 0.2, 0.2, 0.2, 0.8, 0.025], "the second alarm starts a new period");
+    }
 
     #[test]
     fn window_ranks_and_evicts() {
