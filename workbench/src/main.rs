@@ -176,6 +176,12 @@ enum Command {
         #[command(subcommand)]
         which: LstmCmd,
     },
+    /// Statistical forecasters (seasonal naive, moving average, seasonal mean, SES, Theta,
+    /// seasonal Theta) and `auto`, their validation-weighted combination with conformal intervals.
+    Forecast {
+        #[command(subcommand)]
+        which: ForecastCmd,
+    },
     /// Benchmarks (run in release mode); one JSON line each.
     Bench {
         #[command(subcommand)]
@@ -248,6 +254,35 @@ enum LstmCmd {
         #[arg(long, default_value_t = 400)]
         max_origins: usize,
         /// Seasonal-naive period in steps (default: one day).
+        #[arg(long)]
+        season_steps: Option<usize>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ForecastCmd {
+    /// Fit `auto` on the first 70 % of a series, forecast from origins over the rest, and compare
+    /// with every family member and the three naive baselines (one JSON line).
+    Evaluate {
+        /// NAB-style CSV (timestamp + columns) or SMD headerless .txt.
+        #[arg(long)]
+        input: PathBuf,
+        /// Column name or 0-based index (default: the first).
+        #[arg(long)]
+        column: Option<String>,
+        /// Forecaster settings TOML (fields of `ForecasterParams`; default: the built-in ones).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Forecast horizon, steps.
+        #[arg(long, default_value_t = 180)]
+        horizon: usize,
+        /// Fraction of rows `auto` is fitted on.
+        #[arg(long, default_value_t = 0.7)]
+        train_fraction: f64,
+        /// Most forecast origins evaluated (evenly spaced).
+        #[arg(long, default_value_t = 400)]
+        max_origins: usize,
+        /// Seasonal-naive baseline period in steps (default: one day).
         #[arg(long)]
         season_steps: Option<usize>,
     },
@@ -734,6 +769,25 @@ fn run(cli: Cli) -> Result<()> {
                 other => bail!("--engine {other}: expected fused or burn"),
             };
             println!("{}", workbench::lstm::cmd::bench(batches, inputs, engine)?);
+        }
+        Command::Forecast {
+            which: ForecastCmd::Evaluate { input, column, config, horizon, train_fraction, max_origins, season_steps },
+        } => {
+            if !(train_fraction > 0.0 && train_fraction < 1.0) {
+                bail!("--train-fraction {train_fraction}: must be in (0, 1)");
+            }
+            let params: runtime::models::forecasters::ForecasterParams = match &config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                    toml::from_str(&text).with_context(|| format!("invalid forecaster config {}", p.display()))?
+                }
+                None => Default::default(),
+            };
+            let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
+            let protocol =
+                workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, ..Default::default() };
+            let report = workbench::forecasting::evaluate(&data, &params, &protocol).with_context(|| input.display().to_string())?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Lstm { which } => lstm_command(which)?,
         Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {

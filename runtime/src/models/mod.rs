@@ -2,4 +2,5 @@
 //! params, builder, validation), `algorithm.rs` (fit → fitted model) and `errors.rs`.
 
 pub mod detectors;
+pub mod forecasters;
 pub mod iforest;

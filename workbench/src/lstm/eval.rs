@@ -14,7 +14,7 @@ pub const MODELS: [&str; 4] = ["lstm", "last_value", "seasonal_naive", "moving_a
 
 /// Error sums for one forecaster.
 #[derive(Clone, Debug, Default)]
-struct Acc {
+pub(crate) struct Acc {
     abs: f64,
     sq: f64,
     smape: f64,
@@ -22,7 +22,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, actual: f64, pred: f64) {
+    pub(crate) fn add(&mut self, actual: f64, pred: f64) {
         let e = actual - pred;
         self.abs += e.abs();
         self.sq += e * e;
@@ -30,13 +30,13 @@ impl Acc {
         self.smape += if den > 0.0 { 200.0 * e.abs() / den } else { 0.0 };
         self.n += 1;
     }
-    fn mae(&self) -> f64 {
+    pub(crate) fn mae(&self) -> f64 {
         self.abs / self.n.max(1) as f64
     }
-    fn rmse(&self) -> f64 {
+    pub(crate) fn rmse(&self) -> f64 {
         (self.sq / self.n.max(1) as f64).sqrt()
     }
-    fn smape(&self) -> f64 {
+    pub(crate) fn smape(&self) -> f64 {
         self.smape / self.n.max(1) as f64
     }
 }
@@ -58,6 +58,44 @@ pub struct SpikeScore {
     pub mean_lead_steps: Option<f64>,
     /// The same in minutes.
     pub mean_lead_minutes: Option<f64>,
+}
+
+/// Spike-prediction counts of one forecaster over origins (where the last value is still below
+/// the threshold): a crossing forecast within the horizon vs one that happened.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SpikeCounter {
+    score: SpikeScore,
+    lead_steps: f64,
+}
+
+impl SpikeCounter {
+    /// Count one origin: `last` value before it, `forecast` and `actual` over the horizon.
+    pub(crate) fn add(&mut self, last: f64, forecast: &[f64], actual: &[f64], threshold: f64) {
+        if last >= threshold {
+            return;
+        }
+        let predicted = forecast.iter().any(|v| *v >= threshold);
+        match (predicted, actual.iter().position(|v| *v >= threshold)) {
+            (true, Some(k)) => {
+                self.score.true_positives += 1;
+                self.lead_steps += (k + 1) as f64;
+            }
+            (true, None) => self.score.false_positives += 1,
+            (false, Some(_)) => self.score.false_negatives += 1,
+            (false, None) => {}
+        }
+    }
+
+    /// Counts with precision, recall and mean lead.
+    pub(crate) fn score(mut self, interval_secs: f64) -> SpikeScore {
+        let s = &mut self.score;
+        let (tp, fp, fneg) = (s.true_positives as f64, s.false_positives as f64, s.false_negatives as f64);
+        s.precision = (tp + fp > 0.0).then(|| tp / (tp + fp));
+        s.recall = (tp + fneg > 0.0).then(|| tp / (tp + fneg));
+        s.mean_lead_steps = (tp > 0.0).then(|| self.lead_steps / tp);
+        s.mean_lead_minutes = s.mean_lead_steps.map(|l| l * interval_secs / 60.0);
+        self.score
+    }
 }
 
 /// The evaluation report (`experiment lstm evaluate` prints it as one JSON line).
@@ -155,7 +193,7 @@ pub fn report(
     let horizons: Vec<usize> = [1usize, 30, 180].into_iter().filter(|h| *h <= hz).collect();
     let mut all: BTreeMap<&str, Acc> = MODELS.iter().map(|m| (*m, Acc::default())).collect();
     let mut at: BTreeMap<(usize, &str), Acc> = BTreeMap::new();
-    let mut spikes: BTreeMap<&str, (SpikeScore, f64)> = MODELS.iter().map(|m| (*m, (SpikeScore::default(), 0.0))).collect();
+    let mut spikes: BTreeMap<&str, SpikeCounter> = MODELS.iter().map(|m| (*m, SpikeCounter::default())).collect();
     for (oi, &o) in origins.iter().enumerate() {
         let last = y[o - 1];
         let ma = y[o - t..o].iter().sum::<f64>() / t as f64;
@@ -166,7 +204,6 @@ pub fn report(
             ("moving_average", vec![ma; hz]),
         ];
         let actual = &y[o..o + hz];
-        let actual_cross = actual.iter().position(|v| *v >= threshold);
         for (name, p) in &preds {
             for k in 0..hz {
                 all.get_mut(name).expect("model").add(actual[k], p[k]);
@@ -174,35 +211,13 @@ pub fn report(
             for &h in &horizons {
                 at.entry((h, name)).or_default().add(actual[h - 1], p[h - 1]);
             }
-            if last < threshold {
-                let predicted = p.iter().any(|v| *v >= threshold);
-                let (s, lead) = spikes.get_mut(name).expect("model");
-                match (predicted, actual_cross) {
-                    (true, Some(k)) => {
-                        s.true_positives += 1;
-                        *lead += (k + 1) as f64;
-                    }
-                    (true, None) => s.false_positives += 1,
-                    (false, Some(_)) => s.false_negatives += 1,
-                    (false, None) => {}
-                }
-            }
+            spikes.get_mut(name).expect("model").add(last, p, actual, threshold);
         }
     }
     let mae: BTreeMap<String, f64> = all.iter().map(|(k, a)| (k.to_string(), a.mae())).collect();
     let (best_baseline, best_mae) =
         mae.iter().filter(|(k, _)| *k != "lstm").min_by(|a, b| a.1.total_cmp(b.1)).map(|(k, v)| (k.clone(), *v)).expect("baselines");
-    let spike = spikes
-        .into_iter()
-        .map(|(k, (mut s, lead))| {
-            let (tp, fp, fneg) = (s.true_positives as f64, s.false_positives as f64, s.false_negatives as f64);
-            s.precision = (tp + fp > 0.0).then(|| tp / (tp + fp));
-            s.recall = (tp + fneg > 0.0).then(|| tp / (tp + fneg));
-            s.mean_lead_steps = (tp > 0.0).then(|| lead / tp);
-            s.mean_lead_minutes = s.mean_lead_steps.map(|l| l * series.interval_secs / 60.0);
-            (k.to_string(), s)
-        })
-        .collect();
+    let spike = spikes.into_iter().map(|(k, s)| (k.to_string(), s.score(series.interval_secs))).collect();
     Ok(ForecastReport {
         series: series.name.clone(),
         column: series.columns[0].clone(),

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Statistical forecasters over the shared real series (the same 33 as experiments/lstm/evaluate-all.sh:
+# every NAB realAWSCloudwatch and realKnownCause file, columns 0, 1 and 11 of each SMD machine's
+# train split): one JSON line per series (experiment forecast evaluate), then a summary against
+# the best naive baseline chosen after the fact. Minutes on 2 cores (release build).
+#   experiments/forecast/evaluate-all.sh [OUT.jsonl]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA="${AIOPS_DATASETS:-../shared/datasets}"
+OUT="${1:-runs/forecast-eval/results.jsonl}"
+EXP="${EXPERIMENT:-target/release/experiment}"
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+[ -n "${EXPERIMENT:-}" ] || cargo build --release --bin experiment -q
+for f in "$DATA"/nab/realAWSCloudwatch/*.csv "$DATA"/nab/realKnownCause/*.csv; do
+  "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} >> "$OUT"
+done
+for f in "$DATA"/smd/train/*.txt; do
+  for c in ${SMD_COLUMNS:-0 1 11}; do
+    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} >> "$OUT"
+  done
+done
+python3 - "$OUT" <<'PY'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{'series':<52}{'auto MAE':>11}{'best baseline':>26}{'ratio':>7}{'cov80':>7}{'cov95':>7}  members")
+ratios, c80, c95 = [], [], []
+spikes = {k: {"tp": 0, "fp": 0, "fn": 0, "lead": 0.0} for k in ("auto", "auto_upper_80", "auto_upper_95", "baseline_seasonal_naive")}
+for r in rows:
+    name = r["series"].split("/")[-1] + ("" if r["column"] == "value" else f":{r['column']}")
+    b = r["best_baseline"]
+    ratios.append(r["auto_vs_best_baseline"]); c80.append(r["coverage"]["80"]); c95.append(r["coverage"]["95"])
+    for k, spike in spikes.items():
+        s = r["spike"][k]
+        spike["tp"] += s["true_positives"]; spike["fp"] += s["false_positives"]; spike["fn"] += s["false_negatives"]
+        spike["lead"] += (s["mean_lead_minutes"] or 0) * s["true_positives"]
+    far = r["buckets"][-1]
+    members = f"steps {far['first_step'] + 1}-{far['last_step'] + 1}: " + ", ".join(f"{m['method']} {m['weight']:.2f}" for m in far["members"])
+    print(f"{name:<52}{r['mae']['auto']:>11.4g}{b[len('baseline_'):]:>16} {r['mae'][b]:>9.4g}{r['auto_vs_best_baseline']:>7.3f}{r['coverage']['80']:>7.2f}{r['coverage']['95']:>7.2f}  {members}")
+n = len(rows)
+print(f"\n{n} series: auto at or below the best baseline's MAE on {sum(x <= 1 for x in ratios)} ({sum(x <= 1 for x in ratios) / n:.0%}); "
+      f"median ratio {statistics.median(ratios):.3f}; worst {max(ratios):.3f}")
+print(f"mean coverage: 80 % interval {statistics.mean(c80):.3f}, 95 % interval {statistics.mean(c95):.3f}")
+for k, spike in spikes.items():
+    tp, fp, fn = spike["tp"], spike["fp"], spike["fn"]
+    print(f"spike prediction ({k}, pooled): precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}, "
+          f"mean lead {spike['lead'] / max(tp, 1):.0f} min")
+PY

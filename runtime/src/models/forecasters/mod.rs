@@ -1,0 +1,481 @@
+//! Statistical forecasters for predictive scaling: seasonal naive, moving average, seasonal
+//! mean, SES, Theta and seasonal Theta, the seasonal period found from the data, and `auto`,
+//! which weighs the members by rolling-origin validation on the history it is fitted on and
+//! gives conformal prediction intervals from the validation residuals of each horizon step.
+//!
+//! An unfitted [`ForecasterParams`] and a [`FittedForecaster`] are different types: only the
+//! fitted one forecasts. Fitting reads only the history it is given (no look-ahead); a fitted
+//! forecaster then forecasts from any later history (the members are re-run on it, the weights
+//! and the interval widths stay). No polars, no autodiff: fits per series in the runtime.
+//!
+//! ```
+//! use runtime::models::forecasters::ForecasterParams;
+//! // Ten days of a daily pattern at 5-minute steps.
+//! let y: Vec<f64> = (0..2880).map(|i| if (i % 288) / 12 >= 9 && (i % 288) / 12 < 17 { 80.0 } else { 20.0 }).collect();
+//! let fitted = ForecasterParams::default().fit(&y, 300.0, 36).unwrap();
+//! assert_eq!(fitted.period(), Some(288));
+//! let f = fitted.forecast(&y);
+//! assert!((f.point[0] - 20.0).abs() < 1.0);
+//! assert!(f.upper_95[0] >= f.point[0] && f.lower_95[0] <= f.point[0]);
+//! ```
+
+mod methods;
+
+use serde::{Deserialize, Serialize};
+
+pub use methods::Method;
+use methods::{MethodSettings, forecast};
+
+/// Invalid forecaster settings or a history too short to fit.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ForecasterError {
+    /// A setting out of range.
+    #[error("invalid forecaster setting `{field}` = {value}: {reason}")]
+    Setting {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// Not enough history.
+    #[error("{rows} rows of history cannot fit a {horizon}-step forecaster: at least {needed} needed")]
+    TooShort {
+        /// Rows given.
+        rows: usize,
+        /// Horizon asked.
+        horizon: usize,
+        /// Rows needed.
+        needed: usize,
+    },
+}
+
+/// Settings of the statistical forecasters and of `auto`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecasterParams {
+    /// Candidate seasonal periods in seconds (a day and a week); a period is used when the
+    /// history holds at least two of it and its autocorrelation is at least `min_autocorrelation`.
+    pub period_candidates_secs: Vec<f64>,
+    /// Smallest autocorrelation at the period's lag for the period to count.
+    pub min_autocorrelation: f64,
+    /// Window of the moving average, rows.
+    pub moving_average_rows: usize,
+    /// Window of the long moving average, rows.
+    pub long_average_rows: usize,
+    /// Periods averaged by the seasonal mean and the seasonal profile.
+    pub seasons: usize,
+    /// Most recent rows the smoothing methods (SES, Theta) are fitted on.
+    pub fit_rows: usize,
+    /// Validation origins over the last part of the history (`auto`'s weights and intervals).
+    pub validation_origins: usize,
+    /// Fraction of the history (its most recent part) the validation origins spread over.
+    pub validation_span: f64,
+    /// Symmetric intervals from absolute residuals (else the residuals' own quantiles).
+    pub symmetric_intervals: bool,
+    /// Members `auto` combines (the best by validation MAE, weighted by 1 / MAE).
+    pub combine: usize,
+    /// Horizon buckets grow by this factor (1, 4, 16, … steps); each has its own members and
+    /// weights (0 or 1: one bucket for the whole horizon).
+    pub bucket_growth: usize,
+    /// Restrict `auto` to one method (None: choose among all).
+    pub method: Option<Method>,
+}
+
+impl Default for ForecasterParams {
+    fn default() -> Self {
+        Self {
+            period_candidates_secs: vec![86_400.0, 7.0 * 86_400.0],
+            min_autocorrelation: 0.3,
+            moving_average_rows: 12,
+            long_average_rows: 180,
+            seasons: 3,
+            fit_rows: 2000,
+            validation_origins: 80,
+            validation_span: 0.6,
+            symmetric_intervals: true,
+            combine: 3,
+            bucket_growth: 4,
+            method: None,
+        }
+    }
+}
+
+/// A forecast with its conformal intervals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// Point forecast per step.
+    pub point: Vec<f64>,
+    /// Lower and upper bounds of the 80 % interval per step.
+    pub lower_80: Vec<f64>,
+    /// Upper bound of the 80 % interval.
+    pub upper_80: Vec<f64>,
+    /// Lower bound of the 95 % interval.
+    pub lower_95: Vec<f64>,
+    /// Upper bound of the 95 % interval.
+    pub upper_95: Vec<f64>,
+}
+
+/// A member of the combination: a method, its period and its weight.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    /// The method.
+    pub method: Method,
+    /// Its seasonal period (rows), for the seasonal methods.
+    pub period: Option<usize>,
+    /// Its weight (the weights sum to 1).
+    pub weight: f64,
+    /// Its validation MAE.
+    pub validation_mae: f64,
+}
+
+/// Steps `[first_step, last_step]` of the horizon (0-based) and the members combined there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HorizonBucket {
+    /// First step (0 = one step ahead).
+    pub first_step: usize,
+    /// Last step.
+    pub last_step: usize,
+    /// Members and weights.
+    pub members: Vec<Member>,
+}
+
+/// The method settings a fitted forecaster forecasts with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct SettingsRecord {
+    window: usize,
+    long_window: usize,
+    seasons: usize,
+    fit_rows: usize,
+}
+
+impl From<SettingsRecord> for MethodSettings {
+    fn from(r: SettingsRecord) -> Self {
+        MethodSettings { window: r.window, long_window: r.long_window, seasons: r.seasons, fit_rows: r.fit_rows }
+    }
+}
+
+/// A fitted forecaster: the period, the weighted members and the residual quantiles per step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FittedForecaster {
+    period: Option<usize>,
+    horizon: usize,
+    settings: SettingsRecord,
+    buckets: Vec<HorizonBucket>,
+    /// Per step: residual (actual − forecast) quantiles at 2.5, 10, 90 and 97.5 %.
+    quantiles: Vec<[f64; 4]>,
+}
+
+impl ForecasterParams {
+    fn validate(&self) -> Result<(), ForecasterError> {
+        let bad = |field: &'static str, value: String, reason: &str| Err(ForecasterError::Setting { field, value, reason: reason.into() });
+        if self.period_candidates_secs.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
+            return bad("period_candidates_secs", format!("{:?}", self.period_candidates_secs), "positive, finite seconds");
+        }
+        if !(self.validation_span.is_finite() && self.validation_span > 0.0 && self.validation_span < 1.0) {
+            return bad("validation_span", self.validation_span.to_string(), "in (0, 1)");
+        }
+        if !(self.min_autocorrelation.is_finite() && (-1.0..=1.0).contains(&self.min_autocorrelation)) {
+            return bad("min_autocorrelation", self.min_autocorrelation.to_string(), "in [-1, 1]");
+        }
+        for (field, v, lo) in [
+            ("moving_average_rows", self.moving_average_rows, 1),
+            ("long_average_rows", self.long_average_rows, 1),
+            ("seasons", self.seasons, 1),
+            ("fit_rows", self.fit_rows, 3),
+            ("validation_origins", self.validation_origins, 5),
+            ("combine", self.combine, 1),
+        ] {
+            if v < lo {
+                return bad(field, v.to_string(), &format!("at least {lo}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> MethodSettings {
+        MethodSettings {
+            window: self.moving_average_rows,
+            long_window: self.long_average_rows,
+            seasons: self.seasons,
+            fit_rows: self.fit_rows,
+        }
+    }
+
+    /// The seasonal period (rows) of `y`: the candidate with the highest autocorrelation at its
+    /// lag, if at least `min_autocorrelation` and two periods fit in the history.
+    pub fn detect_period(&self, y: &[f64], interval_secs: f64) -> Option<usize> {
+        let tail = &y[y.len().saturating_sub(8 * self.fit_rows.max(1)).min(y.len())..];
+        self.period_candidates_secs
+            .iter()
+            .map(|secs| (secs / interval_secs.max(1e-9)).round() as usize)
+            .filter(|p| *p >= 2 && 2 * p <= tail.len())
+            .map(|p| (p, autocorrelation(tail, p)))
+            .filter(|(_, r)| *r >= self.min_autocorrelation)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(p, _)| p)
+    }
+
+    /// Fit on `y` (oldest first, sampled every `interval_secs`) for `horizon`-step forecasts:
+    /// score every method (the seasonal ones at every candidate period that fits twice in `y`)
+    /// from `validation_origins` origins over the last third of `y`, combine the best 1 to
+    /// `combine` of them weighted by 1 / MAE (as many as validate best), and take the
+    /// combination's residual quantiles per step for the intervals.
+    pub fn fit(&self, y: &[f64], interval_secs: f64, horizon: usize) -> Result<FittedForecaster, ForecasterError> {
+        self.validate()?;
+        if horizon == 0 {
+            return Err(ForecasterError::Setting { field: "horizon", value: "0".into(), reason: "at least 1".into() });
+        }
+        let needed = horizon + self.validation_origins.max(1) + 10;
+        if y.len() < needed || y.iter().any(|v| !v.is_finite()) {
+            return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
+        }
+        let s = self.settings();
+        let last = y.len() - horizon;
+        let first = ((y.len() as f64 * (1.0 - self.validation_span)) as usize).min(last.saturating_sub(self.validation_origins)).max(10);
+        let step = ((last - first) / self.validation_origins).max(1);
+        let origins: Vec<usize> = (first..=last).step_by(step).take(self.validation_origins).collect();
+        let periods: Vec<usize> = self
+            .period_candidates_secs
+            .iter()
+            .map(|secs| (secs / interval_secs.max(1e-9)).round() as usize)
+            .filter(|p| {
+                *p >= 2
+                    && 2 * p <= first
+                    && autocorrelation(&y[first.saturating_sub(8 * self.fit_rows)..first], *p) >= self.min_autocorrelation
+            })
+            .collect();
+        let mut candidates: Vec<(Method, Option<usize>)> = Vec::new();
+        for m in Method::ALL.into_iter().filter(|m| self.method.is_none_or(|only| only == *m)) {
+            if m.seasonal() {
+                candidates.extend(periods.iter().map(|p| (m, Some(*p))));
+            } else {
+                candidates.push((m, None));
+            }
+        }
+        let mut scored: Vec<(Method, Option<usize>, f64, Vec<Vec<f64>>)> = Vec::new();
+        for (m, period) in candidates {
+            let preds: Option<Vec<Vec<f64>>> = origins.iter().map(|&o| forecast(m, &y[..o], horizon, period, s)).collect();
+            if let Some(preds) = preds {
+                let err: f64 = origins
+                    .iter()
+                    .zip(&preds)
+                    .map(|(&o, p)| p.iter().zip(&y[o..o + horizon]).map(|(a, b)| (a - b).abs()).sum::<f64>())
+                    .sum();
+                scored.push((m, period, err / (origins.len() * horizon) as f64, preds));
+            }
+        }
+        if scored.is_empty() {
+            return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
+        }
+        // Per horizon bucket (steps 1, 2–4, 5–16, 17–64, 65–…: near steps favour recent values,
+        // far ones the level and the season), the best `combine` by that bucket's validation
+        // MAE, weighted by 1 / MAE.
+        let bounds = bucket_bounds(horizon, self.bucket_growth);
+        let mut residuals: Vec<Vec<f64>> = vec![Vec::with_capacity(origins.len()); horizon];
+        let mut buckets = Vec::with_capacity(bounds.len());
+        for &(first_step, last_step) in &bounds {
+            let mut ranked: Vec<(usize, f64)> = scored
+                .iter()
+                .enumerate()
+                .map(|(ci, c)| {
+                    let err: f64 = origins
+                        .iter()
+                        .enumerate()
+                        .map(|(oi, &o)| (first_step..=last_step).map(|k| (c.3[oi][k] - y[o + k]).abs()).sum::<f64>())
+                        .sum();
+                    (ci, err / (origins.len() * (last_step - first_step + 1)) as f64)
+                })
+                .collect();
+            ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].0.cmp(&scored[b.0].0)));
+            ranked.truncate(self.combine);
+            let total: f64 = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12)).sum();
+            let members: Vec<Member> = ranked
+                .iter()
+                .map(|&(ci, mae)| Member {
+                    method: scored[ci].0,
+                    period: scored[ci].1,
+                    weight: 1.0 / mae.max(1e-12) / total,
+                    validation_mae: mae,
+                })
+                .collect();
+            for (oi, &o) in origins.iter().enumerate() {
+                for k in first_step..=last_step {
+                    let combined: f64 = ranked.iter().zip(&members).map(|(&(ci, _), m)| m.weight * scored[ci].3[oi][k]).sum();
+                    residuals[k].push(y[o + k] - combined);
+                }
+            }
+            buckets.push(HorizonBucket { first_step, last_step, members });
+        }
+        let period = buckets.iter().rev().flat_map(|b| &b.members).find_map(|m| m.period).or_else(|| self.detect_period(y, interval_secs));
+        Ok(FittedForecaster {
+            period,
+            horizon,
+            settings: SettingsRecord { window: s.window, long_window: s.long_window, seasons: s.seasons, fit_rows: s.fit_rows },
+            buckets,
+            quantiles: step_quantiles(&residuals, self.symmetric_intervals),
+        })
+    }
+}
+
+/// Horizon buckets `[first, last]` (0-based steps): 1, then growing by `growth` (0: one bucket).
+fn bucket_bounds(horizon: usize, growth: usize) -> Vec<(usize, usize)> {
+    if growth < 2 {
+        return vec![(0, horizon - 1)];
+    }
+    let mut out = Vec::new();
+    let (mut first, mut len) = (0, 1);
+    while first < horizon {
+        let last = (first + len - 1).min(horizon - 1);
+        out.push((first, last));
+        first = last + 1;
+        len *= growth;
+    }
+    out
+}
+
+/// Per-step residual quantiles (2.5, 10, 90, 97.5 %), each pooled with its neighbouring steps
+/// (±10 % of the step) so few origins still give stable widths.
+fn step_quantiles(residuals: &[Vec<f64>], symmetric: bool) -> Vec<[f64; 4]> {
+    let h = residuals.len();
+    (0..h)
+        .map(|k| {
+            let reach = (k / 10).max(1);
+            let mut pool: Vec<f64> = residuals[k.saturating_sub(reach)..(k + reach + 1).min(h)].iter().flatten().copied().collect();
+            if symmetric {
+                pool.iter_mut().for_each(|r| *r = r.abs());
+            }
+            pool.sort_by(f64::total_cmp);
+            // The conformal rank: ⌈(n + 1) p⌉ of n, capped at the largest.
+            let q = |p: f64| pool[(((pool.len() + 1) as f64 * p).ceil() as usize).clamp(1, pool.len()) - 1];
+            if symmetric { [-q(0.95), -q(0.80), q(0.80), q(0.95)] } else { [q(0.025), q(0.10), q(0.90), q(0.975)] }
+        })
+        .collect()
+}
+
+/// Autocorrelation of `y` at `lag`.
+fn autocorrelation(y: &[f64], lag: usize) -> f64 {
+    let n = y.len();
+    let mean = y.iter().sum::<f64>() / n as f64;
+    let var: f64 = y.iter().map(|v| (v - mean) * (v - mean)).sum();
+    if var <= 0.0 || lag >= n {
+        return 0.0;
+    }
+    (lag..n).map(|i| (y[i] - mean) * (y[i - lag] - mean)).sum::<f64>() / var
+}
+
+impl FittedForecaster {
+    /// The seasonal period of the best seasonal member (rows), else the one the autocorrelation
+    /// finds.
+    pub fn period(&self) -> Option<usize> {
+        self.period
+    }
+
+    /// The horizon buckets with their weighted members.
+    pub fn buckets(&self) -> &[HorizonBucket] {
+        &self.buckets
+    }
+
+    /// Forecast `horizon` steps after `history` (which may extend the fitted history).
+    pub fn forecast(&self, history: &[f64]) -> Forecast {
+        let s = self.settings.into();
+        let h = self.horizon;
+        let mut runs: Vec<((Method, Option<usize>), Option<Vec<f64>>)> = Vec::new();
+        let mut point = vec![history.last().copied().unwrap_or(0.0); h];
+        for b in &self.buckets {
+            let (mut sum, mut weight) = (vec![0.0; b.last_step + 1 - b.first_step], 0.0);
+            for m in &b.members {
+                let key = (m.method, m.period);
+                let i = match runs.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        runs.push((key, forecast(m.method, history, h, m.period, s)));
+                        runs.len() - 1
+                    }
+                };
+                if let Some(f) = &runs[i].1 {
+                    sum.iter_mut().zip(&f[b.first_step..=b.last_step]).for_each(|(a, v)| *a += m.weight * v);
+                    weight += m.weight;
+                }
+            }
+            if weight > 0.0 {
+                point[b.first_step..=b.last_step].iter_mut().zip(&sum).for_each(|(p, v)| *p = v / weight);
+            }
+        }
+        let band = |i: usize| point.iter().zip(&self.quantiles).map(|(p, q)| p + q[i]).collect::<Vec<f64>>();
+        Forecast { lower_95: band(0), lower_80: band(1), upper_80: band(2), upper_95: band(3), point }
+    }
+
+    /// Forecast from `history` with one method only, at the fitted period (for comparing the
+    /// family's members).
+    pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
+        forecast(method, history, self.horizon, self.period, self.settings.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic noise in [0, 1) (xorshift of the row number).
+    fn noise(i: usize) -> f64 {
+        let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn daily(i: usize) -> f64 {
+        let hour = (i % 288) / 12;
+        let noise = noise(i) * 8.0 - 4.0;
+        if (9..17).contains(&hour) { 80.0 + noise } else { 20.0 + noise }
+    }
+
+    #[test]
+    fn a_daily_pattern_is_found_and_forecast_with_calibrated_intervals() {
+        let y: Vec<f64> = (0..288 * 14).map(daily).collect();
+        let params = ForecasterParams::default();
+        let fitted = params.fit(&y[..288 * 10], 300.0, 72).unwrap();
+        assert_eq!(fitted.period(), Some(288));
+        let far = &fitted.buckets().last().unwrap().members;
+        assert!(far[0].method.seasonal(), "{far:?}");
+        let (mut inside80, mut inside95, mut n, mut abs_err) = (0, 0, 0, 0.0);
+        for o in (288 * 10..288 * 14 - 72).step_by(37) {
+            let f = fitted.forecast(&y[..o]);
+            for k in 0..72 {
+                let a = y[o + k];
+                inside80 += usize::from(a >= f.lower_80[k] && a <= f.upper_80[k]);
+                inside95 += usize::from(a >= f.lower_95[k] && a <= f.upper_95[k]);
+                abs_err += (a - f.point[k]).abs();
+                n += 1;
+            }
+        }
+        let (c80, c95) = (inside80 as f64 / n as f64, inside95 as f64 / n as f64);
+        assert!((0.7..=0.92).contains(&c80) && (0.88..=1.0).contains(&c95), "coverage {c80:.3} / {c95:.3}");
+        assert!(abs_err / (n as f64) < 5.0, "MAE {}", abs_err / n as f64);
+    }
+
+    #[test]
+    fn noise_without_a_period_has_none_and_short_history_is_refused() {
+        let y: Vec<f64> = (0..3000).map(|i| noise(i) * 100.0).collect();
+        let params = ForecasterParams::default();
+        assert_eq!(params.detect_period(&y, 300.0), None);
+        let e = params.fit(&y[..100], 300.0, 72).unwrap_err();
+        assert!(matches!(e, ForecasterError::TooShort { rows: 100, .. }), "{e}");
+        let bad = ForecasterParams { validation_origins: 0, ..Default::default() }.fit(&y, 300.0, 10).unwrap_err();
+        assert!(bad.to_string().contains("validation_origins"), "{bad}");
+    }
+
+    #[test]
+    fn fitting_reads_only_the_history_it_is_given() {
+        let y: Vec<f64> = (0..288 * 9).map(daily).collect();
+        let mut z = y.clone();
+        z.extend((0..288).map(|_| 1e6));
+        let p = ForecasterParams::default();
+        assert_eq!(p.fit(&y, 300.0, 36).unwrap(), p.fit(&z[..y.len()], 300.0, 36).unwrap());
+    }
+}

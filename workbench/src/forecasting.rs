@@ -1,0 +1,201 @@
+//! Evaluation of the statistical forecasters (`experiment forecast evaluate`): fit `auto` on
+//! the first part of a series (its weights and intervals come from validation inside that part
+//! only), then forecast from origins over the rest, next to every family member and the three
+//! naive baselines of `experiment lstm evaluate` (last value, the value one day earlier, the
+//! mean of the last 180 rows). Reports MAE, RMSE, sMAPE, MAE at horizons, interval coverage and
+//! spike prediction per model.
+
+use std::collections::BTreeMap;
+
+use runtime::models::forecasters::{ForecasterError, ForecasterParams, HorizonBucket, Method};
+use serde::Serialize;
+
+use crate::lstm::ForecastSeries;
+use crate::lstm::eval::{Acc, SpikeCounter, SpikeScore};
+
+/// Names of the three naive baselines (as in `experiment lstm evaluate`).
+pub const BASELINES: [&str; 3] = ["baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average"];
+
+/// The protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalProtocol {
+    /// Forecast steps.
+    pub horizon: usize,
+    /// Fraction of rows `auto` is fitted on.
+    pub train_fraction: f64,
+    /// Most origins (evenly spaced over the rest).
+    pub max_origins: usize,
+    /// Window of the moving-average baseline (the LSTM's lookback).
+    pub baseline_window: usize,
+    /// Period of the seasonal-naive baseline in steps (default: one day).
+    pub season_steps: Option<usize>,
+}
+
+impl Default for EvalProtocol {
+    fn default() -> Self {
+        Self { horizon: 180, train_fraction: 0.7, max_origins: 400, baseline_window: 180, season_steps: None }
+    }
+}
+
+/// One JSON line per series.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatForecastReport {
+    /// Input name.
+    pub series: String,
+    /// Target column.
+    pub column: String,
+    /// Rows.
+    pub rows: usize,
+    /// Rows `auto` was fitted on.
+    pub train_rows: usize,
+    /// Sampling interval, seconds.
+    pub interval_secs: f64,
+    /// Forecast origins evaluated.
+    pub origins: usize,
+    /// Horizon, steps.
+    pub horizon: usize,
+    /// The seasonal period `auto` found (rows), if any.
+    pub period: Option<usize>,
+    /// `auto`'s members and weights per horizon bucket.
+    pub buckets: Vec<HorizonBucket>,
+    /// MAE per model.
+    pub mae: BTreeMap<String, f64>,
+    /// RMSE per model.
+    pub rmse: BTreeMap<String, f64>,
+    /// sMAPE (percent) per model.
+    pub smape: BTreeMap<String, f64>,
+    /// MAE at horizons 1, 30 and 180 (those within the horizon), per model.
+    pub mae_at: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The baseline with the lowest MAE, chosen after the fact.
+    pub best_baseline: String,
+    /// MAE(auto) / MAE(best baseline): ≤ 1 is at least as good.
+    pub auto_vs_best_baseline: f64,
+    /// Share of actual values inside `auto`'s 80 % and 95 % intervals.
+    pub coverage: BTreeMap<String, f64>,
+    /// Spike threshold: the 95th percentile of the fitted part.
+    pub spike_threshold: f64,
+    /// Spike prediction per model (point forecast crossing the threshold within the horizon),
+    /// plus `auto_upper_80` / `auto_upper_95` (the interval's upper bound crossing it: how
+    /// predictive scaling decides).
+    pub spike: BTreeMap<String, SpikeScore>,
+    /// Non-finite input values forward-filled.
+    pub filled: usize,
+}
+
+/// Fit on the first part of `series`, evaluate over the rest (see the module docs).
+pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProtocol) -> Result<StatForecastReport, ForecasterError> {
+    let y = series.target();
+    let n = y.len();
+    let hz = p.horizon;
+    let n_train = ((n as f64) * p.train_fraction).round() as usize;
+    let fitted = params.fit(&y[..n_train.min(n)], series.interval_secs, hz)?;
+    let season = p.season_steps.unwrap_or_else(|| (86_400.0 / series.interval_secs).round() as usize).max(1);
+    let lo = n_train.max(p.baseline_window).max(season);
+    if n < lo + hz {
+        return Err(ForecasterError::TooShort { rows: n, horizon: hz, needed: lo + hz });
+    }
+    let stride = (n - hz - lo + 1).div_ceil(p.max_origins.max(1)).max(1);
+    let origins: Vec<usize> = (lo..=n - hz).step_by(stride).collect();
+    let mut sorted: Vec<f64> = y[..n_train].to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let threshold = sorted[((sorted.len() - 1) as f64 * 0.95) as usize];
+    let horizons: Vec<usize> = [1usize, 30, 180].into_iter().filter(|h| *h <= hz).collect();
+    let mut all: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut at: BTreeMap<(usize, String), Acc> = BTreeMap::new();
+    let mut spikes: BTreeMap<String, SpikeCounter> = BTreeMap::new();
+    let (mut in80, mut in95, mut count) = (0usize, 0usize, 0usize);
+    for &o in &origins {
+        let history = &y[..o];
+        let actual = &y[o..o + hz];
+        let last = y[o - 1];
+        let auto = fitted.forecast(history);
+        for k in 0..hz {
+            in80 += usize::from(actual[k] >= auto.lower_80[k] && actual[k] <= auto.upper_80[k]);
+            in95 += usize::from(actual[k] >= auto.lower_95[k] && actual[k] <= auto.upper_95[k]);
+            count += 1;
+        }
+        let ma = y[o - p.baseline_window.min(o)..o].iter().sum::<f64>() / p.baseline_window.min(o) as f64;
+        let mut preds: Vec<(String, Vec<f64>)> = vec![
+            ("auto".into(), auto.point.clone()),
+            (BASELINES[0].into(), vec![last; hz]),
+            (BASELINES[1].into(), (0..hz).map(|k| y[o + k - season * (k / season + 1)]).collect()),
+            (BASELINES[2].into(), vec![ma; hz]),
+        ];
+        for m in Method::ALL {
+            if let Some(f) = fitted.forecast_with(m, history) {
+                preds.push((m.name().into(), f));
+            }
+        }
+        for (name, f) in &preds {
+            let acc = all.entry(name.clone()).or_default();
+            actual.iter().zip(f).for_each(|(a, b)| acc.add(*a, *b));
+            for &h in &horizons {
+                at.entry((h, name.clone())).or_default().add(actual[h - 1], f[h - 1]);
+            }
+            spikes.entry(name.clone()).or_default().add(last, f, actual, threshold);
+        }
+        spikes.entry("auto_upper_80".into()).or_default().add(last, &auto.upper_80, actual, threshold);
+        spikes.entry("auto_upper_95".into()).or_default().add(last, &auto.upper_95, actual, threshold);
+    }
+    let mae: BTreeMap<String, f64> = all.iter().map(|(k, a)| (k.clone(), a.mae())).collect();
+    let (best_baseline, best) =
+        BASELINES.iter().map(|b| (b.to_string(), mae[*b])).min_by(|a, b| a.1.total_cmp(&b.1)).expect("three baselines");
+    Ok(StatForecastReport {
+        series: series.name.clone(),
+        column: series.columns[0].clone(),
+        rows: n,
+        train_rows: n_train,
+        interval_secs: series.interval_secs,
+        origins: origins.len(),
+        horizon: hz,
+        period: fitted.period(),
+        buckets: fitted.buckets().to_vec(),
+        auto_vs_best_baseline: if best > 0.0 { mae["auto"] / best } else { 1.0 },
+        best_baseline,
+        rmse: all.iter().map(|(k, a)| (k.clone(), a.rmse())).collect(),
+        smape: all.iter().map(|(k, a)| (k.clone(), a.smape())).collect(),
+        mae_at: horizons
+            .iter()
+            .map(|h| (h.to_string(), at.iter().filter(|((hh, _), _)| hh == h).map(|((_, m), a)| (m.clone(), a.mae())).collect()))
+            .collect(),
+        mae,
+        coverage: BTreeMap::from([
+            ("80".to_string(), in80 as f64 / count.max(1) as f64),
+            ("95".to_string(), in95 as f64 / count.max(1) as f64),
+        ]),
+        spike_threshold: threshold,
+        spike: spikes.into_iter().map(|(k, s)| (k, s.score(series.interval_secs))).collect(),
+        filled: series.filled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_scored_next_to_the_baselines_and_members() {
+        // A daily pulse plus xorshift noise in [0, 10).
+        let noise = |i: usize| {
+            let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+            (x >> 11) as f64 / (1u64 << 53) as f64 * 10.0
+        };
+        let rows: Vec<Vec<f64>> =
+            (0..288 * 12).map(|i| vec![if (i % 288) / 12 >= 9 && (i % 288) / 12 < 17 { 80.0 } else { 20.0 } + noise(i)]).collect();
+        let ts: Vec<i64> = (0..rows.len() as i64).map(|i| i * 300_000).collect();
+        let series = ForecastSeries::new("daily", vec!["value".into()], ts, &rows).unwrap();
+        let r = evaluate(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }).unwrap();
+        assert_eq!(r.period, Some(288));
+        for m in ["auto", "baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average", "seasonal_mean", "theta"] {
+            assert!(r.mae.contains_key(m), "{m} in {:?}", r.mae.keys());
+        }
+        assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
+        assert!(r.coverage["95"] > 0.85, "{:?}", r.coverage);
+        assert!(r.spike.contains_key("auto_upper_80"));
+    }
+}
