@@ -783,6 +783,9 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => Default::default(),
             };
+            params.validate().with_context(|| {
+                format!("invalid forecaster config {}", config.as_deref().unwrap_or(std::path::Path::new("(defaults)")).display())
+            })?;
             let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
             let protocol =
                 workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, ..Default::default() };

@@ -57,3 +57,34 @@ fn detect_scores_every_row_and_bad_configs_fail_with_one_line() {
     assert!(err.contains("short_window") && err.lines().count() == 1, "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn forecast_evaluate_prints_one_json_line_and_refuses_bad_settings() {
+    let dir = std::env::temp_dir().join(format!("wb-cli-forecast-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("daily.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..288 * 10 {
+        let (day, minute) = (i / 288, (i % 288) * 5);
+        let v = if (9..17).contains(&(minute / 60)) { 80 } else { 20 } + (i * 7) % 5;
+        text.push_str(&format!("2014-04-{:02} {:02}:{:02}:00,{v}\n", day + 1, minute / 60, minute % 60));
+    }
+    std::fs::write(&input, text).unwrap();
+    let out =
+        experiment().args(["forecast", "evaluate", "--horizon", "36", "--max-origins", "20", "--input"]).arg(&input).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["period"], 288);
+    assert!(report["mae"]["auto"].as_f64().unwrap() < report["mae"]["baseline_last_value"].as_f64().unwrap(), "{report}");
+    let out = experiment().args(["forecast", "evaluate", "--train-fraction", "1.5", "--input"]).arg(&input).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--train-fraction") && err.lines().count() == 1, "{err}");
+    std::fs::write(dir.join("bad.toml"), "combine = 0\n").unwrap();
+    let out =
+        experiment().args(["forecast", "evaluate", "--config"]).arg(dir.join("bad.toml")).arg("--input").arg(&input).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("combine"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -168,7 +168,8 @@ pub struct FittedForecaster {
 }
 
 impl ForecasterParams {
-    fn validate(&self) -> Result<(), ForecasterError> {
+    /// Check every setting (also done by [`ForecasterParams::fit`]).
+    pub fn validate(&self) -> Result<(), ForecasterError> {
         let bad = |field: &'static str, value: String, reason: &str| Err(ForecasterError::Setting { field, value, reason: reason.into() });
         if self.period_candidates_secs.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
             return bad("period_candidates_secs", format!("{:?}", self.period_candidates_secs), "positive, finite seconds");
