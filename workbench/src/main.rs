@@ -238,25 +238,32 @@ enum LstmCmd {
     },
     /// Train on the first 70 % of a series and compare forecasts over the last 30 % with baselines (one JSON line).
     Evaluate {
-        /// NAB-style CSV (timestamp + columns) or SMD headerless .txt.
-        #[arg(long)]
-        input: PathBuf,
-        /// Column name or 0-based index (default: the first).
-        #[arg(long)]
-        column: Option<String>,
+        #[command(flatten)]
+        eval: ForecastEvalArgs,
         /// LSTM config TOML.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Fraction of rows used for training.
-        #[arg(long, default_value_t = 0.7)]
-        train_fraction: f64,
-        /// Most forecast origins evaluated (evenly spaced).
-        #[arg(long, default_value_t = 400)]
-        max_origins: usize,
-        /// Seasonal-naive period in steps (default: one day).
-        #[arg(long)]
-        season_steps: Option<usize>,
     },
+}
+
+/// The series and protocol of a forecast evaluation (`lstm evaluate`, `forecast evaluate`).
+#[derive(clap::Args, Debug)]
+struct ForecastEvalArgs {
+    /// NAB-style CSV (timestamp + columns) or SMD headerless .txt.
+    #[arg(long)]
+    input: PathBuf,
+    /// Column name or 0-based index (default: the first).
+    #[arg(long)]
+    column: Option<String>,
+    /// Fraction of rows used for training (fitting).
+    #[arg(long, default_value_t = 0.7)]
+    train_fraction: f64,
+    /// Most forecast origins evaluated (evenly spaced).
+    #[arg(long, default_value_t = 400)]
+    max_origins: usize,
+    /// Seasonal-naive baseline period in steps (default: one day).
+    #[arg(long)]
+    season_steps: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,27 +271,14 @@ enum ForecastCmd {
     /// Fit `auto` on the first 70 % of a series, forecast from origins over the rest, and compare
     /// with every family member and the three naive baselines (one JSON line).
     Evaluate {
-        /// NAB-style CSV (timestamp + columns) or SMD headerless .txt.
-        #[arg(long)]
-        input: PathBuf,
-        /// Column name or 0-based index (default: the first).
-        #[arg(long)]
-        column: Option<String>,
+        #[command(flatten)]
+        eval: ForecastEvalArgs,
         /// Forecaster settings TOML (fields of `ForecasterParams`; default: the built-in ones).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Forecast horizon, steps.
         #[arg(long, default_value_t = 180)]
         horizon: usize,
-        /// Fraction of rows `auto` is fitted on.
-        #[arg(long, default_value_t = 0.7)]
-        train_fraction: f64,
-        /// Most forecast origins evaluated (evenly spaced).
-        #[arg(long, default_value_t = 400)]
-        max_origins: usize,
-        /// Seasonal-naive baseline period in steps (default: one day).
-        #[arg(long)]
-        season_steps: Option<usize>,
     },
 }
 
@@ -406,10 +400,10 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
             let data = cmd::load_series(&series.source, &series.server, &meta.config.inputs(), series.hours)?;
             cmd::predict(&data, &dir, &series.server, threshold, &charts)?;
         }
-        LstmCmd::Evaluate { input, column, config, train_fraction, max_origins, season_steps } => {
+        LstmCmd::Evaluate { eval, config } => {
             let cfg = lstm_config(config.as_deref())?;
-            let data = cmd::series_from_file(&input, column.as_deref())?;
-            let (report, _) = workbench::lstm::eval::evaluate(&data, &cfg, train_fraction, max_origins, season_steps)?;
+            let data = cmd::series_from_file(&eval.input, eval.column.as_deref())?;
+            let (report, _) = workbench::lstm::eval::evaluate(&data, &cfg, eval.train_fraction, eval.max_origins, eval.season_steps)?;
             println!("{}", serde_json::to_string(&report)?);
         }
     }
@@ -770,9 +764,8 @@ fn run(cli: Cli) -> Result<()> {
             };
             println!("{}", workbench::lstm::cmd::bench(batches, inputs, engine)?);
         }
-        Command::Forecast {
-            which: ForecastCmd::Evaluate { input, column, config, horizon, train_fraction, max_origins, season_steps },
-        } => {
+        Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon } } => {
+            let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps } = eval;
             if !(train_fraction > 0.0 && train_fraction < 1.0) {
                 bail!("--train-fraction {train_fraction}: must be in (0, 1)");
             }
