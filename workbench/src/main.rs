@@ -656,7 +656,7 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 doc["smd"] = serde_json::to_value(&results)?;
-                smd_out = Some(results);
+                smd_out = Some((smd_cfg.name(), results));
             }
             if do_sim {
                 let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
@@ -684,7 +684,7 @@ fn run(cli: Cli) -> Result<()> {
                     &dir,
                     &cfg,
                     nab_out.as_ref().map(|(r, s)| (r, s.as_slice())),
-                    smd_out.as_deref(),
+                    smd_out.as_ref().map(|(name, r)| (*name, r.as_slice())),
                     sim_out.as_ref(),
                 )?;
                 eprintln!("✓ report → {}", path.display());

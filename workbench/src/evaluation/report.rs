@@ -412,12 +412,13 @@ pub fn evaluate_sim(dir: &Path, cfg: &DetectorConfig, threshold: f64) -> Result<
 }
 
 /// Write `report.md` and charts (`nab/<file>.svg`: series, score, windows, threshold;
-/// `smd_roc.svg`) into `dir`.
+/// `smd_roc.svg`) into `dir`. `smd` carries the name of the detector it ran (SMD may run a
+/// different default than NAB).
 pub fn write_report(
     dir: &Path,
     detector: &DetectorConfig,
     nab: Option<(&NabReport, &[ScoredSeries])>,
-    smd: Option<&[SmdResult]>,
+    smd: Option<(&str, &[SmdResult])>,
     sim: Option<&SimReport>,
 ) -> Result<std::path::PathBuf, FrameError> {
     use std::fmt::Write;
@@ -454,10 +455,10 @@ pub fn write_report(
             let _ = writeln!(md, "| {} | {:.3} | ![](nab/{name}) |", s.key, raw.get(s.key.as_str()).copied().unwrap_or(f64::NAN));
         }
     }
-    if let Some(results) = smd {
+    if let Some((smd_detector, results)) = smd {
         let _ = writeln!(
             md,
-            "\n## SMD (fit on train, score test)\n\n| machine | ROC-AUC | PR-AUC | best F1 | best F1 (point-adjusted) |\n|---|---:|---:|---:|---:|"
+            "\n## SMD (fit on train, score test; detector `{smd_detector}`)\n\n| machine | ROC-AUC | PR-AUC | best F1 | best F1 (point-adjusted) |\n|---|---:|---:|---:|---:|"
         );
         for r in results {
             let _ =
