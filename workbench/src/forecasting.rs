@@ -11,7 +11,7 @@ use runtime::models::forecasters::{ForecasterError, ForecasterParams, HorizonBuc
 use serde::Serialize;
 
 use crate::lstm::ForecastSeries;
-use crate::lstm::eval::{Acc, SpikeCounter, SpikeScore};
+use crate::lstm::eval::{Acc, SpikeCounter, SpikeScore, forecast_origins, spike_threshold};
 
 /// Names of the three naive baselines (as in `experiment lstm evaluate`).
 pub const BASELINES: [&str; 3] = ["baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average"];
@@ -94,11 +94,8 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     if n < lo + hz {
         return Err(ForecasterError::TooShort { rows: n, horizon: hz, needed: lo + hz });
     }
-    let stride = (n - hz - lo + 1).div_ceil(p.max_origins.max(1)).max(1);
-    let origins: Vec<usize> = (lo..=n - hz).step_by(stride).collect();
-    let mut sorted: Vec<f64> = y[..n_train].to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let threshold = sorted[((sorted.len() - 1) as f64 * 0.95) as usize];
+    let origins = forecast_origins(lo, n, hz, p.max_origins);
+    let threshold = spike_threshold(&y[..n_train]);
     let horizons: Vec<usize> = [1usize, 30, 180].into_iter().filter(|h| *h <= hz).collect();
     let mut all: BTreeMap<String, Acc> = BTreeMap::new();
     let mut at: BTreeMap<(usize, String), Acc> = BTreeMap::new();

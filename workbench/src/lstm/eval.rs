@@ -60,6 +60,19 @@ pub struct SpikeScore {
     pub mean_lead_minutes: Option<f64>,
 }
 
+/// At most `max_origins` evenly spaced forecast origins in `[lo, n − horizon]`.
+pub(crate) fn forecast_origins(lo: usize, n: usize, horizon: usize, max_origins: usize) -> Vec<usize> {
+    let stride = (n - horizon - lo + 1).div_ceil(max_origins.max(1)).max(1);
+    (lo..=n - horizon).step_by(stride).collect()
+}
+
+/// The level spike prediction asks about: the 95th percentile of the training part.
+pub(crate) fn spike_threshold(train: &[f64]) -> f64 {
+    let mut sorted = train.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * 0.95) as usize]
+}
+
 /// Spike-prediction counts of one forecaster over origins (where the last value is still below
 /// the threshold): a crossing forecast within the horizon vs one that happened.
 #[derive(Clone, Debug, Default)]
@@ -182,14 +195,10 @@ pub fn report(
             series.name
         )));
     }
-    let span = n - hz - lo + 1;
-    let stride = span.div_ceil(max_origins.max(1)).max(1);
-    let origins: Vec<usize> = (lo..=n - hz).step_by(stride).collect();
+    let origins = forecast_origins(lo, n, hz, max_origins);
     let fc = to_forecaster(trained);
     let lstm = forecast_at(&fc, series, &origins)?;
-    let mut train_sorted: Vec<f64> = y[..n_train].to_vec();
-    train_sorted.sort_by(f64::total_cmp);
-    let threshold = train_sorted[((train_sorted.len() - 1) as f64 * 0.95) as usize];
+    let threshold = spike_threshold(&y[..n_train]);
     let horizons: Vec<usize> = [1usize, 30, 180].into_iter().filter(|h| *h <= hz).collect();
     let mut all: BTreeMap<&str, Acc> = MODELS.iter().map(|m| (*m, Acc::default())).collect();
     let mut at: BTreeMap<(usize, &str), Acc> = BTreeMap::new();

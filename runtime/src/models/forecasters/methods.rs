@@ -58,7 +58,7 @@ impl Method {
 }
 
 /// Settings shared by the methods.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub(super) struct MethodSettings {
     /// Window of the moving average.
     pub(super) window: usize,

@@ -141,27 +141,12 @@ pub struct HorizonBucket {
     pub members: Vec<Member>,
 }
 
-/// The method settings a fitted forecaster forecasts with.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-struct SettingsRecord {
-    window: usize,
-    long_window: usize,
-    seasons: usize,
-    fit_rows: usize,
-}
-
-impl From<SettingsRecord> for MethodSettings {
-    fn from(r: SettingsRecord) -> Self {
-        MethodSettings { window: r.window, long_window: r.long_window, seasons: r.seasons, fit_rows: r.fit_rows }
-    }
-}
-
 /// A fitted forecaster: the period, the weighted members and the residual quantiles per step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FittedForecaster {
     period: Option<usize>,
     horizon: usize,
-    settings: SettingsRecord,
+    settings: MethodSettings,
     buckets: Vec<HorizonBucket>,
     /// Per step: residual (actual − forecast) quantiles at 2.5, 10, 90 and 97.5 %.
     quantiles: Vec<[f64; 4]>,
@@ -204,18 +189,23 @@ impl ForecasterParams {
         }
     }
 
-    /// The seasonal period (rows) of `y`: the candidate with the highest autocorrelation at its
-    /// lag, if at least `min_autocorrelation` and two periods fit in the history.
-    pub fn detect_period(&self, y: &[f64], interval_secs: f64) -> Option<usize> {
-        let tail = &y[y.len().saturating_sub(8 * self.fit_rows.max(1)).min(y.len())..];
+    /// The candidate periods (rows) that fit twice in `y` and whose autocorrelation over the
+    /// last `8 × fit_rows` rows is at least `min_autocorrelation`, with that autocorrelation.
+    fn seasonal_periods(&self, y: &[f64], interval_secs: f64) -> Vec<(usize, f64)> {
+        let tail = &y[y.len().saturating_sub(8 * self.fit_rows)..];
         self.period_candidates_secs
             .iter()
             .map(|secs| (secs / interval_secs.max(1e-9)).round() as usize)
-            .filter(|p| *p >= 2 && 2 * p <= tail.len())
+            .filter(|p| *p >= 2 && 2 * p <= y.len())
             .map(|p| (p, autocorrelation(tail, p)))
             .filter(|(_, r)| *r >= self.min_autocorrelation)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(p, _)| p)
+            .collect()
+    }
+
+    /// The seasonal period (rows) of `y`: of [`Self::seasonal_periods`], the one with the highest
+    /// autocorrelation.
+    pub fn detect_period(&self, y: &[f64], interval_secs: f64) -> Option<usize> {
+        self.seasonal_periods(y, interval_secs).into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(p, _)| p)
     }
 
     /// Fit on `y` (oldest first, sampled every `interval_secs`) for `horizon`-step forecasts:
@@ -237,16 +227,7 @@ impl ForecasterParams {
         let first = ((y.len() as f64 * (1.0 - self.validation_span)) as usize).min(last.saturating_sub(self.validation_origins)).max(10);
         let step = ((last - first) / self.validation_origins).max(1);
         let origins: Vec<usize> = (first..=last).step_by(step).take(self.validation_origins).collect();
-        let periods: Vec<usize> = self
-            .period_candidates_secs
-            .iter()
-            .map(|secs| (secs / interval_secs.max(1e-9)).round() as usize)
-            .filter(|p| {
-                *p >= 2
-                    && 2 * p <= first
-                    && autocorrelation(&y[first.saturating_sub(8 * self.fit_rows)..first], *p) >= self.min_autocorrelation
-            })
-            .collect();
+        let periods: Vec<usize> = self.seasonal_periods(&y[..first], interval_secs).into_iter().map(|(p, _)| p).collect();
         let mut candidates: Vec<(Method, Option<usize>)> = Vec::new();
         for m in Method::ALL.into_iter().filter(|m| self.method.is_none_or(|only| only == *m)) {
             if m.seasonal() {
@@ -310,13 +291,7 @@ impl ForecasterParams {
             buckets.push(HorizonBucket { first_step, last_step, members });
         }
         let period = buckets.iter().rev().flat_map(|b| &b.members).find_map(|m| m.period).or_else(|| self.detect_period(y, interval_secs));
-        Ok(FittedForecaster {
-            period,
-            horizon,
-            settings: SettingsRecord { window: s.window, long_window: s.long_window, seasons: s.seasons, fit_rows: s.fit_rows },
-            buckets,
-            quantiles: step_quantiles(&residuals, self.symmetric_intervals),
-        })
+        Ok(FittedForecaster { period, horizon, settings: s, buckets, quantiles: step_quantiles(&residuals, self.symmetric_intervals) })
     }
 }
 
@@ -380,7 +355,7 @@ impl FittedForecaster {
 
     /// Forecast `horizon` steps after `history` (which may extend the fitted history).
     pub fn forecast(&self, history: &[f64]) -> Forecast {
-        let s = self.settings.into();
+        let s = self.settings;
         let h = self.horizon;
         let mut runs: Vec<((Method, Option<usize>), Option<Vec<f64>>)> = Vec::new();
         let mut point = vec![history.last().copied().unwrap_or(0.0); h];
@@ -411,7 +386,7 @@ impl FittedForecaster {
     /// Forecast from `history` with one method only, at the fitted period (for comparing the
     /// family's members).
     pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
-        forecast(method, history, self.horizon, self.period, self.settings.into())
+        forecast(method, history, self.horizon, self.period, self.settings)
     }
 }
 
