@@ -660,21 +660,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             if do_sim {
                 let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
-                let report = workbench::evaluation::report::evaluate_sim(&dir, &cfg, threshold)?;
+                let decision = runtime::decisions::DecisionConfig { threshold, ..Default::default() };
+                let report = workbench::evaluation::fleet::evaluate_sim(&dir, &cfg, &decision)?;
                 if !json {
-                    println!("Simulator incidents ({}, alert threshold {})", dir.display(), report.threshold);
-                    println!("{:<20} {:>9} {:>9} {:>12} {:>15}", "kind", "incidents", "detected", "MTTD (min)", "primary metric");
-                    for k in &report.kinds {
-                        println!(
-                            "{:<20} {:>9} {:>9} {:>12.1} {:>15}",
-                            k.kind,
-                            k.incidents,
-                            k.detected,
-                            k.mttd_minutes,
-                            format!("{}/{}", k.primary_correct, k.detected)
-                        );
-                    }
-                    println!("false alerts per server-day: {:.2}", report.false_alerts_per_server_day);
+                    println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
+                    print!("{}", report.render(false));
                 }
                 doc["sim"] = serde_json::to_value(&report)?;
                 sim_out = Some(report);
@@ -711,10 +701,14 @@ fn run(cli: Cli) -> Result<()> {
             let t = std::time::Instant::now();
             let done = workbench::sweep::run(&spec, &text, trials, &dir, resume, workbench::sweep::stop_flag())?;
             let keys: Vec<&String> = spec.space.keys().collect();
-            println!("{:<5} {:<17} {:>12}  params", "rank", "trial", spec.objective);
+            let shown: Vec<&str> =
+                workbench::sweep::shown_metrics(&spec.dataset).iter().copied().filter(|m| *m != spec.objective).collect();
+            println!("{:<5} {:<17} {:>12}  {}  params", "rank", "trial", spec.objective, shown.join(" "));
             for (i, r) in done.iter().enumerate().take(10) {
                 let params: Vec<String> = keys.iter().map(|k| format!("{k}={}", r.params.get(*k).cloned().unwrap_or_default())).collect();
-                println!("{:<5} {:<17} {:>12.4}  {}", i + 1, r.id, r.objective, params.join(" "));
+                let extra: Vec<String> =
+                    shown.iter().map(|m| format!("{:>w$.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN), w = m.len())).collect();
+                println!("{:<5} {:<17} {:>12.4}  {}  {}", i + 1, r.id, r.objective, extra.join(" "), params.join(" "));
             }
             println!(
                 "✓ {} trials in {:.1} s; leaderboard → {}",

@@ -117,6 +117,27 @@ const OBJECTIVES: [(&str, &[&str]); 3] = [
     ("sim", &["event_f1", "recall", "false_alerts_per_day"]),
 ];
 
+/// Metrics shown next to the objective in the leaderboard, per dataset: on the simulator the
+/// alert-level recall, false alerts and hours open per server-day, so a setting that wins the
+/// objective by alerting all the time (or never) shows it.
+pub fn shown_metrics(dataset: &str) -> &'static [&'static str] {
+    match dataset {
+        "nab" => &["nab_standard", "nab_low_fp", "nab_low_fn"],
+        "smd" => &["roc_auc", "best_f1"],
+        _ => &["event_f1", "recall", "false_alerts_per_day", "false_alert_hours_per_day"],
+    }
+}
+
+/// Per-kind recall and MTTD of a simulator trial (`kind recall/MTTD min`, `·`-separated).
+pub fn kind_summary(metrics: &BTreeMap<String, f64>) -> String {
+    metrics
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("recall_").map(|kind| (kind, v)))
+        .map(|(kind, r)| format!("{kind} {r:.2}/{:.1}", metrics.get(&format!("mttd_minutes_{kind}")).copied().unwrap_or(f64::NAN)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// Spec errors name the key and the value.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -303,7 +324,7 @@ fn trial_id(params: &BTreeMap<String, toml::Value>) -> String {
 
 /// Evaluate one trial on the dataset: all metrics of that dataset.
 pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f64>, FrameError> {
-    use crate::evaluation::report::{evaluate_nab, evaluate_sim, evaluate_smd};
+    use crate::evaluation::report::{evaluate_nab, evaluate_smd};
     let root = crate::frames::datasets_root();
     let mut m = BTreeMap::new();
     match dataset {
@@ -324,16 +345,17 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
             m.insert("best_f1".into(), r.iter().map(|x| x.best_f1).sum::<f64>() / n);
         }
         _ => {
-            let r = evaluate_sim(&crate::frames::shipped_sim_dir(), &trial.detector, trial.threshold)?;
-            let incidents: usize = r.kinds.iter().map(|k| k.incidents).sum();
-            let detected: usize = r.kinds.iter().map(|k| k.detected).sum();
-            let recall = detected as f64 / incidents.max(1) as f64;
-            // Precision proxy: detections among detections plus false alerts (5 servers × 2 days).
-            let false_alerts = r.false_alerts_per_server_day * 10.0;
-            let precision = detected as f64 / (detected as f64 + false_alerts).max(1e-9);
-            m.insert("recall".into(), recall);
+            let decision = runtime::decisions::DecisionConfig { threshold: trial.threshold, ..Default::default() };
+            let r = crate::evaluation::fleet::evaluate_sim(&crate::frames::shipped_sim_dir(), &trial.detector, &decision)?;
+            m.insert("recall".into(), r.recall);
+            m.insert("precision".into(), r.precision);
             m.insert("false_alerts_per_day".into(), r.false_alerts_per_server_day);
-            m.insert("event_f1".into(), if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 });
+            m.insert("false_alert_hours_per_day".into(), r.false_alert_hours_per_server_day);
+            m.insert("event_f1".into(), r.event_f1);
+            for k in &r.kinds {
+                m.insert(format!("recall_{}", k.kind), k.detected as f64 / k.incidents.max(1) as f64);
+                m.insert(format!("mttd_minutes_{}", k.kind), k.mttd_minutes);
+            }
         }
     }
     Ok(m)
@@ -478,20 +500,26 @@ pub fn run(
 fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<&Trial>, dir: &Path) -> Result<(), SweepError> {
     use std::fmt::Write;
     let keys: Vec<&String> = spec.space.keys().collect();
+    let shown: Vec<&str> = shown_metrics(&spec.dataset).iter().copied().filter(|m| *m != spec.objective).collect();
+    let by_kind = spec.dataset == "sim";
     let mut md = format!(
-        "# Sweep `{}` on {} — objective {} ({})\n\n| rank | trial | {} | {} |\n|---|---|",
+        "# Sweep `{}` on {} — objective {} ({})\n\n| rank | trial | {} | {} | {}{} |\n|---|---|",
         spec.name,
         spec.dataset,
         spec.objective,
         spec.direction,
         keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" | "),
-        spec.objective
+        spec.objective,
+        shown.join(" | "),
+        if by_kind { " | recall / MTTD (min) by kind" } else { "" }
     );
-    md.push_str(&"---|".repeat(keys.len() + 1));
+    md.push_str(&"---|".repeat(keys.len() + 1 + shown.len() + usize::from(by_kind)));
     md.push('\n');
     for (i, r) in done.iter().enumerate() {
         let vals: Vec<String> = keys.iter().map(|k| r.params.get(*k).cloned().unwrap_or_default()).collect();
-        let _ = writeln!(md, "| {} | {} | {} | {:.4} |", i + 1, &r.id[..8], vals.join(" | "), r.objective);
+        let extra: Vec<String> = shown.iter().map(|m| format!("{:.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN))).collect();
+        let kinds = if by_kind { format!(" | {}", kind_summary(&r.metrics)) } else { String::new() };
+        let _ = writeln!(md, "| {} | {} | {} | {:.4} | {}{kinds} |", i + 1, &r.id[..8], vals.join(" | "), r.objective, extra.join(" | "));
     }
     md.push_str("\n![objective per trial](objective.svg)\n");
     if let Some(best) = done.first() {
@@ -519,7 +547,7 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
 /// Returns the server charted.
 fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
     let fail = |e: FrameError| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) };
-    let fleet = crate::evaluation::report::SimFleet::load(&crate::frames::shipped_sim_dir()).map_err(fail)?;
+    let fleet = crate::evaluation::fleet::SimFleet::load(&crate::frames::shipped_sim_dir()).map_err(fail)?;
     let (incidents, metrics) = (&fleet.incidents, &fleet.metrics);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for i in incidents {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::metrics::{best_f1, best_f1_point_adjusted, event_metrics, pr_auc, roc_auc, roc_curve};
 use super::nab::{NabInput, PROFILES, ProfileResult, score_corpus};
-use crate::detect::{DetectInput, detect_rows, detect_warned};
+use crate::detect::{DetectInput, detect_warned};
 use crate::frames::{FrameError, nab::NabCorpus, smd::SmdMachine};
 
 /// Scores of one NAB file.
@@ -294,123 +294,6 @@ pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>,
         .collect()
 }
 
-/// Detection of one incident kind in a simulated fleet.
-#[derive(Debug, Clone, Serialize)]
-pub struct SimKindResult {
-    /// Incident kind.
-    pub kind: String,
-    /// Incidents of that kind.
-    pub incidents: usize,
-    /// Incidents with an alert inside their window.
-    pub detected: usize,
-    /// Mean minutes from incident start to the first alert (detected ones).
-    pub mttd_minutes: f64,
-    /// Detected incidents whose first alert names the incident's metric as primary.
-    pub primary_correct: usize,
-}
-
-/// Simulator evaluation.
-#[derive(Debug, Clone, Serialize)]
-pub struct SimReport {
-    /// Alert threshold on the score.
-    pub threshold: f64,
-    /// Per kind.
-    pub kinds: Vec<SimKindResult>,
-    /// Alert onsets outside incidents, per server and day.
-    pub false_alerts_per_server_day: f64,
-}
-
-/// A simulated fleet as read for evaluation: metrics, labels, and per-server detector input.
-#[derive(Debug, Clone)]
-pub struct SimFleet {
-    /// Labelled incidents.
-    pub incidents: Vec<runtime::collector::simulate::Incident>,
-    /// Metric columns, in order.
-    pub metrics: Vec<String>,
-    /// Server names, in order of first appearance.
-    pub servers: Vec<String>,
-    ts: Vec<i64>,
-    server_of_row: Vec<String>,
-    cols: Vec<Vec<Option<f64>>>,
-}
-
-impl SimFleet {
-    /// Read `metrics.parquet|csv` + `labels.csv` from `dir`.
-    pub fn load(dir: &Path) -> Result<Self, FrameError> {
-        let data = if dir.join("metrics.parquet").exists() { dir.join("metrics.parquet") } else { dir.join("metrics.csv") };
-        let df = crate::frames::read_metrics_file(&data)?;
-        let incidents = crate::simulate::read_labels(&dir.join("labels.csv"))?;
-        let ts = crate::frames::timestamps_ms(&df)?;
-        let server_of_row = crate::frames::server_column(&df, "series")?;
-        let metrics = crate::frames::metric_columns(&df);
-        let cols: Vec<Vec<Option<f64>>> = metrics.iter().map(|m| crate::frames::f64_column(&df, m)).collect::<Result<_, _>>()?;
-        let mut servers: Vec<String> = server_of_row.clone();
-        servers.dedup();
-        Ok(Self { incidents, metrics, servers, ts, server_of_row, cols })
-    }
-
-    /// One server's rows as detector input (missing values as NaN).
-    pub fn server_input(&self, server: &str) -> DetectInput {
-        let idx: Vec<usize> = (0..self.ts.len()).filter(|&i| self.server_of_row[i] == server).collect();
-        DetectInput {
-            columns: self.metrics.clone(),
-            timestamps_ms: Some(idx.iter().map(|&i| self.ts[i]).collect()),
-            rows: idx.iter().map(|&i| self.cols.iter().map(|c| c[i].unwrap_or(f64::NAN)).collect()).collect(),
-        }
-    }
-}
-
-/// Run a detector per server over a simulated fleet (`metrics.parquet|csv` + `labels.csv` in
-/// `dir`) and measure, per incident kind, detection and time to detect at `threshold`.
-pub fn evaluate_sim(dir: &Path, cfg: &DetectorConfig, threshold: f64) -> Result<SimReport, FrameError> {
-    let fleet = SimFleet::load(dir)?;
-    let (incidents, metrics) = (&fleet.incidents, &fleet.metrics);
-    let per_server: Vec<(String, Vec<i64>, Vec<bool>, Vec<usize>)> = fleet
-        .servers
-        .par_iter()
-        .map(|name| {
-            let input = fleet.server_input(name);
-            let det = detect_rows(cfg, &input, None).map_err(|e| FrameError::Schema { context: name.clone(), message: e.to_string() })?;
-            Ok((name.clone(), input.timestamps_ms.unwrap_or_default(), det.scores.iter().map(|s| *s >= threshold).collect(), det.primary))
-        })
-        .collect::<Result<_, FrameError>>()?;
-    let mut by_kind: std::collections::BTreeMap<String, (usize, usize, f64, usize)> = std::collections::BTreeMap::new();
-    let (mut false_alerts, mut server_days) = (0usize, 0.0);
-    for (name, t, alerts, primary) in &per_server {
-        let mine: Vec<_> = incidents.iter().filter(|i| &i.server == name).collect();
-        let inside = |ts: i64| mine.iter().any(|i| ts >= i.start_ms && ts <= i.end_ms + 10 * 60_000);
-        for inc in &mine {
-            let e = by_kind.entry(inc.kind.name().to_string()).or_default();
-            e.0 += 1;
-            if let Some(k) = (0..t.len()).find(|&k| alerts[k] && t[k] >= inc.start_ms && t[k] <= inc.end_ms) {
-                e.1 += 1;
-                e.2 += (t[k] - inc.start_ms) as f64 / 60_000.0;
-                if metrics[primary[k]] == inc.metric {
-                    e.3 += 1;
-                }
-            }
-        }
-        false_alerts += (0..t.len()).filter(|&k| alerts[k] && (k == 0 || !alerts[k - 1]) && !inside(t[k])).count();
-        if let (Some(a), Some(b)) = (t.first(), t.last()) {
-            server_days += (b - a) as f64 / 86_400_000.0;
-        }
-    }
-    Ok(SimReport {
-        threshold,
-        kinds: by_kind
-            .into_iter()
-            .map(|(kind, (n, d, delay, ok))| SimKindResult {
-                kind,
-                incidents: n,
-                detected: d,
-                mttd_minutes: if d > 0 { delay / d as f64 } else { f64::NAN },
-                primary_correct: ok,
-            })
-            .collect(),
-        false_alerts_per_server_day: false_alerts as f64 / server_days.max(1e-9),
-    })
-}
-
 /// Write `report.md` and charts (`nab/<file>.svg`: series, score, windows, threshold;
 /// `smd_roc.svg`) into `dir`. `smd` carries the name of the detector it ran (SMD may run a
 /// different default than NAB).
@@ -419,7 +302,7 @@ pub fn write_report(
     detector: &DetectorConfig,
     nab: Option<(&NabReport, &[ScoredSeries])>,
     smd: Option<(&str, &[SmdResult])>,
-    sim: Option<&SimReport>,
+    sim: Option<&super::fleet::SimReport>,
 ) -> Result<std::path::PathBuf, FrameError> {
     use std::fmt::Write;
     let io = |e: std::io::Error| FrameError::Io { path: dir.display().to_string(), source: e };
@@ -470,19 +353,7 @@ pub fn write_report(
         let _ = writeln!(md, "\n![SMD ROC](smd_roc.svg)");
     }
     if let Some(sim) = sim {
-        let _ = writeln!(
-            md,
-            "\n## Simulator incidents (threshold {})\n\n| kind | incidents | detected | MTTD (min) | right primary metric |\n|---|---:|---:|---:|---:|",
-            sim.threshold
-        );
-        for k in &sim.kinds {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {:.1} | {}/{} |",
-                k.kind, k.incidents, k.detected, k.mttd_minutes, k.primary_correct, k.detected
-            );
-        }
-        let _ = writeln!(md, "\nfalse alerts per server-day: {:.2}", sim.false_alerts_per_server_day);
+        let _ = write!(md, "\n## Simulator incidents, alert level\n\n{}", sim.render(true));
     }
     let path = dir.join("report.md");
     std::fs::write(&path, md).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
