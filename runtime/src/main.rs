@@ -81,8 +81,9 @@ struct BenchArgs {
     /// Measured ticks (after the warm-up tick).
     #[arg(long, default_value_t = 20)]
     ticks: usize,
-    /// Detector: ewma, context_tail or tail_ensemble.
-    #[arg(long, default_value = "ewma")]
+    /// Detector: `default` (the fleet default, `fleet` with its default settings), fleet, ewma,
+    /// context_tail or tail_ensemble.
+    #[arg(long, default_value = "default")]
     detector: String,
     /// History rows of context_tail / tail_ensemble (memory grows with it).
     #[arg(long, default_value_t = 8000)]
@@ -380,12 +381,13 @@ fn proc_status_mb(key: &str) -> f64 {
 }
 
 async fn bench(a: BenchArgs) -> Result<(), String> {
-    use runtime::models::detectors::{ContextTailConfig, DetectorConfig, EwmaConfig, TailEnsembleConfig};
+    use runtime::models::detectors::{ContextTailConfig, DetectorConfig, EwmaConfig, FleetConfig, TailEnsembleConfig};
     let detector = match a.detector.as_str() {
+        "default" | "fleet" => DetectorConfig::Fleet(FleetConfig::default()),
         "ewma" => DetectorConfig::Ewma(EwmaConfig::default()),
         "context_tail" => DetectorConfig::ContextTail(ContextTailConfig { history_rows: a.history_rows, ..Default::default() }),
         "tail_ensemble" => DetectorConfig::TailEnsemble(TailEnsembleConfig { history_rows: a.history_rows, ..Default::default() }),
-        other => return Err(format!("--detector {other}: use ewma, context_tail or tail_ensemble")),
+        other => return Err(format!("--detector {other}: use default, fleet, ewma, context_tail or tail_ensemble")),
     };
     let dir = std::env::temp_dir().join(format!("runtime-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -393,7 +395,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let manifest = runtime::registry::Manifest::new(
         "anomaly-detector",
         runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
-        runtime::decisions::DecisionConfig { threshold: 0.7, consecutive: 1, ..Default::default() },
+        runtime::decisions::DecisionConfig::default(),
         runtime::registry::TrainingData { dataset: "bench".into(), sha256: "0".repeat(64), rows: 0, start_ms: None, end_ms: None },
         "bench",
     );
@@ -497,7 +499,12 @@ fn print_row(t: i64, server: &str, v: &[f64; 4]) {
 }
 
 fn samples(t: i64, rows: &[(String, [f64; 4])]) -> Vec<MetricSample> {
-    rows.iter().flat_map(|(server, v)| BASE_METRICS.iter().zip(v).map(move |(m, x)| MetricSample::new(t, server.clone(), *m, *x))).collect()
+    // A missing sample (NaN from the simulator) is not written, as a real exporter would skip it.
+    rows.iter()
+        .flat_map(|(server, v)| {
+            BASE_METRICS.iter().zip(v).filter(|(_, x)| x.is_finite()).map(move |(m, x)| MetricSample::new(t, server.clone(), *m, *x))
+        })
+        .collect()
 }
 
 async fn collect(args: CollectArgs) -> Result<(), String> {
@@ -560,7 +567,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
                 (runtime::now_ms(), vec![(server.clone(), v)])
             }
         };
-        for (s, v) in &rows {
+        for (s, v) in rows.iter().filter(|(_, v)| v.iter().all(|x| x.is_finite())) {
             print_row(t, s, v);
         }
         if let Err(e) = client.write(&samples(t, &rows)).await {

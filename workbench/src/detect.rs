@@ -30,20 +30,24 @@ impl DetectInput {
 }
 
 /// The detector used when none is configured, and why: with a training split (SMD-style
-/// train/test) the nearest-neighbour detector `knn`, which fits on it; otherwise the causal
-/// univariate default `context_tail` (per metric when there are several).
+/// train/test) the nearest-neighbour detector `knn`, which fits on it; otherwise, for several
+/// metrics (a server's CPU, memory, network, disk …) the fleet detector `fleet`, and for one
+/// metric the causal univariate default `context_tail`.
 ///
 /// ```
 /// use workbench::detect::default_detector;
-/// assert_eq!(default_detector(false).0.name(), "context_tail");
-/// assert_eq!(default_detector(true).0.name(), "knn");
+/// assert_eq!(default_detector(false, 1).0.name(), "context_tail");
+/// assert_eq!(default_detector(false, 4).0.name(), "fleet");
+/// assert_eq!(default_detector(true, 38).0.name(), "knn");
 /// ```
-pub fn default_detector(has_training_split: bool) -> (AnyDetector, &'static str) {
-    use runtime::models::detectors::{DetectorConfig, KnnConfig};
+pub fn default_detector(has_training_split: bool, n_metrics: usize) -> (AnyDetector, &'static str) {
+    use runtime::models::detectors::{DetectorConfig, FleetConfig, KnnConfig};
     if has_training_split {
         (DetectorConfig::Knn(KnnConfig::default()).into(), "the default with a training split")
+    } else if n_metrics >= 2 {
+        (DetectorConfig::Fleet(FleetConfig::default()).into(), "the default for several metrics without a training split")
     } else {
-        (DetectorConfig::default().into(), "the default without a training split")
+        (DetectorConfig::default().into(), "the default for one metric without a training split")
     }
 }
 

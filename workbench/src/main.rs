@@ -35,6 +35,10 @@ enum Command {
         /// Expected incidents per server-day.
         #[arg(long, default_value_t = 2.0)]
         incidents_per_day: f64,
+        /// Leave out the normal events that fool naive detectors (restarts, the daily batch job,
+        /// growth, counter resets, missing samples and gaps).
+        #[arg(long)]
+        no_confounders: bool,
         /// Output folder.
         #[arg(long, default_value = "datasets/sim")]
         out: PathBuf,
@@ -70,8 +74,8 @@ enum Command {
         /// Output CSV: `timestamp|index,anomaly_score`.
         #[arg(long)]
         output: PathBuf,
-        /// Detector TOML (`kind = "context_tail" | "knn" | …` and its fields). Default:
-        /// `context_tail`, or `knn` with --train.
+        /// Detector TOML (`kind = "context_tail" | "fleet" | "knn" | …` and its fields). Default:
+        /// `knn` with --train, else `fleet` for several metric columns, `context_tail` for one.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Learn from this file first (e.g. SMD train split); its rows are not scored.
@@ -80,10 +84,10 @@ enum Command {
     },
     /// Evaluate a detector on the labelled datasets: NAB score (3 profiles), AUC, F1, MTTD, FP/day.
     Evaluate {
-        /// Detector TOML (default: `context_tail`; on SMD, which has a training split, `knn`).
+        /// Detector TOML (default: `context_tail` on NAB; `knn` on SMD, which has a training split; `fleet` on the simulator).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Shorthand for a detector with default settings: `context_tail`, `tail_ensemble`,
+        /// Shorthand for a detector with default settings: `context_tail`, `fleet`, `tail_ensemble`,
         /// `knn`, `mahalanobis`, `robust_z`, `ewma`, `iforest_features`, `kmeans`, `gmm`, `dbscan`
         /// or `lstm_residual`.
         #[arg(long)]
@@ -360,12 +364,13 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
         Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()).into(),
         Some("knn") => DetectorConfig::Knn(Default::default()).into(),
         Some("ewma") => DetectorConfig::Ewma(Default::default()).into(),
+        Some("fleet") => DetectorConfig::Fleet(Default::default()).into(),
         Some(k @ ("kmeans" | "gmm" | "dbscan" | "lstm_residual")) => {
             AnyDetector::from_toml_str(&format!("kind = \"{k}\""), "--detector").map_err(|e| anyhow::anyhow!(e))?
         }
         Some(other) => {
             bail!(
-                "--detector {other}: expected context_tail, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
+                "--detector {other}: expected context_tail, fleet, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
             )
         }
     })
@@ -490,9 +495,9 @@ fn run(cli: Cli) -> Result<()> {
             let p = promote::block_on(reg.rollback(&model, &alias, to))?;
             println!("✓ {model} alias {alias}: v{} → v{} ({uri})", before.unwrap_or(0), p.version);
         }
-        Command::Simulate { servers, days, interval_secs, seed, incidents_per_day, out, format } => {
-            let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, ..SimConfig::default() };
-            let (mut df, incidents) = workbench::simulate::simulate(&cfg, days, true)?;
+        Command::Simulate { servers, days, interval_secs, seed, incidents_per_day, no_confounders, out, format } => {
+            let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, confounders: !no_confounders, ..SimConfig::default() };
+            let (mut df, incidents, events) = workbench::simulate::simulate_with_events(&cfg, days, true)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let data = out.join(format!("metrics.{format}"));
             match format.as_str() {
@@ -503,6 +508,12 @@ fn run(cli: Cli) -> Result<()> {
             workbench::simulate::write_labels(&incidents, &out.join("labels.csv"))?;
             println!("✓ {} rows ({} servers × {} rows) → {}", df.height(), servers, df.height() / servers.max(1), data.display());
             println!("✓ {} incidents → {}", incidents.len(), out.join("labels.csv").display());
+            workbench::simulate::write_events(&events, &out.join("events.csv"))?;
+            println!(
+                "✓ {} normal events (restarts, batch jobs, counter resets, gaps) → {}",
+                events.len(),
+                out.join("events.csv").display()
+            );
         }
         Command::Features { input, spec, interval_secs, out } => {
             let input = input.unwrap_or_else(|| frames::shipped_sim_dir().join("metrics.parquet"));
@@ -561,15 +572,17 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Detect { input, output, config, train } => {
-            let cfg = match config.as_deref() {
-                Some(_) => detector_config(config.as_deref(), None)?,
+            // Settings are checked before any input is read.
+            let configured = config.as_deref().map(|p| detector_config(Some(p), None)).transpose()?;
+            let data = workbench::detect::read_input(&input)?;
+            let cfg = match configured {
+                Some(cfg) => cfg,
                 None => {
-                    let (cfg, why) = workbench::detect::default_detector(train.is_some());
+                    let (cfg, why) = workbench::detect::default_detector(train.is_some(), data.columns.len());
                     eprintln!("detector: {} ({why}; --config FILE to choose)", cfg.name());
                     cfg
                 }
             };
-            let data = workbench::detect::read_input(&input)?;
             let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
             let t = std::time::Instant::now();
             let det = workbench::detect::detect_rows(&cfg, &data, train.as_ref())?;
@@ -624,7 +637,7 @@ fn run(cli: Cli) -> Result<()> {
                 let (smd_cfg, why) = if config.is_some() || detector.is_some() {
                     (cfg.clone(), "as configured")
                 } else {
-                    workbench::detect::default_detector(true)
+                    workbench::detect::default_detector(true, 0)
                 };
                 let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &smd_cfg)?;
                 if do_nab || do_sim {
@@ -661,7 +674,15 @@ fn run(cli: Cli) -> Result<()> {
             if do_sim {
                 let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
                 let decision = runtime::decisions::DecisionConfig { threshold, ..Default::default() };
-                let report = workbench::evaluation::fleet::evaluate_sim(&dir, &cfg, &decision)?;
+                let sim_cfg = if config.is_some() || detector.is_some() {
+                    cfg.clone()
+                } else {
+                    workbench::detect::default_detector(false, runtime::BASE_METRICS.len()).0
+                };
+                if do_nab || do_smd {
+                    doc["sim_detector"] = serde_json::to_value(&sim_cfg)?;
+                }
+                let report = workbench::evaluation::fleet::evaluate_sim(&dir, &sim_cfg, &decision)?;
                 if !json {
                     println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
                     print!("{}", report.render(false));

@@ -5,27 +5,43 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::DataFrame;
-use runtime::collector::simulate::{Incident, IncidentKind, SimConfig, Simulator};
+use runtime::collector::simulate::{Incident, IncidentKind, NormalEvent, SimConfig, Simulator};
 
 use crate::frames::{FrameError, wide_frame};
 
 /// Simulate `days` of the fleet: a wide frame (sorted by server, time) and its incidents.
 pub fn simulate(cfg: &SimConfig, days: f64, progress: bool) -> Result<(DataFrame, Vec<Incident>), FrameError> {
+    simulate_with_events(cfg, days, progress).map(|(df, incidents, _)| (df, incidents))
+}
+
+/// [`simulate`], plus the normal events (restarts, batch jobs, counter resets, gaps) that
+/// start in it.
+pub fn simulate_with_events(
+    cfg: &SimConfig,
+    days: f64,
+    progress: bool,
+) -> Result<(DataFrame, Vec<Incident>, Vec<NormalEvent>), FrameError> {
     let rows = (days * 86_400.0 / f64::from(cfg.interval_secs.max(1))).round() as usize;
     let mut sim = Simulator::new(cfg.clone());
     let names = sim.server_names();
     let ns = names.len();
-    let mut per_server: Vec<[Vec<Option<f64>>; 4]> = (0..ns).map(|_| std::array::from_fn(|_| Vec::with_capacity(rows))).collect();
-    let mut ts = Vec::with_capacity(rows);
+    // Per server: timestamps and values of the samples present (a missing sample is no row).
+    let mut per_server: Vec<(Vec<i64>, [Vec<Option<f64>>; 4])> =
+        (0..ns).map(|_| (Vec::with_capacity(rows), std::array::from_fn(|_| Vec::with_capacity(rows)))).collect();
     let bar = if progress { ProgressBar::new(rows as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta})").expect("template").progress_chars("=> "));
     bar.set_message("simulating");
+    let mut end = cfg.start_ms;
     for r in 0..rows {
         let (t, values) = sim.next_row();
-        ts.push(t);
+        end = t;
         for (s, (_, v)) in values.iter().enumerate() {
+            if v.iter().all(|x| x.is_nan()) {
+                continue;
+            }
+            per_server[s].0.push(t);
             for k in 0..4 {
-                per_server[s][k].push(Some(v[k]));
+                per_server[s].1[k].push(Some(v[k]).filter(|x| x.is_finite()));
             }
         }
         if r % 10_000 == 0 {
@@ -33,21 +49,32 @@ pub fn simulate(cfg: &SimConfig, days: f64, progress: bool) -> Result<(DataFrame
         }
     }
     bar.finish_and_clear();
-    let end = ts.last().copied().unwrap_or(cfg.start_ms);
-    let mut all_ts = Vec::with_capacity(rows * ns);
-    let mut servers = Vec::with_capacity(rows * ns);
-    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(rows * ns); 4];
-    for (s, name) in names.iter().enumerate() {
-        all_ts.extend_from_slice(&ts);
-        servers.extend(std::iter::repeat_n(name.clone(), rows));
+    let total: usize = per_server.iter().map(|p| p.0.len()).sum();
+    let mut all_ts = Vec::with_capacity(total);
+    let mut servers = Vec::with_capacity(total);
+    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(total); 4];
+    for (name, (ts, mut values)) in names.iter().zip(per_server) {
+        servers.extend(std::iter::repeat_n(name.clone(), ts.len()));
+        all_ts.extend(ts);
         for k in 0..4 {
-            cols[k].append(&mut per_server[s][k]);
+            cols[k].append(&mut values[k]);
         }
     }
     let metrics: Vec<String> = runtime::BASE_METRICS.iter().map(|s| s.to_string()).collect();
     let df = wide_frame(all_ts, servers, &metrics, cols)?;
     let incidents = sim.incidents().into_iter().filter(|i| i.start_ms <= end).collect();
-    Ok((df, incidents))
+    let events = sim.events().into_iter().filter(|e| e.start_ms <= end).collect();
+    Ok((df, incidents, events))
+}
+
+/// Write normal events as `events.csv` (`server,kind,start,end`, like `labels.csv`): what
+/// a false alert may have been reacting to.
+pub fn write_events(events: &[NormalEvent], path: &Path) -> Result<(), FrameError> {
+    let mut text = String::from("server,kind,start,end\n");
+    for e in events {
+        text.push_str(&format!("{},{},{},{}\n", e.server, e.kind.name(), runtime::format_ts(e.start_ms), runtime::format_ts(e.end_ms)));
+    }
+    std::fs::write(path, text).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })
 }
 
 /// Write incidents as `labels.csv`.

@@ -35,7 +35,16 @@ fn detect_scores_every_row_and_bad_configs_fail_with_one_line() {
     let out = experiment().args(["detect", "--input"]).arg(&input).arg("--output").arg(&output).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("detector: context_tail (the default without a training split"), "says what it picked: {said}");
+    assert!(said.contains("detector: context_tail (the default for one metric without a training split"), "says what it picked: {said}");
+    let servers = dir.join("server.csv");
+    let mut text = String::from("timestamp,cpu_usage,memory_usage\n");
+    for i in 0..500 {
+        text.push_str(&format!("2014-04-01 {:02}:{:02}:00,{},{}\n", i / 60 % 24, i % 60, 20 + i % 7, 50 + i % 3));
+    }
+    std::fs::write(&servers, text).unwrap();
+    let out = experiment().args(["detect", "--input"]).arg(&servers).arg("--output").arg(dir.join("servers-out.csv")).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("detector: fleet (the default for several metrics"), "{said}");
     let out =
         experiment().args(["detect", "--input"]).arg(&input).arg("--train").arg(&input).arg("--output").arg(&output).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("detector: knn (the default with a training split"));

@@ -6,6 +6,14 @@
 //! Incidents of six kinds are planned per server and day from the seed alone, so a stream can be
 //! generated live, forever, and still agree with a backfill of the same seed.
 //!
+//! Next to the incidents, the normal things that fool naive detectors (unlabelled, listed by
+//! [`Simulator::events`]; off with `confounders = false`): deploy restarts (the process is
+//! down for 20–60 s, CPU, network and disk drop, memory resets 12–20 points and refills over
+//! 15–30 minutes), a daily batch job at a fixed time per server (disk ×2.5 and CPU +12 for 5–10
+//! minutes, every day: normal once learned), slow organic growth (0–3 % more load per day),
+//! quiet weekends, counter resets (network and disk read 0 for one sample), missing samples
+//! (0.2 % of rows) and gaps of 2–10 minutes with no rows (NaN in [`Simulator::next_row`]).
+//!
 //! ```
 //! use runtime::collector::simulate::{SimConfig, Simulator};
 //! let cfg = SimConfig { servers: 2, ..SimConfig::default() };
@@ -96,11 +104,52 @@ pub struct SimConfig {
     pub seed: u64,
     /// Expected incidents per server per day.
     pub incidents_per_day: f64,
+    /// Deploy restarts, batch jobs, growth, counter resets and missing data (see the module docs).
+    pub confounders: bool,
+}
+
+/// Kinds of normal (unlabelled) events that look like incidents to a naive detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A deploy restarts the service: down for 20–60 s, then memory refills.
+    Restart,
+    /// The daily batch job (same time every day).
+    BatchJob,
+    /// Network and disk counters reset: one sample reads 0.
+    CounterReset,
+    /// No samples at all for 2–10 minutes.
+    Gap,
+}
+
+impl EventKind {
+    /// snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Restart => "restart",
+            EventKind::BatchJob => "batch_job",
+            EventKind::CounterReset => "counter_reset",
+            EventKind::Gap => "gap",
+        }
+    }
+}
+
+/// A normal event on one server, `[start_ms, end_ms]` inclusive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalEvent {
+    /// Server name.
+    pub server: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// First affected timestamp.
+    pub start_ms: i64,
+    /// Last affected timestamp (inclusive).
+    pub end_ms: i64,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self { servers: 5, start_ms: 1_705_276_800_000, interval_secs: 10, seed: 42, incidents_per_day: 2.0 }
+        Self { servers: 5, start_ms: 1_705_276_800_000, interval_secs: 10, seed: 42, incidents_per_day: 2.0, confounders: true }
     }
 }
 
@@ -115,6 +164,11 @@ struct Profile {
     net_base: f64,
     disk_base: f64,
     phase_h: f64,
+    /// Minute of day the batch job starts, and how long it runs (minutes).
+    batch_minute: i64,
+    batch_mins: i64,
+    /// Load growth per day.
+    growth: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +180,9 @@ struct ServerState {
     last: [f64; 4],
     planned_day: i64,
     incidents: Vec<Incident>,
+    events: Vec<NormalEvent>,
+    /// Memory refill after a restart: (restart end, drop in points, time constant in minutes).
+    refill: Option<(i64, f64, f64)>,
 }
 
 /// Generates one row per server per interval; see the module docs.
@@ -162,6 +219,9 @@ impl Simulator {
                     net_base: prng.random_range(80.0..200.0),
                     disk_base: prng.random_range(800.0..2500.0),
                     phase_h: prng.random_range(-1.5..1.5),
+                    batch_minute: prng.random_range(60..300),
+                    batch_mins: prng.random_range(5..=10),
+                    growth: prng.random_range(0.0..0.03),
                 };
                 ServerState {
                     name: server_name(i),
@@ -171,6 +231,8 @@ impl Simulator {
                     last: [0.0; 4],
                     planned_day: i64::MIN,
                     incidents: Vec::new(),
+                    events: Vec::new(),
+                    refill: None,
                 }
             })
             .collect();
@@ -197,6 +259,52 @@ impl Simulator {
         let mut all: Vec<Incident> = self.servers.iter().flat_map(|s| s.incidents.iter().cloned()).collect();
         all.sort_by(|a, b| (a.start_ms, &a.server).cmp(&(b.start_ms, &b.server)));
         all
+    }
+
+    /// Normal events planned so far (every day the simulator has reached), all servers.
+    pub fn events(&self) -> Vec<NormalEvent> {
+        let mut all: Vec<NormalEvent> = self.servers.iter().flat_map(|s| s.events.iter().cloned()).collect();
+        all.sort_by(|a, b| (a.start_ms, &a.server).cmp(&(b.start_ms, &b.server)));
+        all
+    }
+
+    /// Restarts, the batch job, counter resets and gaps of one server and day, from their own
+    /// random stream (so the incidents of a seed are the same with or without them). Restarts
+    /// and gaps keep 10 minutes away from incidents, so a label always shows in the data.
+    fn plan_events(cfg: &SimConfig, idx: usize, s: &mut ServerState, day: i64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, idx as u64 + 2000, day as u64));
+        let day_start = cfg.start_ms + day * DAY_MS;
+        let step = i64::from(cfg.interval_secs.max(1)) * 1000;
+        let clear = |s: &ServerState, a: i64, b: i64| {
+            s.incidents.iter().all(|i| b < i.start_ms - 10 * MIN_MS || a > i.end_ms + 10 * MIN_MS)
+                && s.events
+                    .iter()
+                    .filter(|e| e.kind != EventKind::BatchJob)
+                    .all(|e| b < e.start_ms - 30 * MIN_MS || a > e.end_ms + 30 * MIN_MS)
+        };
+        let mut planned = Vec::new();
+        let start = day_start + s.profile.batch_minute * MIN_MS;
+        planned.push((EventKind::BatchJob, start, start + s.profile.batch_mins * MIN_MS - 1));
+        for hour in 0..24 {
+            if rng.random_bool(0.03) {
+                let a = day_start + hour * 3_600_000 + rng.random_range(0..60) * MIN_MS;
+                planned.push((EventKind::Restart, a, a + rng.random_range(2..=6) * step - 1));
+            }
+            if rng.random_bool(0.02) {
+                let a = day_start + hour * 3_600_000 + rng.random_range(0..3600) * 1000 / step * step;
+                planned.push((EventKind::CounterReset, a, a + step - 1));
+            }
+            if rng.random_bool(0.02) {
+                let a = day_start + hour * 3_600_000 + rng.random_range(0..60) * MIN_MS;
+                planned.push((EventKind::Gap, a, a + rng.random_range(2..=10) * MIN_MS - 1));
+            }
+        }
+        planned.sort_by_key(|p| p.1);
+        for (kind, a, b) in planned {
+            if kind == EventKind::BatchJob || clear(s, a, b) {
+                s.events.push(NormalEvent { server: s.name.clone(), kind, start_ms: a, end_ms: b });
+            }
+        }
     }
 
     fn plan_day(cfg: &SimConfig, idx: usize, s: &mut ServerState, day: i64) {
@@ -232,9 +340,11 @@ impl Simulator {
         }
     }
 
-    /// Advance one interval; returns `(timestamp_ms, [(server, [cpu, memory, network, disk_io])])`.
+    /// Advance one interval; returns `(timestamp_ms, [(server, [cpu, memory, network, disk_io])])`,
+    /// every server in order; a missing sample (a gap) is all NaN.
     pub fn next_row(&mut self) -> (i64, Vec<(String, [f64; 4])>) {
         let t = self.next_timestamp_ms();
+        let row = self.row;
         self.row += 1;
         let day = (t - self.cfg.start_ms).div_euclid(DAY_MS);
         let cfg = self.cfg.clone();
@@ -245,6 +355,9 @@ impl Simulator {
             while s.planned_day < day + 1 {
                 let next = if s.planned_day == i64::MIN { day } else { s.planned_day + 1 };
                 Self::plan_day(&cfg, idx, s, next);
+                if cfg.confounders {
+                    Self::plan_events(&cfg, idx, s, next);
+                }
                 s.planned_day = next;
             }
             let p = &s.profile;
@@ -254,8 +367,10 @@ impl Simulator {
             let diurnal = 0.5 - 0.5 * ((h - 14.0) / 24.0 * std::f64::consts::TAU).cos();
             let weekly = if weekday >= 5 { 0.55 } else { 1.0 };
             let business = if weekday < 5 && (9..18).contains(&hour) { 0.12 } else { 0.0 };
-            let load = (diurnal * weekly + business).clamp(0.0, 1.2);
-            for (k, rho_sd) in [(0.9, 2.0), (0.98, 0.6), (0.8, 8.0), (0.7, 90.0)].iter().enumerate() {
+            let days = (t - cfg.start_ms) as f64 / DAY_MS as f64;
+            let growth = if cfg.confounders { 1.0 + p.growth * days } else { 1.0 };
+            let load = (diurnal * weekly + business).clamp(0.0, 1.2) * growth;
+            for (k, rho_sd) in [(0.9, 2.0), (0.98, 0.2), (0.8, 8.0), (0.7, 90.0)].iter().enumerate() {
                 let e: f64 = noise.sample(&mut s.rng);
                 s.ar[k] = rho_sd.0 * s.ar[k] + rho_sd.1 * e;
             }
@@ -284,7 +399,36 @@ impl Simulator {
                     IncidentKind::LevelShift => {}
                 }
             }
-            let mut v = [cpu.clamp(0.5, 100.0), mem.clamp(1.0, 100.0), net.max(0.1), disk.max(1.0)];
+            let mut missing = false;
+            for e in s.events.iter().filter(|e| t >= e.start_ms && t <= e.end_ms) {
+                match e.kind {
+                    EventKind::BatchJob => {
+                        disk *= 2.5;
+                        cpu += 12.0;
+                    }
+                    EventKind::Restart => {
+                        cpu = 1.0 + cpu * 0.05;
+                        net *= 0.02;
+                        disk *= 0.05;
+                        if s.refill.is_none_or(|r| r.0 < e.start_ms) {
+                            let drop = 12.0 + 8.0 * (mix(cfg.seed, idx as u64, e.start_ms as u64) % 1000) as f64 / 1000.0;
+                            let tau = 15.0 + 15.0 * (mix(cfg.seed, idx as u64 + 7, e.start_ms as u64) % 1000) as f64 / 1000.0;
+                            s.refill = Some((e.end_ms, drop, tau));
+                        }
+                    }
+                    EventKind::CounterReset => {
+                        net = 0.0;
+                        disk = 0.0;
+                    }
+                    EventKind::Gap => missing = true,
+                }
+            }
+            if let Some((end, drop, tau)) = s.refill {
+                mem -= drop * (-((t - end).max(0) as f64 / MIN_MS as f64) / tau).exp();
+            }
+            // Scattered missing samples: 0.2 % of rows, from the seed, server and row alone.
+            missing |= cfg.confounders && mix(cfg.seed ^ 0x5EED, idx as u64, row) % 1000 < 2;
+            let mut v = [cpu.clamp(0.5, 100.0), mem.clamp(1.0, 100.0), net.max(0.0), disk.max(0.0)];
             // Round like a real exporter would report them.
             v[0] = (v[0] * 10.0).round() / 10.0;
             v[1] = (v[1] * 10.0).round() / 10.0;
@@ -294,6 +438,9 @@ impl Simulator {
                 v[k] = s.last[k];
             }
             s.last = v;
+            if missing {
+                v = [f64::NAN; 4];
+            }
             out.push((s.name.clone(), v));
         }
         (t, out)
@@ -330,8 +477,47 @@ mod tests {
         assert!(cpu_at(spike.start_ms + 60_000) > cpu_at(spike.start_ms - 600_000) + 20.0);
         for (_, r) in &rows {
             for (_, v) in r {
-                assert!(v.iter().all(|x| x.is_finite() && *x >= 0.0) && v[0] <= 100.0 && v[1] <= 100.0);
+                let missing = v.iter().all(|x| x.is_nan());
+                assert!(missing || (v.iter().all(|x| x.is_finite() && *x >= 0.0) && v[0] <= 100.0 && v[1] <= 100.0), "{v:?}");
             }
+        }
+    }
+
+    #[test]
+    fn confounders_are_unlabelled_normal_events_and_leave_incidents_alone() {
+        let cfg = SimConfig { servers: 4, ..SimConfig::default() };
+        let run = |cfg: SimConfig| {
+            let mut sim = Simulator::new(cfg);
+            let rows: Vec<_> = (0..(3 * 8640)).map(|_| sim.next_row()).collect();
+            (rows, sim.incidents(), sim.events())
+        };
+        let (rows, incidents, events) = run(cfg.clone());
+        let (plain_rows, plain_incidents, plain_events) = run(SimConfig { confounders: false, ..cfg });
+        assert_eq!(incidents, plain_incidents, "confounders draw from their own stream");
+        assert!(plain_events.is_empty() && plain_rows.iter().all(|(_, r)| r.iter().all(|(_, v)| v.iter().all(|x| x.is_finite()))));
+        for kind in [EventKind::Restart, EventKind::BatchJob, EventKind::CounterReset, EventKind::Gap] {
+            assert!(events.iter().any(|e| e.kind == kind), "no {kind:?} in 3 days × 4 servers");
+        }
+        // The batch job runs at the same time every day, once per server and day.
+        let end = rows.last().unwrap().0;
+        let batches: Vec<_> =
+            events.iter().filter(|e| e.kind == EventKind::BatchJob && e.server == "web-server-01" && e.start_ms <= end).collect();
+        assert_eq!(batches.len(), 3);
+        assert!(batches.windows(2).all(|w| w[1].start_ms - w[0].start_ms == DAY_MS));
+        let value = |t: i64, server: &str, k: usize| {
+            rows.iter().find(|r| r.0 >= t).and_then(|r| r.1.iter().find(|s| s.0 == server)).map(|s| s.1[k]).unwrap()
+        };
+        let b = batches[0];
+        assert!(value(b.start_ms + 60_000, &b.server, 3) > 1.8 * value(b.start_ms - 600_000, &b.server, 3), "disk during the batch job");
+        let gap = events.iter().find(|e| e.kind == EventKind::Gap && e.end_ms < end).unwrap();
+        let last_row = gap.end_ms + 1 - 10_000;
+        assert!(value(gap.start_ms, &gap.server, 0).is_nan() && value(last_row, &gap.server, 0).is_nan(), "no samples in a gap: {gap:?}");
+        let restart = events.iter().find(|e| e.kind == EventKind::Restart && e.end_ms < end).unwrap();
+        let (before, down) = (value(restart.start_ms - 120_000, &restart.server, 0), value(restart.start_ms, &restart.server, 0));
+        assert!(down < 0.3 * before || down.is_nan(), "the process is down: cpu {before} → {down}");
+        // No restart or gap hides an incident.
+        for e in events.iter().filter(|e| matches!(e.kind, EventKind::Restart | EventKind::Gap)) {
+            assert!(incidents.iter().filter(|i| i.server == e.server).all(|i| e.end_ms < i.start_ms || e.start_ms > i.end_ms));
         }
     }
 }

@@ -102,11 +102,14 @@ pub struct SimulatorSourceConfig {
     pub interval_secs: u32,
     /// Incidents per server per day.
     pub incidents_per_day: f64,
+    /// Restarts, batch jobs, growth, counter resets and missing samples (see
+    /// [`crate::collector::simulate`]).
+    pub confounders: bool,
 }
 
 impl Default for SimulatorSourceConfig {
     fn default() -> Self {
-        Self { servers: 5, seed: 42, interval_secs: 10, incidents_per_day: 2.0 }
+        Self { servers: 5, seed: 42, interval_secs: 10, incidents_per_day: 2.0, confounders: true }
     }
 }
 

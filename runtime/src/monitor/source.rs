@@ -164,6 +164,7 @@ impl LiveSource {
                         interval_secs: cfg.interval_secs,
                         seed: cfg.seed,
                         incidents_per_day: cfg.incidents_per_day,
+                        confounders: cfg.confounders,
                     })
                 });
                 let index: Vec<Option<usize>> = crate::BASE_METRICS.iter().map(|m| metrics.iter().position(|x| x == m)).collect();
@@ -175,7 +176,8 @@ impl LiveSource {
                     }
                     for (server, v) in rows {
                         for (k, slot) in index.iter().enumerate() {
-                            if slot.is_some() {
+                            // A missing sample is absent, as from a real exporter.
+                            if slot.is_some() && v[k].is_finite() {
                                 out.push(MetricSample {
                                     timestamp_ms: t,
                                     server: server.clone(),

@@ -124,6 +124,10 @@ pub struct SimReport {
     pub precision: f64,
     /// Harmonic mean of precision and recall.
     pub event_f1: f64,
+    /// The incidents no notification caught (`server kind start`), to look at.
+    pub missed: Vec<String>,
+    /// The false notifications (`server metric time`), to look at next to `events.csv`.
+    pub false_notifications: Vec<String>,
 }
 
 impl SimReport {
@@ -187,6 +191,7 @@ struct ServerOutcome {
     detections: Vec<(usize, f64, bool)>,
     notifications: usize,
     false_alerts: usize,
+    false_list: Vec<String>,
     false_open_ms: i64,
     span_ms: i64,
 }
@@ -222,7 +227,10 @@ fn server_outcome(
                         }
                         Some(_) => {}
                         None if within(ts, GRACE_MS).is_some() => {}
-                        None => out.false_alerts += 1,
+                        None => {
+                            out.false_alerts += 1;
+                            out.false_list.push(format!("{name} {} {}", alert.primary_metric, runtime::format_ts(ts)));
+                        }
                     }
                 }
                 Decision::Resolve { dedup_key, .. } => {
@@ -269,7 +277,10 @@ pub fn evaluate_sim(dir: &Path, cfg: &AnyDetector, decision: &DecisionConfig) ->
         e.incidents += 1;
     }
     let (mut notifications, mut false_alerts, mut false_open_ms, mut span_ms) = (0, 0, 0i64, 0i64);
+    let mut false_notifications = Vec::new();
+    let mut caught = vec![false; fleet.incidents.len()];
     for (_, o) in &outcomes {
+        false_notifications.extend(o.false_list.iter().cloned());
         notifications += o.notifications;
         false_alerts += o.false_alerts;
         false_open_ms += o.false_open_ms;
@@ -279,6 +290,7 @@ pub fn evaluate_sim(dir: &Path, cfg: &AnyDetector, decision: &DecisionConfig) ->
             e.detected += 1;
             e.mttd_minutes += delay;
             e.primary_correct += usize::from(right);
+            caught[idx] = true;
         }
     }
     let kinds: Vec<SimKindResult> = by_kind
@@ -310,6 +322,14 @@ pub fn evaluate_sim(dir: &Path, cfg: &AnyDetector, decision: &DecisionConfig) ->
         false_alert_hours_per_server_day: false_open_ms as f64 / 3_600_000.0 / server_days.max(1e-9),
         precision,
         event_f1,
+        missed: fleet
+            .incidents
+            .iter()
+            .zip(&caught)
+            .filter(|(_, c)| !**c)
+            .map(|(i, _)| format!("{} {} {}", i.server, i.kind.name(), runtime::format_ts(i.start_ms)))
+            .collect(),
+        false_notifications,
     })
 }
 

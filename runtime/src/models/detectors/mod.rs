@@ -11,6 +11,7 @@
 mod context;
 mod ensemble;
 mod ewma;
+mod fleet;
 mod iforest_features;
 mod knn;
 mod mahalanobis;
@@ -21,6 +22,7 @@ mod window;
 pub use context::ContextTailConfig;
 pub use ensemble::{Combine, EnsembleConfig};
 pub use ewma::EwmaConfig;
+pub use fleet::FleetConfig;
 pub use iforest_features::IForestFeaturesConfig;
 pub use knn::KnnConfig;
 pub use mahalanobis::MahalanobisConfig;
@@ -75,6 +77,9 @@ pub enum DetectorConfig {
     /// Tail surprise of value, level and same-time-on-past-days with persistence, the range rule
     /// and a refractory period: the univariate default, see [`ContextTailConfig`].
     ContextTail(ContextTailConfig),
+    /// Per-metric baselines, level / sustained / flatline views and a daily context, a few KB
+    /// per server: the fleet default for multi-metric server data, see [`FleetConfig`].
+    Fleet(FleetConfig),
 }
 
 impl Default for DetectorConfig {
@@ -111,6 +116,7 @@ impl DetectorConfig {
             Self::Ensemble(c) => Box::new(c.build(n_metrics)?),
             Self::Ewma(c) => Box::new(c.build(n_metrics)?),
             Self::ContextTail(c) => Box::new(c.build(n_metrics)?),
+            Self::Fleet(c) => Box::new(c.build(n_metrics)?),
         })
     }
 
@@ -125,6 +131,7 @@ impl DetectorConfig {
             Self::Ensemble(_) => "ensemble",
             Self::Ewma(_) => "ewma",
             Self::ContextTail(_) => "context_tail",
+            Self::Fleet(_) => "fleet",
         }
     }
 }
