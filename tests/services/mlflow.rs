@@ -87,9 +87,13 @@ fn sweep_runs_params_metrics_artifacts_and_alias_are_visible_in_mlflow() {
     // Promotion recorded in the MLflow model registry, alias `champion`.
     let trial = std::fs::read_dir(dir.join("trials")).expect("trials").flatten().next().expect("a trial").path();
     let mut bundle = workbench::promote::bundle_from_run(&trial, &name).expect("bundle");
-    // The sweep counted single rows over the threshold; the bundle must alert the same way
-    // (the tail ensemble damps rows after an alarm, so a run of two would never come).
-    assert_eq!(bundle.manifest.decisions.consecutive, 1);
+    // The bundle alerts exactly as the sweep evaluated the trial, through the same decisions.
+    let threshold: f64 =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(trial.join("trial.json")).unwrap()).unwrap()["threshold"]
+            .as_f64()
+            .unwrap();
+    assert_eq!(bundle.manifest.decisions, workbench::sweep::trial_decisions(threshold));
+    assert_eq!(bundle.manifest.decisions.consecutive, runtime::decisions::DecisionConfig::default().consecutive);
     bundle.manifest.version = 1;
     let version = block_on(register_promotion(&client, &trial, &bundle, "file://models/x/versions/1", "champion")).expect("register");
     let mv = api(&format!("/api/2.0/mlflow/registered-models/alias?name={name}&alias=champion"), None);

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use runtime::decisions::DecisionConfig;
 use runtime::registry::{AliasPointer, Bundle, Manifest, Registry, RegistryError, TrainingData};
 use sha2::{Digest, Sha256};
 
@@ -139,7 +138,7 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
     let detector: AnyDetector = serde_json::from_value(trial["detector"].clone()).map_err(|e| tracked(e.to_string()))?;
     let AnyDetector::Runtime(detector) = detector else {
         return Err(tracked(format!(
-            "`{}` is a workbench-only detector (linfa); the runtime serves context_tail, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features and ensemble",
+            "`{}` is a workbench-only detector (linfa); the runtime serves fleet, context_tail, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features and ensemble",
             detector.name()
         )));
     };
@@ -151,9 +150,8 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
     let (metrics, training) = dataset_info(&dataset)?;
     let sweep = tags["sweep"].as_str().unwrap_or("sweep");
     let run_id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    // The sweep scored every row at or above the threshold as an alarm (no run length), so the
-    // bundle alerts on one row too; cooldown and severity are the runtime defaults.
-    let decisions = DecisionConfig { threshold, consecutive: 1, ..DecisionConfig::default() };
+    // The bundle alerts exactly as the sweep evaluated the trial (its AlertDecider settings).
+    let decisions = crate::sweep::trial_decisions(threshold);
     let manifest = Manifest {
         evaluation,
         params,

@@ -322,6 +322,12 @@ fn trial_id(params: &BTreeMap<String, toml::Value>) -> String {
     format!("{:016x}", h.finish())
 }
 
+/// The alert decisions a simulator trial is evaluated with, and a promotion of it ships: the
+/// runtime's defaults (consecutive rows, cooldown, resolve, severity) at the trial's threshold.
+pub fn trial_decisions(threshold: f64) -> runtime::decisions::DecisionConfig {
+    runtime::decisions::DecisionConfig { threshold, ..Default::default() }
+}
+
 /// Evaluate one trial on the dataset: all metrics of that dataset.
 pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f64>, FrameError> {
     use crate::evaluation::report::{evaluate_nab, evaluate_smd};
@@ -345,8 +351,11 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
             m.insert("best_f1".into(), r.iter().map(|x| x.best_f1).sum::<f64>() / n);
         }
         _ => {
-            let decision = runtime::decisions::DecisionConfig { threshold: trial.threshold, ..Default::default() };
-            let r = crate::evaluation::fleet::evaluate_sim(&crate::frames::shipped_sim_dir(), &trial.detector, &decision)?;
+            let r = crate::evaluation::fleet::evaluate_sim(
+                &crate::frames::shipped_sim_dir(),
+                &trial.detector,
+                &trial_decisions(trial.threshold),
+            )?;
             m.insert("recall".into(), r.recall);
             m.insert("precision".into(), r.precision);
             m.insert("false_alerts_per_day".into(), r.false_alerts_per_server_day);
@@ -640,6 +649,24 @@ threshold = [0.5, 0.6]
         assert!(trials.iter().all(|t| t.params["suppress_rows"].is_float()));
         let (_, again) = SweepSpec::parse(&text, "s.toml").unwrap();
         assert_eq!(trials.iter().map(|t| &t.id).collect::<Vec<_>>(), again.iter().map(|t| &t.id).collect::<Vec<_>>(), "seeded");
+    }
+
+    #[test]
+    fn no_degenerate_setting_ranks_above_a_useful_one() {
+        // On the shipped fleet, at alert level: always alerting (threshold 0), never alerting (a
+        // threshold no score reaches) and the useful default; the default sweep's spec ranks them.
+        let text = "name = \"degenerate\"\ndataset = \"sim\"\nobjective = \"event_f1\"\n[detector]\nkind = \"fleet\"\n[space]\nthreshold = [0.0, 0.5, 1.0]\n";
+        let (spec, trials) = SweepSpec::parse(text, "degenerate.toml").unwrap();
+        let dir = std::env::temp_dir().join(format!("wb-sweep-degenerate-{}", std::process::id()));
+        let done = run(&spec, text, trials, &dir, false, Arc::new(AtomicBool::new(false))).unwrap();
+        let at = |t: &str| done.iter().find(|r| r.params["threshold"] == t).unwrap();
+        let (always, useful, never) = (at("0.0"), at("0.5"), at("1.0"));
+        assert_eq!(done[0].id, useful.id, "{done:#?}");
+        assert!(useful.metrics["event_f1"] >= 0.8 && useful.metrics["false_alerts_per_day"] <= 1.0, "{:?}", useful.metrics);
+        assert!(always.metrics["false_alerts_per_day"] > 50.0 && always.metrics["event_f1"] < 0.3, "{:?}", always.metrics);
+        assert!(always.metrics["false_alert_hours_per_day"] > 20.0, "an alert that never stops: {:?}", always.metrics);
+        assert_eq!((never.metrics["recall"], never.metrics["event_f1"]), (0.0, 0.0));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

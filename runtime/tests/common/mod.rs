@@ -29,8 +29,8 @@ pub fn fleet_csv(dir: &Path, cfg: SimConfig, hours: i64) -> (PathBuf, Vec<Incide
     (path, incidents)
 }
 
-/// The decisions a promotion ships for the default tail ensemble: the default sweep's best
-/// threshold band, one row (`experiment promote` writes `consecutive = 1`).
+/// Decisions for the pinned tail ensemble: threshold 0.7, one row (the tail ensemble damps the
+/// rows after an alarm, so a run of two would never come).
 pub fn sim_decisions() -> DecisionConfig {
     DecisionConfig { consecutive: 1, threshold: 0.7, ..DecisionConfig::default() }
 }
