@@ -118,6 +118,8 @@ labels = {{ test_run = "{db}" }}
         servers: 3,
         start_ms: (now - 26 * 3_600_000) / 10_000 * 10_000,
         incidents_per_day: 0.0,
+        // The daemon's mechanics, not detection: no restarts, batch jobs or missing samples.
+        confounders: false,
         ..SimConfig::default()
     });
     let mut batch = Vec::new();

@@ -15,9 +15,10 @@ fn lstm_trained_from_influxdb_serves_the_same_forecast_in_the_runtime() {
     let influx = InfluxConfig { url: influx_url(), database: db.clone(), batch_size: 5000, ..InfluxConfig::default() };
     let client = InfluxClient::new(influx.clone());
     block_on(client.create_database()).expect("InfluxDB must be running (tests/run starts it)");
-    // Six hours of 10 s data for one server, ending now.
+    // Six hours of 10 s data for one server, ending now, every sample present (no gaps: the
+    // row count and the window are exact).
     let now = runtime::now_ms();
-    let sim = SimConfig { servers: 1, start_ms: now - 6 * 3_600_000, ..SimConfig::default() };
+    let sim = SimConfig { servers: 1, start_ms: now - 6 * 3_600_000, confounders: false, ..SimConfig::default() };
     let (wide, _) = workbench::simulate::simulate(&sim, 0.25, false).unwrap();
     let samples = wide_to_samples(&wide, "x").unwrap();
     block_on(client.write(&samples)).unwrap();
