@@ -88,7 +88,8 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
     if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') && b[13] == b':' && b[16] == b':' {
         let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(&b[r]).ok()?.parse().ok() };
         let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        // An impossible date (2024-02-31, 2023-02-29) is refused, never rolled into the next month.
+        if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
         let rest = &t[19..];
@@ -106,6 +107,16 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
         return Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s) * 1000 + ms);
     }
     parse_ts(t)
+}
+
+/// Days in month `mo` (1–12) of year `y`, proleptic Gregorian.
+fn days_in_month(y: i64, mo: i64) -> i64 {
+    match mo {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -127,5 +138,15 @@ mod tests {
         assert_eq!(super::format_ts(ms), "2014-04-01T00:05:00Z");
         assert_eq!(super::parse_ts("2014-04-01T00:05:00Z"), Some(ms));
         assert_eq!(super::parse_ts("yesterday"), None);
+    }
+
+    #[test]
+    fn impossible_dates_are_refused_not_rolled_over() {
+        for t in ["2024-02-31 00:00:00", "2023-02-29 12:00:00", "2024-04-31T00:00:00Z", "2024-13-01 00:00:00", "2024-02-30T00:00:00.5Z"] {
+            assert_eq!(super::parse_timestamp_ms(t), None, "{t}");
+            assert_eq!(super::parse_ts(t), None, "{t}");
+        }
+        assert_eq!(super::parse_timestamp_ms("2024-02-29 00:00:00"), super::parse_ts("2024-02-29T00:00:00Z"));
+        assert!(super::parse_timestamp_ms("2000-02-29 00:00:00").is_some() && super::parse_timestamp_ms("1900-02-29 00:00:00").is_none());
     }
 }

@@ -68,14 +68,11 @@ fn monitor(cfg: RuntimeConfig) -> Monitor {
     Monitor::new(cfg, std::sync::Arc::new(Telemetry::new())).unwrap()
 }
 
-#[test]
-fn replay_alerts_incidents_with_severity_and_primary_metric_and_nothing_else() {
-    let dir = tmp("replay");
-    let (data, incidents) = fleet_csv(&dir, SimConfig { servers: 5, seed: 42, confounders: false, ..SimConfig::default() }, 72);
-    let receiver = Receiver::start();
-    let cfg = config(&dir, &data, &receiver);
+/// Promote `bundle`, replay the fleet from its second day (the first is the warm-up) and drain
+/// the outbox: the monitor, the replay's start and end, and every tick's report (none failed).
+fn replay_from_day_two(cfg: RuntimeConfig, bundle: &Bundle) -> (Monitor, i64, i64, Vec<TickReport>) {
     let registry = Registry::open(&cfg.model.registry).unwrap();
-    block_on(promote(&registry, &sim_bundle()));
+    block_on(promote(&registry, bundle));
     let mut m = monitor(cfg);
     let span = m.source().span().unwrap();
     let from = span.0 + 24 * 3_600_000;
@@ -85,6 +82,15 @@ fn replay_alerts_incidents_with_severity_and_primary_metric_and_nothing_else() {
         r
     });
     assert!(reports.iter().all(|r| r.error.is_none()), "{:?}", reports.iter().find(|r| r.error.is_some()));
+    (m, from, span.1, reports)
+}
+
+#[test]
+fn replay_alerts_incidents_with_severity_and_primary_metric_and_nothing_else() {
+    let dir = tmp("replay");
+    let (data, incidents) = fleet_csv(&dir, SimConfig { servers: 5, seed: 42, confounders: false, ..SimConfig::default() }, 72);
+    let receiver = Receiver::start();
+    let (m, _, _, reports) = replay_from_day_two(config(&dir, &data, &receiver), &sim_bundle());
     assert_eq!(reports.iter().map(|r| r.rows_scored).sum::<u64>(), 5 * 48 * 360, "every live row scored once");
     let alerts: Vec<_> = reports.iter().flat_map(|r| r.alerts.clone()).collect();
     let incident_of = |a: &runtime::decisions::Alert| {
@@ -122,30 +128,13 @@ fn replay_alerts_incidents_with_severity_and_primary_metric_and_nothing_else() {
 fn fleet_default_catches_incidents_among_confounders_with_few_false_alerts() {
     use runtime::decisions::DecisionConfig;
     use runtime::models::detectors::{DetectorConfig, FleetConfig};
-    use runtime::registry::{Manifest, TrainingData};
     let dir = tmp("fleet");
     let (data, incidents) = fleet_csv(&dir, SimConfig { servers: 5, seed: 42, ..SimConfig::default() }, 72);
     let receiver = Receiver::start();
-    let cfg = config(&dir, &data, &receiver);
-    let registry = Registry::open(&cfg.model.registry).unwrap();
-    let metrics = runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect();
-    let training = TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None };
-    let bundle = Bundle::for_detector(
-        Manifest::new("anomaly-detector", metrics, DecisionConfig::default(), training, "test"),
-        &DetectorConfig::Fleet(FleetConfig::default()),
-    );
-    block_on(promote(&registry, &bundle));
-    let mut m = monitor(cfg);
-    let span = m.source().span().unwrap();
-    let from = span.0 + 24 * 3_600_000;
-    let reports: Vec<TickReport> = block_on(async {
-        let r = m.replay(from, span.1 + 1).await;
-        m.drain(Duration::from_secs(20)).await.unwrap();
-        r
-    });
-    assert!(reports.iter().all(|r| r.error.is_none()), "{:?}", reports.iter().find(|r| r.error.is_some()));
+    let bundle = common::bundle(&DetectorConfig::Fleet(FleetConfig::default()), DecisionConfig::default());
+    let (_, from, end, reports) = replay_from_day_two(config(&dir, &data, &receiver), &bundle);
     let alerts: Vec<_> = reports.iter().flat_map(|r| r.alerts.clone()).collect();
-    let live: Vec<_> = incidents.iter().filter(|i| i.start_ms >= from && i.start_ms <= span.1).collect();
+    let live: Vec<_> = incidents.iter().filter(|i| i.start_ms >= from && i.start_ms <= end).collect();
     let caught =
         live.iter().filter(|i| alerts.iter().any(|a| a.server == i.server && a.timestamp_ms >= i.start_ms && a.timestamp_ms <= i.end_ms));
     let right = caught.clone().filter(|i| {
@@ -157,7 +146,7 @@ fn fleet_default_catches_incidents_among_confounders_with_few_false_alerts() {
         .iter()
         .filter(|a| !incidents.iter().any(|i| i.server == a.server && a.timestamp_ms >= i.start_ms && a.timestamp_ms <= i.end_ms + 600_000))
         .count();
-    let server_days = 5.0 * (span.1 - from) as f64 / 86_400_000.0;
+    let server_days = 5.0 * (end - from) as f64 / 86_400_000.0;
     assert!(live.len() >= 10 && caught as f64 >= 0.9 * live.len() as f64, "caught {caught} of {}", live.len());
     assert!(right as f64 >= 0.9 * caught as f64, "right primary metric {right} of {caught}");
     assert!(false_alerts as f64 <= server_days, "{false_alerts} false alerts in {server_days:.1} server-days");

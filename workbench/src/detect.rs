@@ -54,6 +54,15 @@ pub fn default_detector(has_training_split: bool, n_metrics: usize) -> (AnyDetec
 /// Read a detection input (see the module docs). Missing cells become NaN (skipped by detectors).
 pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
     let text_head = std::fs::read(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
+    let empty = |line: usize, message: &str| FrameError::Parse {
+        path: path.display().to_string(),
+        line,
+        field: "header".into(),
+        message: message.into(),
+    };
+    if text_head.iter().all(u8::is_ascii_whitespace) {
+        return Err(empty(1, "empty file: expected a header (`timestamp,<metric>…`) or numeric rows"));
+    }
     let first = text_head.split(|b| *b == b'\n').next().unwrap_or_default();
     let headerless = first.iter().all(|b| b.is_ascii_digit() || b".,-+eE \r".contains(b));
     if headerless {
@@ -63,6 +72,12 @@ pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
     }
     let df = read_metrics_csv(path)?;
     let columns = metric_columns(&df);
+    if columns.is_empty() {
+        return Err(empty(1, "no numeric metric column besides the timestamp"));
+    }
+    if df.height() == 0 {
+        return Err(empty(2, "no data rows after the header"));
+    }
     let ts = timestamps_ms(&df)?;
     let cols: Vec<Vec<Option<f64>>> = columns.iter().map(|c| f64_column(&df, c)).collect::<Result<_, _>>()?;
     let rows = (0..ts.len()).map(|r| cols.iter().map(|c| c[r].unwrap_or(f64::NAN)).collect()).collect();

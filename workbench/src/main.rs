@@ -376,6 +376,19 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
     })
 }
 
+/// Refuse to write `output` over `input` (the same file, however it is spelled): the input
+/// would be lost.
+fn refuse_overwrite(input: &std::path::Path, output: &std::path::Path, flag: &str) -> Result<()> {
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(output)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => input == output,
+    };
+    if same {
+        bail!("{flag} {} is the input file: choose another path (the input would be overwritten)", output.display());
+    }
+    Ok(())
+}
+
 fn lstm_config(path: Option<&std::path::Path>) -> Result<runtime::forecast::LstmConfig> {
     Ok(match path {
         Some(p) => runtime::forecast::LstmConfig::from_file(p)?,
@@ -416,6 +429,13 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // A closed stdout (`experiment load FILE | head -1`) ends the process quietly, as it does
+    // for other command-line tools, instead of a panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -517,6 +537,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Features { input, spec, interval_secs, out } => {
             let input = input.unwrap_or_else(|| frames::shipped_sim_dir().join("metrics.parquet"));
+            refuse_overwrite(&input, &out, "--out")?;
             let df = frames::read_metrics_file(&input)?;
             println!("Loaded {} rows × {} metrics from {}", df.height(), frames::metric_columns(&df).len(), input.display());
             let cfg = CleanConfig { interval_secs, ..CleanConfig::default() };
@@ -574,6 +595,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect { input, output, config, train } => {
             // Settings are checked before any input is read.
             let configured = config.as_deref().map(|p| detector_config(Some(p), None)).transpose()?;
+            refuse_overwrite(&input, &output, "--output")?;
             let data = workbench::detect::read_input(&input)?;
             let cfg = match configured {
                 Some(cfg) => cfg,

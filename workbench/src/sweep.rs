@@ -300,6 +300,10 @@ impl SweepSpec {
             let text = toml::to_string(&table).map_err(|e| bad(origin, "detector", "", &e.to_string()))?;
             let detector = AnyDetector::from_toml_str(&text, origin).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e))?;
             detector.build(1).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e.to_string()))?;
+            if !(threshold.is_finite() && (0.0..=1.0).contains(&threshold)) {
+                let key = if params.contains_key("threshold") { "space.threshold" } else { "threshold" };
+                return Err(bad(origin, key, threshold, "an alert threshold in [0, 1] (scores are in [0, 1])"));
+            }
             let id = trial_id(&params);
             if seen.insert(id.clone()) {
                 trials.push(Trial { id, params, detector, threshold });
@@ -649,6 +653,18 @@ threshold = [0.5, 0.6]
         assert!(trials.iter().all(|t| t.params["suppress_rows"].is_float()));
         let (_, again) = SweepSpec::parse(&text, "s.toml").unwrap();
         assert_eq!(trials.iter().map(|t| &t.id).collect::<Vec<_>>(), again.iter().map(|t| &t.id).collect::<Vec<_>>(), "seeded");
+    }
+
+    #[test]
+    fn thresholds_outside_zero_one_are_refused_before_anything_runs() {
+        for (space, key) in [("threshold = [-1.0, 0.5]", "`space.threshold` = -1"), ("threshold = [0.5, nan]", "`space.threshold` = NaN")] {
+            let text =
+                format!("name = \"t\"\ndataset = \"sim\"\nobjective = \"event_f1\"\n[detector]\nkind = \"fleet\"\n[space]\n{space}\n");
+            let e = SweepSpec::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("[0, 1]"), "{e}");
+        }
+        let text = "name = \"t\"\ndataset = \"sim\"\nobjective = \"event_f1\"\nthreshold = 1.5\n[detector]\nkind = \"fleet\"\n[space]\nhalf_surprise = [12.0]\n";
+        assert!(SweepSpec::parse(text, "t.toml").unwrap_err().to_string().contains("`threshold` = 1.5"));
     }
 
     #[test]

@@ -97,3 +97,47 @@ fn forecast_evaluate_prints_one_json_line_and_refuses_bad_settings() {
     assert!(!out.status.success() && err.contains("combine"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bad_inputs_are_refused_by_name_and_nothing_stored_is_lost() {
+    let dir = std::env::temp_dir().join(format!("wb-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = experiment().args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let path = |name: &str| dir.join(name).into_os_string();
+    // An empty file: the error names it.
+    std::fs::write(dir.join("empty.csv"), "").unwrap();
+    let (ok, err) = run(&[&os("detect"), &os("--input"), &path("empty.csv"), &os("--output"), &path("o.csv")]);
+    assert!(!ok && err.contains("empty.csv:1") && err.contains("empty file"), "{err}");
+    // An impossible date is an error naming the line, not March 2.
+    std::fs::write(dir.join("feb.csv"), "timestamp,value\n2024-02-28 00:00:00,1\n2024-02-31 00:00:00,2\n").unwrap();
+    let (ok, err) = run(&[&os("detect"), &os("--input"), &path("feb.csv"), &os("--output"), &path("o.csv")]);
+    assert!(!ok && err.contains("feb.csv:3") && err.contains("timestamp"), "{err}");
+    // --output equal to --input is refused and the input kept.
+    let text = "timestamp,value\n2024-02-28 00:00:00,1\n2024-02-28 00:05:00,2\n";
+    std::fs::write(dir.join("in.csv"), text).unwrap();
+    let (ok, err) = run(&[&os("detect"), &os("--input"), &path("in.csv"), &os("--output"), &dir.join(".").join("in.csv").into_os_string()]);
+    assert!(!ok && err.contains("is the input file"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.join("in.csv")).unwrap(), text);
+    // An empty SMD folder is an error, not a mean of nothing.
+    std::fs::create_dir_all(dir.join("data/smd/test")).unwrap();
+    let out = experiment().args(["evaluate", "--smd"]).env("AIOPS_DATASETS", dir.join("data")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no SMD machine"), "{err}");
+    // A closed pipe ends the process quietly (no panic message).
+    let mut child = experiment()
+        .arg("load")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sim/metrics.parquet"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -39,12 +39,14 @@ pub fn sim_decisions() -> DecisionConfig {
 /// tests of the monitor's mechanics (on a fleet without confounders) do not move with the
 /// detectors' defaults.
 pub fn sim_bundle() -> Bundle {
+    bundle(&DetectorConfig::TailEnsemble(TailEnsembleConfig::default()), sim_decisions())
+}
+
+/// A bundle of `detector` on the four base metrics with `decisions`.
+pub fn bundle(detector: &DetectorConfig, decisions: DecisionConfig) -> Bundle {
     let metrics = runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect();
     let training = TrainingData { dataset: "sim".into(), sha256: "ab".repeat(32), rows: 1, start_ms: None, end_ms: None };
-    Bundle::for_detector(
-        Manifest::new("anomaly-detector", metrics, sim_decisions(), training, "test"),
-        &DetectorConfig::TailEnsemble(TailEnsembleConfig::default()),
-    )
+    Bundle::for_detector(Manifest::new("anomaly-detector", metrics, decisions, training, "test"), detector)
 }
 
 /// Publish a bundle and point `champion` at it; returns the version.

@@ -264,7 +264,14 @@ pub struct SmdResult {
 
 /// Fit (learn) on each machine's train split, score its test split.
 pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>, FrameError> {
-    SmdMachine::list(root)
+    let machines = SmdMachine::list(root);
+    if machines.is_empty() {
+        return Err(FrameError::Schema {
+            context: root.join("test").display().to_string(),
+            message: "no SMD machine (`<machine>.txt` under test/ with train/ and test_label/ beside it): nothing to evaluate".into(),
+        });
+    }
+    machines
         .par_iter()
         .map(|m| {
             let train = crate::frames::smd::read_matrix(&root.join("train").join(format!("{m}.txt")))?;

@@ -44,13 +44,13 @@ impl EwmaConfig {
         if self.top_k == 0 {
             return bad("top_k", "0".into(), "at least 1");
         }
-        if !(self.scale > 0.0) || !(self.clip_z > 0.0) || !(self.min_std_frac >= 0.0) || !self.z_offset.is_finite() {
-            return bad(
-                "scale/clip_z/min_std_frac/z_offset",
-                format!("{}/{}/{}/{}", self.scale, self.clip_z, self.min_std_frac, self.z_offset),
-                "scale and clip_z positive, min_std_frac ≥ 0, z_offset finite",
-            );
-        }
+        super::check_ranges(&[
+            ("half_life_rows", self.half_life_rows, 1.0, 1e12),
+            ("z_offset", self.z_offset, -1e6, 1e6),
+            ("scale", self.scale, super::POSITIVE, 1e12),
+            ("clip_z", self.clip_z, super::POSITIVE, 1e12),
+            ("min_std_frac", self.min_std_frac, 0.0, 1e6),
+        ])?;
         Ok(Ewma {
             alpha: 1.0 - 0.5f64.powf(1.0 / self.half_life_rows),
             cfg: self.clone(),

@@ -126,16 +126,18 @@ impl Default for FleetConfig {
 impl FleetConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<Fleet, DetectorError> {
         let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
-        for (f, v) in [
-            ("baseline_half_life_rows", self.baseline_half_life_rows),
-            ("scale_half_life_rows", self.scale_half_life_rows),
-            ("repeat_half_life_rows", self.repeat_half_life_rows),
-            ("joint_half_life_rows", self.joint_half_life_rows),
-        ] {
-            if !(v >= 1.0) {
-                return bad(f, v.to_string(), "at least 1 row");
-            }
-        }
+        super::check_ranges(&[
+            ("baseline_half_life_rows", self.baseline_half_life_rows, 1.0, 1e12),
+            ("scale_half_life_rows", self.scale_half_life_rows, 1.0, 1e12),
+            ("repeat_half_life_rows", self.repeat_half_life_rows, 1.0, 1e12),
+            ("joint_half_life_rows", self.joint_half_life_rows, 1.0, 1e12),
+            ("clip_z", self.clip_z, super::POSITIVE, 1e6),
+            ("half_surprise", self.half_surprise, super::POSITIVE, 1e6),
+            ("seasonal_free_z", self.seasonal_free_z, 0.0, 1e6),
+            ("seasonal_tolerance", self.seasonal_tolerance, 0.0, 1e6),
+            ("min_std_frac", self.min_std_frac, 0.0, 1e6),
+            ("min_std", self.min_std, super::POSITIVE, 1e12),
+        ])?;
         if self.joint_refit_rows == 0 {
             return bad("joint_refit_rows", "0".into(), "at least 1 row");
         }
@@ -145,20 +147,6 @@ impl FleetConfig {
                 format!("{}/{}/{}", self.smooth_rows, self.sustain_rows, self.flatline_min_rows),
                 "smooth 1 to 8 rows, sustain at least 1, flatline at least 2",
             );
-        }
-        for (f, v) in [("clip_z", self.clip_z), ("half_surprise", self.half_surprise)] {
-            if !(v > 0.0 && v.is_finite()) {
-                return bad(f, v.to_string(), "positive and finite");
-            }
-        }
-        if !(self.seasonal_free_z >= 0.0 && self.seasonal_free_z.is_finite()) {
-            return bad("seasonal_free_z", self.seasonal_free_z.to_string(), "non-negative and finite");
-        }
-        if !(self.seasonal_tolerance >= 0.0 && self.seasonal_tolerance.is_finite()) {
-            return bad("seasonal_tolerance", self.seasonal_tolerance.to_string(), "non-negative and finite");
-        }
-        if !(self.min_std_frac >= 0.0 && self.min_std_frac.is_finite()) || !(self.min_std > 0.0 && self.min_std.is_finite()) {
-            return bad("min_std_frac/min_std", format!("{}/{}", self.min_std_frac, self.min_std), "min_std_frac ≥ 0, min_std > 0, finite");
         }
         let bins = if self.seasonal_bin_secs == 0 { 0 } else { (86_400 / self.seasonal_bin_secs).max(1) as usize };
         let alpha = |h: f64| 1.0 - 0.5f64.powf(1.0 / h);

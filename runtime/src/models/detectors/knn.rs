@@ -95,24 +95,17 @@ impl KnnConfig {
         if self.volatility_rows < 2 {
             return bad("volatility_rows", self.volatility_rows.to_string(), "at least 2");
         }
-        if !(self.volatility_floor > 0.0) {
-            return bad("volatility_floor", self.volatility_floor.to_string(), "must be positive");
-        }
-        for (f, w) in [
-            ("level_weight", self.level_weight),
-            ("joint_weight", self.joint_weight),
-            ("change_weight", self.change_weight),
-            ("volatility_weight", self.volatility_weight),
-        ] {
-            if !(w >= 0.0) {
-                return bad(f, w.to_string(), "must be ≥ 0");
-            }
-        }
+        super::check_ranges(&[
+            ("volatility_floor", self.volatility_floor, super::POSITIVE, 1e12),
+            ("level_weight", self.level_weight, 0.0, 1e6),
+            ("joint_weight", self.joint_weight, 0.0, 1e6),
+            ("change_weight", self.change_weight, 0.0, 1e6),
+            ("volatility_weight", self.volatility_weight, 0.0, 1e6),
+            ("min_std", self.min_std, 0.0, 1e12),
+            ("scale", self.scale, super::POSITIVE, 1e12),
+        ])?;
         if self.fit_after_rows <= self.k + 1 {
             return bad("fit_after_rows", self.fit_after_rows.to_string(), "must exceed k + 1");
-        }
-        if !(self.scale > 0.0) {
-            return bad("scale", self.scale.to_string(), "must be positive");
         }
         Ok(Knn {
             cfg: self.clone(),

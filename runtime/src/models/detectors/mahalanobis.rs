@@ -56,17 +56,17 @@ impl Default for MahalanobisConfig {
 impl MahalanobisConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<Mahalanobis, DetectorError> {
         let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
-        if !(self.ridge > 0.0) {
-            return bad("ridge", self.ridge.to_string(), "must be positive");
-        }
+        super::check_ranges(&[
+            ("ridge", self.ridge, super::POSITIVE, 1e12),
+            ("min_std", self.min_std, 0.0, 1e12),
+            ("change_weight", self.change_weight, 0.0, 1e6),
+            ("scale", self.scale, super::POSITIVE, 1e12),
+        ])?;
         if self.smooth_rows == 0 {
             return bad("smooth_rows", "0".into(), "at least 1");
         }
         if self.fit_after_rows < 3 {
             return bad("fit_after_rows", self.fit_after_rows.to_string(), "at least 3");
-        }
-        if !(self.scale > 0.0) {
-            return bad("scale", self.scale.to_string(), "must be positive");
         }
         Ok(Mahalanobis {
             cfg: self.clone(),

@@ -101,6 +101,22 @@ pub struct DetectorError {
     pub reason: String,
 }
 
+/// Every numeric setting finite and within `[lo, hi]` (`(field, value, lo, hi)`), the first
+/// that is not named in the error: NaN, infinities and out-of-range values are refused before
+/// anything runs.
+pub(crate) fn check_ranges(fields: &[(&str, f64, f64, f64)]) -> Result<(), DetectorError> {
+    for &(field, v, lo, hi) in fields {
+        if !(v.is_finite() && (lo..=hi).contains(&v)) {
+            let range = if lo == POSITIVE { format!("(0, {hi}]") } else { format!("[{lo}, {hi}]") };
+            return Err(DetectorError { field: field.into(), value: v.to_string(), reason: format!("a finite number in {range}") });
+        }
+    }
+    Ok(())
+}
+
+/// The smallest positive value [`check_ranges`] accepts where a setting must be positive.
+pub(crate) const POSITIVE: f64 = f64::MIN_POSITIVE;
+
 impl DetectorConfig {
     /// Validate and build a detector for `n_metrics` columns.
     pub fn build(&self, n_metrics: usize) -> Result<Box<dyn StreamingDetector>, DetectorError> {
@@ -132,6 +148,33 @@ impl DetectorConfig {
             Self::Ewma(_) => "ewma",
             Self::ContextTail(_) => "context_tail",
             Self::Fleet(_) => "fleet",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_negative_and_out_of_range_settings_are_refused_by_name() {
+        for (toml_text, field) in [
+            ("kind = \"tail_ensemble\"\nrange_weight = nan", "range_weight"),
+            ("kind = \"tail_ensemble\"\nalarm_score = nan", "alarm_score"),
+            ("kind = \"tail_ensemble\"\nscale_nats = inf", "scale_nats"),
+            ("kind = \"context_tail\"\nrange_weight = -1.0", "range_weight"),
+            ("kind = \"context_tail\"\nalarm_score = nan", "alarm_score"),
+            ("kind = \"knn\"\nlevel_weight = -1.0", "level_weight"),
+            ("kind = \"knn\"\nscale = nan", "scale"),
+            ("kind = \"mahalanobis\"\nchange_weight = inf", "change_weight"),
+            ("kind = \"robust_z\"\nmin_spread = nan", "min_spread"),
+            ("kind = \"ewma\"\nscale = inf", "scale"),
+            ("kind = \"fleet\"\nhalf_surprise = nan", "half_surprise"),
+            ("kind = \"fleet\"\nseasonal_tolerance = -0.5", "seasonal_tolerance"),
+        ] {
+            let cfg: DetectorConfig = toml::from_str(toml_text).unwrap();
+            let err = cfg.build(4).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")), "{toml_text}: {err}");
         }
     }
 }

@@ -41,9 +41,7 @@ impl RobustZConfig {
         if self.top_k == 0 {
             return Err(DetectorError { field: "top_k".into(), value: "0".into(), reason: "at least 1".into() });
         }
-        if !(self.scale > 0.0) {
-            return Err(DetectorError { field: "scale".into(), value: self.scale.to_string(), reason: "must be positive".into() });
-        }
+        super::check_ranges(&[("min_spread", self.min_spread, 0.0, 1e12), ("scale", self.scale, super::POSITIVE, 1e12)])?;
         Ok(RobustZ {
             cfg: self.clone(),
             n: n_metrics,

@@ -96,9 +96,13 @@ impl TailEnsembleConfig {
         if self.short_window == 0 {
             return bad("short_window", "0".into(), "at least 1");
         }
-        if !(self.scale_nats > 0.0) {
-            return bad("scale_nats", self.scale_nats.to_string(), "must be positive");
-        }
+        super::check_ranges(&[
+            ("range_weight", self.range_weight, 0.0, 1e6),
+            ("tail_cap_nats", self.tail_cap_nats, super::POSITIVE, 1e12),
+            ("alarm_score", self.alarm_score, 0.0, 1.0),
+            ("direct_weight", self.direct_weight, 0.0, 1.0),
+            ("scale_nats", self.scale_nats, super::POSITIVE, 1e9),
+        ])?;
         if self.confirm_rows == 0 {
             return bad("confirm_rows", "0".into(), "at least 1");
         }
