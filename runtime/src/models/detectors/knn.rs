@@ -4,7 +4,10 @@
 //!
 //! Reference: the training split when one was learned, else the first `fit_after_rows` rows,
 //! refitted every `refit_every_rows` on the last `history_rows` (past rows only). Rows are
-//! standardized by the reference's per-metric mean and std (floored at `min_std`). Per row t:
+//! standardized by the reference's per-metric mean and std (floored at `min_std`) and clipped to
+//! ± `clip_z`, so a metric that was constant in the reference and moves later (SMD machine-1-7's
+//! 10th metric: std 0.001 in train, a jump of 1.0 in test, z = 1,000) cannot outweigh the
+//! others. Per row t:
 //! - volatility `v_t` = ln(std of each standardized metric over the last `volatility_rows` rows
 //!   + `volatility_floor`), standardized by its mean and std on the reference;
 //! - `level` = mean distance to the `k` nearest of `sample_rows` evenly spaced reference rows
@@ -49,6 +52,9 @@ pub struct KnnConfig {
     pub volatility_weight: f64,
     /// Floor of per-metric standard deviations.
     pub min_std: f64,
+    /// Standardized values (and volatilities) are clipped to ± this, so one metric that was
+    /// constant in the reference and moves later cannot outweigh all the others (0: no clip).
+    pub clip_z: f64,
     /// First fit without a training split.
     pub fit_after_rows: usize,
     /// Refit period without a training split (0: never).
@@ -72,6 +78,7 @@ impl Default for KnnConfig {
             change_weight: 1.0,
             volatility_weight: 2.0,
             min_std: 1e-3,
+            clip_z: 10.0,
             fit_after_rows: 300,
             refit_every_rows: 1000,
             history_rows: 20_000,
@@ -102,6 +109,7 @@ impl KnnConfig {
             ("change_weight", self.change_weight, 0.0, 1e6),
             ("volatility_weight", self.volatility_weight, 0.0, 1e6),
             ("min_std", self.min_std, 0.0, 1e12),
+            ("clip_z", self.clip_z, 0.0, 1e12),
             ("scale", self.scale, super::POSITIVE, 1e12),
         ])?;
         if self.fit_after_rows <= self.k + 1 {
@@ -187,13 +195,13 @@ fn knn_distance(sample: &[f64], dim: usize, x: &[f64], k: usize, skip: Option<us
 impl Fitted {
     fn fit(rows: &[Vec<f64>], n: usize, cfg: &KnnConfig) -> Self {
         let (mean, std) = column_mean_std(rows, n, cfg.min_std);
-        let z: Vec<Vec<f64>> = rows.iter().map(|r| standardize(r, &mean, &std)).collect();
+        let z: Vec<Vec<f64>> = rows.iter().map(|r| standardize(r, &mean, &std, cfg.clip_z)).collect();
         let vol: Vec<Vec<f64>> = (0..z.len())
             .map(|i| log_rolling_std(z[(i + 1).saturating_sub(cfg.volatility_rows)..=i].iter(), n, cfg.volatility_floor))
             .collect();
         let change: Vec<f64> = (0..z.len()).map(|i| if i == 0 { 0.0 } else { mean_abs_change(&z[i], &z[i - 1]) }).collect();
         let (v_mean, v_std) = column_mean_std(&vol, n, cfg.min_std);
-        let vz: Vec<Vec<f64>> = vol.iter().map(|v| standardize(v, &v_mean, &v_std)).collect();
+        let vz: Vec<Vec<f64>> = vol.iter().map(|v| standardize(v, &v_mean, &v_std, cfg.clip_z)).collect();
         // Evenly spaced sample of the reference.
         let take = cfg.sample_rows.min(rows.len());
         let picks: Vec<usize> = (0..take).map(|i| i * rows.len() / take).collect();
@@ -232,8 +240,9 @@ impl Fitted {
     }
 }
 
-fn standardize(x: &[f64], mean: &[f64], std: &[f64]) -> Vec<f64> {
-    x.iter().zip(mean).zip(std).map(|((x, mu), sd)| (x - mu) / sd).collect()
+fn standardize(x: &[f64], mean: &[f64], std: &[f64], clip: f64) -> Vec<f64> {
+    let clip = if clip > 0.0 { clip } else { f64::INFINITY };
+    x.iter().zip(mean).zip(std).map(|((x, mu), sd)| ((x - mu) / sd).clamp(-clip, clip)).collect()
 }
 
 fn volatility_view(vz: &[f64]) -> f64 {
@@ -260,11 +269,11 @@ fn score_row(f: &Fitted, cfg: &KnnConfig, recent: &VecDeque<Vec<f64>>, windows: 
     let n = contrib.len();
     // Standardize the raw recent rows under the current model, so a refit never mixes two
     // standardizations.
-    let zs: Vec<Vec<f64>> = recent.iter().map(|r| standardize(r, &f.mean, &f.std)).collect();
+    let zs: Vec<Vec<f64>> = recent.iter().map(|r| standardize(r, &f.mean, &f.std, cfg.clip_z)).collect();
     let Some(z) = zs.last() else { return 0.0 };
     let v = log_rolling_std(zs.iter(), n, cfg.volatility_floor);
     let change = if zs.len() > 1 { mean_abs_change(z, &zs[zs.len() - 2]) } else { 0.0 };
-    let vz = standardize(&v, &f.v_mean, &f.v_std);
+    let vz = standardize(&v, &f.v_mean, &f.v_std, cfg.clip_z);
     let take = f.level.len() / n;
     let k = cfg.k.min(take.saturating_sub(1)).max(1);
     let jr: Vec<f64> = z.iter().chain(&vz).copied().collect();
