@@ -326,6 +326,8 @@ pub enum SinkError {
         message: String,
         /// Worth retrying.
         retryable: bool,
+        /// How long the server asked us to wait (`Retry-After`), if it did.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -334,6 +336,25 @@ impl SinkError {
     pub fn retryable(&self) -> bool {
         matches!(self, SinkError::Delivery { retryable: true, .. })
     }
+
+    /// The wait the server asked for (`Retry-After`), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SinkError::Delivery { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A `Retry-After` header value (RFC 9110: delay-seconds or an HTTP-date) as the wait from `now`;
+/// `None` when absent or unreadable (a date in the past is a wait of zero).
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Timeout of one delivery request.
@@ -356,8 +377,14 @@ pub(crate) async fn post_json(
         sink,
         message: format!("request failed: {}", crate::sinks::error_chain(&e.without_url())),
         retryable: true,
+        retry_after: None,
     })?;
     let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
     let text = resp.text().await.unwrap_or_default();
     if status.is_success() {
         return Ok(text);
@@ -367,6 +394,7 @@ pub(crate) async fn post_json(
         sink,
         message: format!("HTTP {code}: {}", crate::sources::truncate(&text)),
         retryable: code == 408 || code == 429 || status.is_server_error(),
+        retry_after,
     })
 }
 

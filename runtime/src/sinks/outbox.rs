@@ -296,7 +296,10 @@ impl Outbox {
                         done += 1;
                         tracing::error!(sink = %d.sink, key = %d.notification.alert.dedup_key, error = %e, kept_in = %dst.display(), "alert undeliverable");
                     } else {
-                        d.next_attempt_ms = now + self.backoff_ms(d.attempts, &d.id);
+                        // The server's Retry-After, when longer than our backoff, capped at the
+                        // longest backoff.
+                        let asked = e.retry_after().map_or(0, |w| (w.as_secs_f64().min(self.cfg.backoff_max_secs) * 1000.0) as i64);
+                        d.next_attempt_ms = now + self.backoff_ms(d.attempts, &d.id).max(asked);
                         self.store(&d)?;
                         *report.failed.entry(d.sink.clone()).or_default() += 1;
                         blocked.insert(key);
@@ -374,6 +377,57 @@ mod tests {
         assert_eq!(b.dead_count(), 1, "a corrupt entry is kept in dead/");
         drop(b);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A one-route HTTP server on 127.0.0.1 answering every request with `response`.
+    async fn answering(response: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(response.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/hooks/T/B/X")
+    }
+
+    #[tokio::test]
+    async fn retry_after_of_a_429_is_honoured_and_capped() {
+        for (header, at_least_ms, at_most_ms) in [
+            ("Retry-After: 120", 119_000, 121_000),
+            ("Retry-After: 86400", 299_000, 301_000), // capped at backoff_max_secs (300)
+        ] {
+            let dir = tmp("retry-after");
+            let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), backoff_initial_secs: 0.05, ..Default::default() }).unwrap();
+            let response: &'static str = Box::leak(
+                format!("HTTP/1.1 429 Too Many Requests\r\n{header}\r\ncontent-length: 7\r\nconnection: close\r\n\r\nlimited")
+                    .into_boxed_str(),
+            );
+            let mut sinks = SinksConfig::default();
+            sinks.slack.webhook_url = Secret::new(&answering(response).await);
+            outbox.enqueue("slack", &test_notification(Severity::High)).unwrap();
+            let before = crate::now_ms();
+            let r = outbox.flush(&sinks, &reqwest::Client::new()).await.unwrap();
+            assert_eq!(r.failed.get("slack"), Some(&1), "{r:?}");
+            let wait = outbox.pending().unwrap()[0].next_attempt_ms - before;
+            assert!((at_least_ms..=at_most_ms + 1_000).contains(&wait), "{header}: next attempt in {wait} ms");
+            drop(outbox);
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use crate::sinks::parse_retry_after;
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_420); // Wed, 21 Oct 2015 07:27:00 GMT
+        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now), Some(Duration::ZERO), "a past date: no wait");
+        assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
     }
 
     #[tokio::test]
