@@ -277,6 +277,14 @@ fn flaky_sink_is_retried_and_bad_model_keeps_the_last_good_one() {
     let v2 = block_on(promote(&registry, &bad));
     block_on(m.refresh_model(true));
     assert_eq!(m.model().unwrap().manifest.version, v1, "v{v2} refused");
+    // A fresh process whose champion is that invalid v2 falls back to v1, the newest valid
+    // version of the alias history, instead of scoring nothing.
+    let mut fresh_cfg = config(&dir, &data, &receiver);
+    fresh_cfg.outbox.dir = dir.join("fresh-outbox");
+    let mut fresh = monitor(fresh_cfg);
+    block_on(fresh.refresh_model(true));
+    assert_eq!(fresh.model().map(|m| m.manifest.version), Some(v1), "cold start falls back from v{v2}");
+    drop(fresh);
     let span = m.source().span().unwrap();
     let reports = block_on(async {
         let r = m.replay(span.0 + 24 * 3_600_000, span.1 + 1).await;

@@ -245,6 +245,25 @@ impl Monitor {
         };
         match loaded {
             Ok(m) => self.install(m),
+            Err(e) if self.model.is_none() => {
+                // Cold start with an invalid champion: serve the newest valid version of the
+                // alias history rather than nothing, loudly.
+                let message = format!("{name}@{alias} → v{}: {e}", state.pointer.version);
+                for &v in state.pointer.history.iter().rev() {
+                    let candidate = match self.registry.load_version(&name, v).await {
+                        Ok(bundle) => LoadedModel::from_bundle(&bundle),
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Ok(m) = candidate {
+                        tracing::error!(error = %message, fallback = v, "champion invalid at start: serving the newest valid version of the alias history");
+                        self.install(m);
+                        self.telemetry.model_load_errors.inc();
+                        self.telemetry.update(|r| r.model_error = Some(format!("{message}; serving v{v} from the alias history")));
+                        return;
+                    }
+                }
+                self.model_error(message);
+            }
             Err(e) => self.model_error(e.to_string()),
         }
     }
