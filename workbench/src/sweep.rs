@@ -319,11 +319,15 @@ fn integer_default(key: &str) -> Option<&'static toml::Value> {
     key.ends_with("_rows").then_some(&INT).or_else(|| matches!(key, "short_window" | "n_clusters" | "min_points" | "top_k").then_some(&INT))
 }
 
+/// A trial's id: the first 16 hex digits of the SHA-256 of its canonical parameters (the
+/// sorted `key = value` TOML of the swept settings), stable across Rust releases and machines,
+/// so `--resume`, `promote` and MLflow find the same folder. (Ids before this were
+/// `DefaultHasher` digests; those folders stay readable by their name, but `--resume` does not
+/// match them and reruns their trials under the new ids.)
 fn trial_id(params: &BTreeMap<String, toml::Value>) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    toml::to_string(params).unwrap_or_default().hash(&mut h);
-    format!("{:016x}", h.finish())
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(toml::to_string(params).unwrap_or_default().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The alert decisions a simulator trial is evaluated with, and a promotion of it ships: the
@@ -628,6 +632,9 @@ threshold = [0.5, 0.6]
         let (_, again) = SweepSpec::parse(SPEC, "s.toml").unwrap();
         assert_eq!(trials.iter().map(|t| &t.id).collect::<Vec<_>>(), again.iter().map(|t| &t.id).collect::<Vec<_>>());
         assert!(trials.iter().any(|t| t.threshold == 0.6));
+        // Pinned: the SHA-256 of the canonical parameters, the same on every machine and release.
+        let params: BTreeMap<String, toml::Value> = [("threshold".to_string(), toml::Value::Float(0.5))].into();
+        assert_eq!(trial_id(&params), "614f805f4bc21814");
     }
 
     #[test]
