@@ -260,17 +260,53 @@ impl Outbox {
     }
 
     /// Send what is due, oldest first; returns what happened. Only one flush runs at a time.
+    /// Each sink drains its own entries concurrently with the others (per sink and key, in
+    /// order), so a slow or hung sink delays only itself (each request has its timeout).
     pub async fn flush(&self, sinks: &SinksConfig, http: &reqwest::Client) -> Result<FlushReport, OutboxError> {
         let _guard = self.flushing.lock().await;
-        let mut report = FlushReport::default();
-        let mut blocked: HashSet<(String, String)> = HashSet::new();
         let pending = self.pending()?;
         let total = pending.len() as u64;
+        let mut by_sink: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+        for d in pending {
+            by_sink.entry(d.sink.clone()).or_default().push(d);
+        }
+        let drained = futures_util::future::join_all(by_sink.into_values().map(|entries| self.drain_sink(sinks, http, entries))).await;
+        let mut report = FlushReport::default();
         let mut done = 0u64;
-        for mut d in pending {
+        for part in drained {
+            let (part, part_done) = part?;
+            for (mine, theirs) in
+                [(&mut report.delivered, part.delivered), (&mut report.failed, part.failed), (&mut report.dead, part.dead)]
+            {
+                for (sink, n) in theirs {
+                    *mine.entry(sink).or_default() += n;
+                }
+            }
+            report.deferred += part.deferred;
+            done += part_done;
+        }
+        report.pending = total - done;
+        Ok(report)
+    }
+
+    /// One sink's due entries, oldest first; a key whose delivery failed or waits holds back its
+    /// later entries. Returns the sink's part of the report and how many entries left the outbox.
+    async fn drain_sink(
+        &self,
+        sinks: &SinksConfig,
+        http: &reqwest::Client,
+        entries: Vec<Delivery>,
+    ) -> Result<(FlushReport, u64), OutboxError> {
+        let mut report = FlushReport::default();
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut done = 0u64;
+        // After a retryable failure the sink is taken as down for the rest of this flush: its
+        // other entries wait for the next one instead of each waiting out a timeout.
+        let mut down = false;
+        for mut d in entries {
             let now = crate::now_ms();
-            let key = (d.sink.clone(), d.notification.alert.dedup_key.clone());
-            if blocked.contains(&key) || d.next_attempt_ms > now || !self.take_token(sinks, &d.sink, now) {
+            let key = d.notification.alert.dedup_key.clone();
+            if down || blocked.contains(&key) || d.next_attempt_ms > now || !self.take_token(sinks, &d.sink, now) {
                 blocked.insert(key);
                 report.deferred += 1;
                 continue;
@@ -303,13 +339,13 @@ impl Outbox {
                         self.store(&d)?;
                         *report.failed.entry(d.sink.clone()).or_default() += 1;
                         blocked.insert(key);
+                        down = true;
                         tracing::warn!(sink = %d.sink, key = %d.notification.alert.dedup_key, attempts = d.attempts, error = %e, "alert delivery failed; will retry");
                     }
                 }
             }
         }
-        report.pending = total - done;
-        Ok(report)
+        Ok((report, done))
     }
 
     /// Flush until nothing is pending or `deadline` passes (waiting for backoff in between).
@@ -417,6 +453,53 @@ mod tests {
             drop(outbox);
             std::fs::remove_dir_all(dir).unwrap();
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_sink_delays_only_itself() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tmp("hung");
+        let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), ..Default::default() }).unwrap();
+        // Slack never answers; the webhook answers at once and notes when it was asked.
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung_addr = hung.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = hung.accept().await {
+                held.push(sock);
+            }
+        });
+        let quick = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let quick_addr = quick.local_addr().unwrap();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&asked);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = quick.accept().await {
+                let mut buf = vec![0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                seen.lock().unwrap().push(std::time::Instant::now());
+                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            }
+        });
+        let mut sinks = SinksConfig::default();
+        sinks.slack.webhook_url = Secret::new(format!("http://{hung_addr}/hooks/T/B/X"));
+        sinks.webhook.url = Secret::new(format!("http://{quick_addr}/alerts"));
+        for i in 0..3 {
+            let mut n = test_notification(Severity::High);
+            n.alert.dedup_key = format!("web-0{i}/cpu_usage");
+            outbox.enqueue("slack", &n).unwrap();
+            outbox.enqueue("webhook", &n).unwrap();
+        }
+        let start = std::time::Instant::now();
+        let r = outbox.flush(&sinks, &reqwest::Client::new()).await.unwrap();
+        assert_eq!(r.delivered.get("webhook"), Some(&3), "{r:?}");
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 3);
+        let last = asked.iter().map(|t| t.duration_since(start)).max().unwrap();
+        assert!(last < std::time::Duration::from_secs(3), "the webhook waited {last:?} behind the hung Slack");
+        assert_eq!((r.failed.get("slack"), r.deferred), (Some(&1), 2), "one Slack timeout, the rest wait for the next flush: {r:?}");
+        drop(outbox);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
