@@ -50,6 +50,13 @@ fn sweep_runs_params_metrics_artifacts_and_alias_are_visible_in_mlflow() {
 
     let exp = api(&format!("/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}"), None);
     assert_eq!(exp["experiment"]["experiment_id"], json!(report.experiment_id));
+    // Idempotent creation: the sweep run carries its client-side key, and MLflow's search finds
+    // the run by it (what a retried create looks up first).
+    let run = api(&format!("/api/2.0/mlflow/runs/get?run_id={}", report.parent_run_id), None);
+    let tags = run["run"]["data"]["tags"].as_array().expect("tags").clone();
+    let key = tags.iter().find(|t| t["key"] == workbench::mlflow::RUN_KEY_TAG).expect("run key tag")["value"].as_str().unwrap().to_string();
+    let found = block_on(client.run_with_key(&report.experiment_id, &key)).expect("search by key");
+    assert_eq!(found.as_deref(), Some(report.parent_run_id.as_str()));
     let filter = format!("tags.mlflow.parentRunId = '{}'", report.parent_run_id);
     let children = api("/api/2.0/mlflow/runs/search", Some(json!({"experiment_ids": [report.experiment_id], "filter": filter})));
     let runs = children["runs"].as_array().expect("runs");

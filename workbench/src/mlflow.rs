@@ -83,6 +83,9 @@ impl std::fmt::Debug for Auth {
 }
 
 // Per log-batch call MLflow takes at most 1000 metrics, 100 params, 100 tags and 1000 items in all.
+/// Tag holding a run's client-side key, looked up before a create is retried.
+pub const RUN_KEY_TAG: &str = "aiops.run_key";
+
 const MAX_METRICS: usize = 800;
 const MAX_PARAMS: usize = 100;
 const MAX_TAGS: usize = 100;
@@ -112,11 +115,22 @@ impl MlflowClient {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, json_body: bool) -> Result<Value, MlflowError> {
+        self.send_attempts(method, path, body, json_body, self.attempts).await
+    }
+
+    async fn send_attempts(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        json_body: bool,
+        attempts: u32,
+    ) -> Result<Value, MlflowError> {
         let url = format!("{}{path}", self.uri);
         let op = path.split('?').next().unwrap_or(path).to_string();
         let mut last = String::new();
         let mut delay = self.backoff;
-        for attempt in 1..=self.attempts {
+        for attempt in 1..=attempts {
             let mut req = self.http.request(method.clone(), &url);
             req = match &self.auth {
                 Some(Auth::Bearer(t)) => req.bearer_auth(t),
@@ -149,12 +163,12 @@ impl MlflowClient {
                 }
                 Err(e) => last = without_url(&e),
             }
-            if attempt < self.attempts {
+            if attempt < attempts {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
         }
-        Err(MlflowError::Unavailable { uri: self.uri.clone(), op, attempts: self.attempts, reason: last })
+        Err(MlflowError::Unavailable { uri: self.uri.clone(), op, attempts, reason: last })
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value, MlflowError> {
@@ -184,7 +198,10 @@ impl MlflowClient {
         }
     }
 
-    /// Create a run; returns its id.
+    /// Create a run; returns its id. Idempotent: the run carries a client-side key (tag
+    /// [`RUN_KEY_TAG`], from the experiment, name and start time); when a create fails in a way
+    /// that may have reached the server (a timeout, a 5xx), the key is looked up before the next
+    /// attempt, so a retry never makes a second run.
     pub async fn create_run(
         &self,
         experiment_id: &str,
@@ -192,14 +209,46 @@ impl MlflowClient {
         start_ms: i64,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, MlflowError> {
-        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        use sha2::{Digest, Sha256};
+        let key: String =
+            Sha256::digest(format!("{experiment_id}\n{name}\n{start_ms}").as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let mut all: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        all.push(json!({"key": RUN_KEY_TAG, "value": key}));
+        let body = json!({"experiment_id": experiment_id, "run_name": name, "start_time": start_ms, "tags": all}).to_string().into_bytes();
+        let mut delay = self.backoff;
+        let mut last = None;
+        for attempt in 1..=self.attempts {
+            if attempt > 1 {
+                if let Some(id) = self.run_with_key(experiment_id, &key).await? {
+                    return Ok(id);
+                }
+            }
+            match self.send_attempts(reqwest::Method::POST, "/api/2.0/mlflow/runs/create", Some(body.clone()), true, 1).await {
+                Ok(v) => return Ok(v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string()),
+                Err(e @ MlflowError::Unavailable { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+            if attempt < self.attempts {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        Err(last.unwrap_or_else(|| MlflowError::Unavailable {
+            uri: self.uri.clone(),
+            op: "/api/2.0/mlflow/runs/create".into(),
+            attempts: self.attempts,
+            reason: "no attempt made".into(),
+        }))
+    }
+
+    /// The run of `experiment_id` tagged with client-side key `key` ([`RUN_KEY_TAG`]), if one
+    /// exists.
+    pub async fn run_with_key(&self, experiment_id: &str, key: &str) -> Result<Option<String>, MlflowError> {
+        let filter = format!("tags.`{RUN_KEY_TAG}` = '{key}'");
         let v = self
-            .post(
-                "/api/2.0/mlflow/runs/create",
-                json!({"experiment_id": experiment_id, "run_name": name, "start_time": start_ms, "tags": tags}),
-            )
+            .post("/api/2.0/mlflow/runs/search", json!({"experiment_ids": [experiment_id], "filter": filter, "max_results": 1}))
             .await?;
-        Ok(v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string())
+        Ok(v["runs"].as_array().and_then(|r| r.first()).and_then(|r| r["info"]["run_id"].as_str()).map(str::to_string))
     }
 
     /// Log params, metrics (`(key, value, step, timestamp_ms)`) and tags in batches within
@@ -458,5 +507,47 @@ mod tests {
     #[test]
     fn experiment_names_are_url_encoded() {
         assert_eq!(urlencode("sweep a/b"), "sweep%20a%2Fb");
+    }
+
+    /// A create that reached the server but whose answer was lost (a 503 from a proxy after the
+    /// backend committed) is not retried into a second run: the key finds the first.
+    #[tokio::test]
+    async fn a_retried_create_finds_the_run_the_lost_answer_made() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let creates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&creates);
+        tokio::spawn(async move {
+            let mut stored_key: Option<String> = None;
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 65536];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let body = req.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+                let (status, answer) = if req.starts_with("POST /api/2.0/mlflow/runs/create") {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    stored_key = v["tags"]
+                        .as_array()
+                        .and_then(|t| t.iter().find(|t| t["key"] == RUN_KEY_TAG))
+                        .map(|t| t["value"].as_str().unwrap().to_string());
+                    ("503 Service Unavailable", "{}".to_string())
+                } else if req.starts_with("POST /api/2.0/mlflow/runs/search") {
+                    let hit = stored_key.as_ref().is_some_and(|k| body.contains(k.as_str()));
+                    ("200 OK", if hit { r#"{"runs":[{"info":{"run_id":"run-1"}}]}"#.to_string() } else { "{}".to_string() })
+                } else {
+                    ("404 Not Found", "{}".to_string())
+                };
+                let _ = sock
+                    .write_all(format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len()).as_bytes())
+                    .await;
+            }
+        });
+        let mut client = MlflowClient::new(&format!("http://{addr}"));
+        client.backoff = Duration::from_millis(10);
+        let id = client.create_run("1", "trial", 1_700_000_000_000, &BTreeMap::new()).await.unwrap();
+        assert_eq!(id, "run-1");
+        assert_eq!(creates.load(std::sync::atomic::Ordering::SeqCst), 1, "one create, then found by its key");
     }
 }
