@@ -75,36 +75,64 @@ pub fn parse_ts(text: &str) -> Option<i64> {
     Some(st.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
 }
 
-/// Parse a timestamp cell of a file into epoch milliseconds: `YYYY-MM-DD HH:MM:SS[.fff…]` (UTC),
-/// RFC 3339, or integer epoch (≤ 10 digits: seconds, else milliseconds). Used by the workbench's
-/// CSV reader and the runtime's replay source alike.
+/// Parse a timestamp cell of a file into epoch milliseconds: `YYYY-MM-DD HH:MM:SS[.fff…]` or
+/// with `T`, then optionally `Z` or an offset (`+02:00`, `-0530`, `+02`; a form without one is
+/// UTC), as RFC 3339 and pandas write them; or integer epoch by magnitude (≤ 10 digits: seconds,
+/// ≤ 13: milliseconds, ≤ 16: microseconds, else nanoseconds). Impossible dates are refused.
+/// Used by the workbench's CSV reader and the runtime's replay source alike.
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
     let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+    if !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) {
         let v: i64 = t.parse().ok()?;
-        return Some(if t.len() <= 10 { v * 1000 } else { v });
+        return Some(match t.len() {
+            0..=10 => v.checked_mul(1000)?,
+            11..=13 => v,
+            14..=16 => v / 1000,
+            _ => v / 1_000_000,
+        });
     }
     let b = t.as_bytes();
-    if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') && b[13] == b':' && b[16] == b':' {
-        let num = |r: std::ops::Range<usize>| -> Option<i64> { std::str::from_utf8(&b[r]).ok()?.parse().ok() };
+    if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && matches!(b[10], b' ' | b'T' | b't') && b[13] == b':' && b[16] == b':' {
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let s = std::str::from_utf8(&b[r]).ok()?;
+            if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+        };
         let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
         // An impossible date (2024-02-31, 2023-02-29) is refused, never rolled into the next month.
         if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
-        let rest = &t[19..];
-        let rest = rest.strip_suffix('Z').unwrap_or(rest);
+        let mut rest = t.get(19..)?;
         let mut ms = 0;
         if let Some(frac) = rest.strip_prefix('.') {
-            if frac.is_empty() || !frac.bytes().all(|c| c.is_ascii_digit()) {
+            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
                 return None;
             }
-            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(3).collect();
-            ms = digits.parse().ok()?;
-        } else if !rest.is_empty() {
-            return parse_ts(t);
+            let padded: String = frac[..digits].chars().chain(std::iter::repeat('0')).take(3).collect();
+            ms = padded.parse().ok()?;
+            rest = &frac[digits..];
         }
-        return Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s) * 1000 + ms);
+        let offset_secs = match rest {
+            "" | "Z" | "z" => 0,
+            _ => {
+                let (sign, hm) = match rest.as_bytes()[0] {
+                    b'+' => (1, &rest[1..]),
+                    b'-' => (-1, &rest[1..]),
+                    _ => return None,
+                };
+                let hm = hm.replace(':', "");
+                if !(hm.len() == 2 || hm.len() == 4) || !hm.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                let (oh, om): (i64, i64) = (hm[..2].parse().ok()?, if hm.len() == 4 { hm[2..].parse().ok()? } else { 0 });
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                sign * (oh * 3600 + om * 60)
+            }
+        };
+        return Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_secs) * 1000 + ms);
     }
     parse_ts(t)
 }
@@ -148,5 +176,24 @@ mod tests {
         }
         assert_eq!(super::parse_timestamp_ms("2024-02-29 00:00:00"), super::parse_ts("2024-02-29T00:00:00Z"));
         assert!(super::parse_timestamp_ms("2000-02-29 00:00:00").is_some() && super::parse_timestamp_ms("1900-02-29 00:00:00").is_none());
+    }
+
+    #[test]
+    fn offsets_fractions_and_epoch_units_are_read() {
+        let utc = super::parse_timestamp_ms("2024-01-15 08:00:00").unwrap();
+        assert_eq!(super::parse_timestamp_ms("2024-01-15T10:00:00+02:00"), Some(utc));
+        assert_eq!(super::parse_timestamp_ms("2024-01-15T03:30:00-0430"), Some(utc));
+        assert_eq!(super::parse_timestamp_ms("2024-01-15 09:00:00+01"), Some(utc));
+        assert_eq!(super::parse_timestamp_ms("2024-01-15 08:00:45.123+00:00"), Some(utc + 45_123), "pandas' form");
+        assert_eq!(super::parse_timestamp_ms("2024-01-15T08:00:00.5Z"), Some(utc + 500));
+        let s = utc / 1000;
+        for (text, want) in
+            [(s.to_string(), utc), (utc.to_string(), utc), ((utc * 1000).to_string(), utc), ((utc * 1_000_000).to_string(), utc)]
+        {
+            assert_eq!(super::parse_timestamp_ms(&text), Some(want), "{text}");
+        }
+        for bad in ["2024-01-15T10:00:00+25:00", "2024-01-15T10:00:00 +02:00", "2024-01-15T10:00:00.", "2024-01-15T10:00:00+2"] {
+            assert_eq!(super::parse_timestamp_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -281,17 +281,26 @@ async fn check_config(config: ConfigArg) -> Result<(), String> {
     let telemetry = Arc::new(Telemetry::new());
     let mut monitor = Monitor::new(cfg, telemetry.clone()).map_err(|e| e.to_string())?;
     monitor.refresh_model(true).await;
+    // Every check runs; the command fails (non-zero exit) when any did, naming each, so it can
+    // gate a deploy.
+    let mut failed = Vec::new();
     match (monitor.model(), telemetry.readiness().model_error) {
         (Some(m), _) => println!("✓ model {} ({} metrics: {})", m.label(), m.manifest.metrics.len(), m.manifest.metrics.join(", ")),
-        (None, e) => println!("✗ model: {}", e.unwrap_or_default()),
+        (None, e) => {
+            println!("✗ model: {}", e.clone().unwrap_or_default());
+            failed.push("model");
+        }
     }
     let metrics = monitor.model().map(|m| m.manifest.metrics.clone()).unwrap_or_else(|| vec!["cpu_usage".into()]);
     let now = runtime::now_ms();
     match monitor.source().read(&metrics, now - 3_600_000, now).await {
         Ok(s) => println!("✓ source {}: {} samples in the last hour", monitor.source().name(), s.len()),
-        Err(e) => println!("✗ source {}: {e}", monitor.source().name()),
+        Err(e) => {
+            println!("✗ source {}: {e}", monitor.source().name());
+            failed.push("source");
+        }
     }
-    Ok(())
+    if failed.is_empty() { Ok(()) } else { Err(format!("check-config: {} failed", failed.join(" and "))) }
 }
 
 async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Result<(), String> {
@@ -580,7 +589,9 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
 
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only on a terminal, and never with NO_COLOR set: log files and CloudWatch get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     // Inside AWS Lambda the bootstrap runs without arguments.
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && std::env::args_os().len() == 1;
     let cli = if in_lambda {

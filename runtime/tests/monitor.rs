@@ -371,3 +371,27 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
     assert_eq!(pd[1].body["event_action"], "resolve");
     assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
 }
+
+/// `check-config` gates a deploy: it fails, naming what, while the model is missing, and passes
+/// once one is promoted; its log on a pipe carries no ANSI colour codes.
+#[test]
+fn check_config_fails_while_the_model_is_missing_and_logs_plain_text() {
+    let dir = tmp("check");
+    let (data, _) = fleet_csv(&dir, SimConfig { servers: 2, seed: 42, confounders: false, ..SimConfig::default() }, 2);
+    let receiver = Receiver::start();
+    let path = write_config(&dir, &data, &receiver);
+    let out = runtime_cmd().args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && stdout.contains("✗ model") && stderr.contains("check-config: model failed"), "{stdout}\n{stderr}");
+    let registry = Registry::open(&config(&dir, &data, &receiver).model.registry).unwrap();
+    block_on(promote(&registry, &sim_bundle()));
+    let out = runtime_cmd().args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("✓ model anomaly-detector@1"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("model loaded") && !stderr.contains('\u{1b}'), "plain-text log on a pipe: {stderr:?}");
+    // RUNTIME_HTTP_LISTEN overrides [http] listen (a container binds 0.0.0.0); a bad one is named.
+    let out = runtime_cmd().args(["check-config", "--config"]).arg(&path).env("RUNTIME_HTTP_LISTEN", "nowhere").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("http.listen") && stderr.contains("nowhere"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -325,10 +325,14 @@ impl RuntimeConfig {
     }
 
     /// Environment overrides: `MODEL_URI` / `AIOPS_REGISTRY`, `MODEL_NAME`, `MODEL_ALIAS`,
-    /// `INFLUXDB_*`, `PROMETHEUS_URL`, `MONITORED_SERVERS`, `RUNTIME_OUTBOX_DIR`, and the
+    /// `INFLUXDB_*`, `PROMETHEUS_URL`, `MONITORED_SERVERS`, `RUNTIME_OUTBOX_DIR`,
+    /// `RUNTIME_HTTP_LISTEN` (e.g. `0.0.0.0:9898` in a container; `off` for no server), and the
     /// sinks' variables (see [`SinksConfig::apply_env`]).
     pub fn apply_env(&mut self) {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("RUNTIME_HTTP_LISTEN") {
+            self.http.listen = if v.trim() == "off" { String::new() } else { v.trim().to_string() };
+        }
         if let Some(v) = var("MODEL_URI").or_else(|| var("AIOPS_REGISTRY")) {
             self.model.registry = v;
         }
