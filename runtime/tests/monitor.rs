@@ -395,3 +395,29 @@ fn check_config_fails_while_the_model_is_missing_and_logs_plain_text() {
     assert!(!out.status.success() && stderr.contains("http.listen") && stderr.contains("nowhere"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The shipped `runtime/examples/runtime.toml` works when copied: against a freshly promoted local
+/// registry (`MODEL_URI`) `check-config` passes, with the simulator as its source.
+#[test]
+fn the_example_runtime_config_checks_out_against_a_promoted_registry() {
+    let dir = tmp("example");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/runtime.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let cfg = RuntimeConfig::from_toml_str(&text, "examples/runtime.toml").unwrap();
+    cfg.validate("examples/runtime.toml").unwrap();
+    let registry_uri = format!("file://{}/registry", dir.display());
+    let registry = Registry::open(&registry_uri).unwrap();
+    block_on(promote(&registry, &sim_bundle()));
+    let out = runtime_cmd()
+        .args(["check-config", "--config"])
+        .arg(&example)
+        .env("MODEL_URI", &registry_uri)
+        .env("RUNTIME_OUTBOX_DIR", dir.join("outbox"))
+        .env("RUNTIME_HTTP_LISTEN", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("✓ model anomaly-detector@1") && stdout.contains("✓ source simulator"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -141,3 +141,26 @@ fn bad_inputs_are_refused_by_name_and_nothing_stored_is_lost() {
     assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn every_shipped_detector_config_and_sweep_spec_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("detectors")).unwrap().flatten() {
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let det = workbench::detectors::AnyDetector::from_toml_str(&text, &path.display().to_string()).unwrap();
+        det.build(4).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        checked += 1;
+    }
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (_, trials) = workbench::sweep::SweepSpec::parse(&text, &path.display().to_string()).unwrap();
+            assert!(!trials.is_empty(), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} files checked");
+}
