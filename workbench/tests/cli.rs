@@ -127,6 +127,13 @@ fn bad_inputs_are_refused_by_name_and_nothing_stored_is_lost() {
     let out = experiment().args(["evaluate", "--smd"]).env("AIOPS_DATASETS", dir.join("data")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("no SMD machine"), "{err}");
+    // A missing dataset says what it is and where it comes from.
+    let out = experiment().args(["evaluate", "--nab"]).env("AIOPS_DATASETS", dir.join("nowhere")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("NAB not found at") && err.contains("AIOPS_DATASETS") && err.contains("numenta/NAB"),
+        "{err}"
+    );
     // A closed pipe ends the process quietly (no panic message).
     let mut child = experiment()
         .arg("load")

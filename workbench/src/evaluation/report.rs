@@ -264,6 +264,9 @@ pub struct SmdResult {
 
 /// Fit (learn) on each machine's train split, score its test split.
 pub fn evaluate_smd(root: &Path, cfg: &DetectorConfig) -> Result<Vec<SmdResult>, FrameError> {
+    if !root.join("test").is_dir() {
+        return Err(FrameError::MissingDataset { name: "SMD", path: root.display().to_string() });
+    }
     let machines = SmdMachine::list(root);
     if machines.is_empty() {
         return Err(FrameError::Schema {

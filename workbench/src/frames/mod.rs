@@ -65,6 +65,14 @@ pub enum FrameError {
     /// A remote source failed.
     #[error(transparent)]
     Source(#[from] runtime::sources::SourceError),
+    /// A public labelled dataset is not where `$AIOPS_DATASETS` says.
+    #[error("{name} not found at {path}: {DATASETS_HELP}")]
+    MissingDataset {
+        /// `NAB` or `SMD`.
+        name: &'static str,
+        /// Where it was looked for.
+        path: String,
+    },
     /// A required column is missing or has the wrong type.
     #[error("{context}: {message}")]
     Schema {
@@ -74,6 +82,11 @@ pub enum FrameError {
         message: String,
     },
 }
+
+/// What the labelled datasets are and where they come from.
+pub const DATASETS_HELP: &str = "set AIOPS_DATASETS to a folder holding nab/ (data/ and labels/ of github.com/numenta/NAB) and \
+smd/ (train/, test/, test_label/ of the ServerMachineDataset, github.com/NetManAIOps/OmniAnomaly); \
+the default is ../shared/datasets next to the repository";
 
 pub(crate) fn polars_err(context: impl Into<String>) -> impl FnOnce(PolarsError) -> FrameError {
     let context = context.into();

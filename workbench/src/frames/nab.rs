@@ -130,6 +130,9 @@ pub fn parse_windows(path: &Path) -> Result<BTreeMap<String, Vec<(i64, i64)>>, F
 impl NabCorpus {
     /// Open a NAB folder (reads both label files).
     pub fn open(root: &Path) -> Result<Self, FrameError> {
+        if !root.join("labels/combined_windows.json").exists() {
+            return Err(FrameError::MissingDataset { name: "NAB", path: root.display().to_string() });
+        }
         let windows = parse_windows(&root.join("labels/combined_windows.json"))?;
         let lp = root.join("labels/combined_labels.json");
         let json = read_json(&lp)?;
