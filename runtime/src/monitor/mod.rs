@@ -150,7 +150,8 @@ impl Monitor {
         let source = LiveSource::from_config(&cfg.source)?;
         let outbox = Arc::new(Outbox::open(cfg.outbox.clone())?);
         let router = AlertRouter::new(cfg.routing.clone(), &cfg.sinks.configured());
-        let http = reqwest::Client::builder().timeout(crate::sinks::SEND_TIMEOUT).build().expect("reqwest client builds");
+        // Each delivery sets its sink's own timeout (`sinks.<name>.timeout_secs`).
+        let http = reqwest::Client::builder().build().expect("reqwest client builds");
         for w in cfg.warnings() {
             tracing::warn!("{w}");
         }

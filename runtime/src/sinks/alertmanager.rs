@@ -22,6 +22,8 @@ pub struct AlertmanagerConfig {
     pub rate_limit_per_minute: u32,
     /// Extra static labels (e.g. `env = "prod"`, `cluster = "eu-1"`) for Alertmanager routes.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Seconds one post may take.
+    pub timeout_secs: f64,
 }
 
 impl Default for AlertmanagerConfig {
@@ -32,6 +34,7 @@ impl Default for AlertmanagerConfig {
             firing_secs: 3600,
             rate_limit_per_minute: 600,
             labels: std::collections::BTreeMap::new(),
+            timeout_secs: 10.0,
         }
     }
 }
@@ -71,5 +74,5 @@ pub fn payload(cfg: &AlertmanagerConfig, n: &Notification) -> Value {
 /// Post the alert.
 pub async fn send(http: &reqwest::Client, cfg: &AlertmanagerConfig, n: &Notification) -> Result<(), SinkError> {
     let url = format!("{}/api/v2/alerts", cfg.url.trim_end_matches('/'));
-    post_json(http, "alertmanager", &url, &payload(cfg, n), &[]).await.map(|_| ())
+    post_json(http, "alertmanager", &url, &payload(cfg, n), &[], cfg.timeout_secs).await.map(|_| ())
 }

@@ -205,6 +205,15 @@ impl SinksConfig {
             return bad("sinks.webhook.url", "must be an http(s) URL");
         }
         for name in SINK_NAMES {
+            let timeout = match name {
+                "slack" => self.slack.timeout_secs,
+                "pagerduty" => self.pagerduty.timeout_secs,
+                "alertmanager" => self.alertmanager.timeout_secs,
+                _ => self.webhook.timeout_secs,
+            };
+            if !(timeout.is_finite() && (0.1..=600.0).contains(&timeout)) {
+                return bad(&format!("sinks.{name}.timeout_secs"), "a number of seconds in [0.1, 600]");
+            }
             if self.rate_limit_per_minute(name) == 0 {
                 return bad(&format!("sinks.{name}.rate_limit_per_minute"), "at least 1");
             }
@@ -357,9 +366,6 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Timeout of one delivery request.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// POST JSON and map the answer: 2xx ok; 408, 429, 5xx and transport errors retryable; other
 /// 4xx permanent. Errors never contain the URL (it may be the secret).
 pub(crate) async fn post_json(
@@ -368,8 +374,9 @@ pub(crate) async fn post_json(
     url: &str,
     body: &serde_json::Value,
     headers: &[(String, String)],
+    timeout_secs: f64,
 ) -> Result<String, SinkError> {
-    let mut req = http.post(url).timeout(SEND_TIMEOUT).json(body);
+    let mut req = http.post(url).timeout(Duration::from_secs_f64(timeout_secs)).json(body);
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }

@@ -483,7 +483,12 @@ mod tests {
         });
         let mut sinks = SinksConfig::default();
         sinks.slack.webhook_url = Secret::new(format!("http://{hung_addr}/hooks/T/B/X"));
+        sinks.slack.timeout_secs = 1.0; // per sink: the others keep theirs
         sinks.webhook.url = Secret::new(format!("http://{quick_addr}/alerts"));
+        sinks.validate().unwrap();
+        let bad =
+            SinksConfig { slack: crate::sinks::slack::SlackConfig { timeout_secs: f64::NAN, ..sinks.slack.clone() }, ..sinks.clone() };
+        assert!(bad.validate().unwrap_err().to_string().contains("sinks.slack.timeout_secs"));
         for i in 0..3 {
             let mut n = test_notification(Severity::High);
             n.alert.dedup_key = format!("web-0{i}/cpu_usage");
@@ -497,6 +502,7 @@ mod tests {
         assert_eq!(asked.len(), 3);
         let last = asked.iter().map(|t| t.duration_since(start)).max().unwrap();
         assert!(last < std::time::Duration::from_secs(3), "the webhook waited {last:?} behind the hung Slack");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "Slack's own 1 s timeout: {:?}", start.elapsed());
         assert_eq!((r.failed.get("slack"), r.deferred), (Some(&1), 2), "one Slack timeout, the rest wait for the next flush: {r:?}");
         drop(outbox);
         std::fs::remove_dir_all(dir).unwrap();

@@ -18,11 +18,18 @@ pub struct PagerDutyConfig {
     pub url: String,
     /// Events per minute at most.
     pub rate_limit_per_minute: u32,
+    /// Seconds one post may take.
+    pub timeout_secs: f64,
 }
 
 impl Default for PagerDutyConfig {
     fn default() -> Self {
-        Self { routing_key: Secret::default(), url: "https://events.pagerduty.com/v2/enqueue".into(), rate_limit_per_minute: 120 }
+        Self {
+            routing_key: Secret::default(),
+            url: "https://events.pagerduty.com/v2/enqueue".into(),
+            rate_limit_per_minute: 120,
+            timeout_secs: 10.0,
+        }
     }
 }
 
@@ -77,7 +84,7 @@ pub fn payload(cfg: &PagerDutyConfig, n: &Notification) -> Value {
 
 /// Enqueue the event (PagerDuty answers 202 `{"status":"success"}`).
 pub async fn send(http: &reqwest::Client, cfg: &PagerDutyConfig, n: &Notification) -> Result<(), SinkError> {
-    post_json(http, "pagerduty", &cfg.url, &payload(cfg, n), &[]).await.map(|_| ())
+    post_json(http, "pagerduty", &cfg.url, &payload(cfg, n), &[], cfg.timeout_secs).await.map(|_| ())
 }
 
 #[cfg(test)]

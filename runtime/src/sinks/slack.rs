@@ -17,11 +17,14 @@ pub struct SlackConfig {
     pub rate_limit_per_minute: u32,
     /// Most metric lines listed in a message.
     pub max_metrics: usize,
+    /// Seconds one post may take. Longer than the others: Slack has no idempotency key, so a
+    /// post that times out after Slack accepted it is posted twice when retried.
+    pub timeout_secs: f64,
 }
 
 impl Default for SlackConfig {
     fn default() -> Self {
-        Self { webhook_url: Secret::default(), rate_limit_per_minute: 60, max_metrics: 12 }
+        Self { webhook_url: Secret::default(), rate_limit_per_minute: 60, max_metrics: 12, timeout_secs: 30.0 }
     }
 }
 
@@ -70,7 +73,7 @@ pub fn payload(cfg: &SlackConfig, n: &Notification) -> Value {
 
 /// Post to the webhook (Slack answers `ok` with 200).
 pub async fn send(http: &reqwest::Client, cfg: &SlackConfig, n: &Notification) -> Result<(), SinkError> {
-    post_json(http, "slack", cfg.webhook_url.expose(), &payload(cfg, n), &[]).await.map(|_| ())
+    post_json(http, "slack", cfg.webhook_url.expose(), &payload(cfg, n), &[], cfg.timeout_secs).await.map(|_| ())
 }
 
 #[cfg(test)]

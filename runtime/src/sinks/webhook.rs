@@ -19,11 +19,13 @@ pub struct WebhookConfig {
     pub headers: BTreeMap<String, Secret>,
     /// Posts per minute at most.
     pub rate_limit_per_minute: u32,
+    /// Seconds one post may take.
+    pub timeout_secs: f64,
 }
 
 impl Default for WebhookConfig {
     fn default() -> Self {
-        Self { url: Secret::default(), headers: BTreeMap::new(), rate_limit_per_minute: 600 }
+        Self { url: Secret::default(), headers: BTreeMap::new(), rate_limit_per_minute: 600, timeout_secs: 10.0 }
     }
 }
 
@@ -51,5 +53,5 @@ pub fn idempotency_key(n: &Notification) -> String {
 pub async fn send(http: &reqwest::Client, cfg: &WebhookConfig, n: &Notification) -> Result<(), SinkError> {
     let mut headers: Vec<(String, String)> = cfg.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
     headers.push(("Idempotency-Key".into(), idempotency_key(n)));
-    post_json(http, "webhook", cfg.url.expose(), &payload(n), &headers).await.map(|_| ())
+    post_json(http, "webhook", cfg.url.expose(), &payload(n), &headers, cfg.timeout_secs).await.map(|_| ())
 }
