@@ -1,8 +1,8 @@
 # The reference deployment's dashboard and the alarms that page when the monitoring itself breaks.
 # The runtime emits its custom metrics as CloudWatch Embedded Metric Format log lines (no
-# PutMetricData permission needed), in var.metrics_namespace with dimension Function:
-#   AnomaliesDetected (Count), AlertsGenerated (Count), PredictionAccuracy (Percent),
-#   LambdaExecutionTime (Milliseconds).
+# PutMetricData permission needed), in var.metrics_namespace with dimension Function (the Lambda
+# function's name): AnomaliesDetected (Count), AlertsGenerated (Count), RowsScored (Count),
+# LambdaExecutionTime (Milliseconds). The metrics the model scores come from its manifest.
 
 locals {
   detector_name = aws_lambda_function.runtime["anomaly-detector"].function_name
@@ -11,7 +11,7 @@ locals {
     for i, m in [
       { name = "AnomaliesDetected", stat = "Sum", title = "Anomalies detected" },
       { name = "AlertsGenerated", stat = "Sum", title = "Alerts generated" },
-      { name = "PredictionAccuracy", stat = "Average", title = "Prediction accuracy (%)" },
+      { name = "RowsScored", stat = "Sum", title = "Rows scored" },
       { name = "LambdaExecutionTime", stat = "p99", title = "Tick execution time p99 (ms)" },
       ] : {
       type   = "metric"

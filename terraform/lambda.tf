@@ -13,7 +13,6 @@ locals {
     ALERTING_SECRET_ARN = aws_secretsmanager_secret.alerting.arn
     METRICS_NAMESPACE   = var.metrics_namespace
     MONITORED_SERVERS   = join(",", var.monitored_servers)
-    MONITORED_METRICS   = join(",", var.monitored_metrics)
     RUST_LOG            = var.runtime_log_level
     # The LSTM bundle packed by package-lambda.sh (FORECASTER_BUNDLE_DIR) for mode = "predict".
     FORECASTER_BUNDLE = "/var/task/forecaster"

@@ -222,17 +222,6 @@ variable "monitored_servers" {
   default     = []
 }
 
-variable "monitored_metrics" {
-  description = "Metrics (measurements) the model scores; must match the promoted model's feature spec."
-  type        = list(string)
-  default     = ["cpu_usage", "memory_usage", "network", "disk_io"]
-
-  validation {
-    condition     = length(var.monitored_metrics) > 0
-    error_message = "monitored_metrics must name at least one metric."
-  }
-}
-
 # ---------------------------------------------------------------------------------------------
 # Metrics source: InfluxDB
 # ---------------------------------------------------------------------------------------------

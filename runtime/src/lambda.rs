@@ -159,12 +159,19 @@ impl Handler {
 /// `AIOps/Monitoring` metrics (the dashboard of terraform/cloudwatch.tf).
 fn emit_emf(t: &TickReport) {
     let ns = std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "AIOps/Monitoring".into());
-    let line = serde_json::json!({
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "runtime".into());
+    println!("{}", emf_line(t, &ns, &function, crate::now_ms()));
+}
+
+/// The EMF line of a tick: the metrics the dashboard charts, with the `Function` dimension it
+/// queries them by.
+fn emf_line(t: &TickReport, namespace: &str, function: &str, now_ms: i64) -> serde_json::Value {
+    serde_json::json!({
         "_aws": {
-            "Timestamp": crate::now_ms(),
+            "Timestamp": now_ms,
             "CloudWatchMetrics": [{
-                "Namespace": ns,
-                "Dimensions": [[]],
+                "Namespace": namespace,
+                "Dimensions": [["Function"]],
                 "Metrics": [
                     {"Name": "AnomaliesDetected", "Unit": "Count"},
                     {"Name": "AlertsGenerated", "Unit": "Count"},
@@ -173,12 +180,35 @@ fn emit_emf(t: &TickReport) {
                 ]
             }]
         },
+        "Function": function,
         "AnomaliesDetected": t.anomalous_rows,
         "AlertsGenerated": t.alerts.len(),
         "RowsScored": t.rows_scored,
         "LambdaExecutionTime": t.duration_ms,
-    });
-    println!("{line}");
+    })
+}
+
+#[cfg(test)]
+mod emf_tests {
+    use super::*;
+
+    /// Every metric the CloudWatch dashboard charts is emitted, with the dimension it queries.
+    #[test]
+    fn emf_lines_carry_what_the_dashboard_queries() {
+        let tf = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/cloudwatch.tf")).unwrap();
+        let block = &tf[tf.find("custom_metric_widgets").unwrap()..tf.find("lambda_metric_widgets").unwrap()];
+        let charted: Vec<&str> = block.split("name = \"").skip(1).filter_map(|p| p.split('"').next()).collect();
+        assert!(charted.len() >= 4, "{charted:?}");
+        assert!(block.contains("\"Function\", f.function_name"), "the dashboard queries by Function");
+        let line = emf_line(&TickReport { rows_scored: 7, ..TickReport::default() }, "AIOps/Monitoring", "aiops-anomaly-detector", 1);
+        let declared: Vec<&str> =
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        for m in &charted {
+            assert!(declared.contains(m) && line.get(*m).is_some(), "{m} is charted but not emitted");
+        }
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
+        assert_eq!((line["Function"].as_str(), line["RowsScored"].as_u64()), (Some("aiops-anomaly-detector"), Some(7)));
+    }
 }
 
 /// Fill secrets from Secrets Manager through the Parameters and Secrets Lambda Extension, when
