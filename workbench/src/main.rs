@@ -10,7 +10,12 @@ use workbench::clean::{CleanConfig, clean};
 use workbench::frames::{self, nab::NabCorpus, smd::SmdMachine};
 
 #[derive(Parser, Debug)]
-#[command(name = "experiment", version, about = "AIOps workbench: load metric history, build features, benchmark")]
+#[command(
+    name = "experiment",
+    version,
+    about = "AIOps workbench: load metric history, simulate fleets, detect and evaluate anomalies (NAB, SMD, simulator at alert level), sweep and track (MLflow), forecast, promote models, benchmark",
+    after_help = "Environment: AIOPS_DATASETS (folder of nab/ and smd/; default ../shared/datasets), AIOPS_REGISTRY (model registry for promote / models / rollback), MLFLOW_TRACKING_URI (MLflow server for sweep and promote)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
