@@ -101,14 +101,14 @@ impl Handler {
             return Err(format!("unknown mode `{mode}`: use detect or predict"));
         }
         let mut monitors = self.monitors.lock().await;
-        if !monitors.contains_key(&(shard, shards)) {
+        if let std::collections::hash_map::Entry::Vacant(e) = monitors.entry((shard, shards)) {
             let mut cfg = self.base.clone();
             cfg.selection.shard = shard;
             cfg.selection.shards = shards;
             cfg.outbox.dir = cfg.outbox.dir.join(format!("shard-{shard}-of-{shards}"));
             cfg.http.listen = String::new();
             let m = Monitor::new(cfg, self.telemetry.clone()).map_err(|e| e.to_string())?;
-            monitors.insert((shard, shards), m);
+            e.insert(m);
         }
         let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
         if mode == "predict" {
@@ -188,29 +188,6 @@ fn emf_line(t: &TickReport, namespace: &str, function: &str, now_ms: i64) -> ser
     })
 }
 
-#[cfg(test)]
-mod emf_tests {
-    use super::*;
-
-    /// Every metric the CloudWatch dashboard charts is emitted, with the dimension it queries.
-    #[test]
-    fn emf_lines_carry_what_the_dashboard_queries() {
-        let tf = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/cloudwatch.tf")).unwrap();
-        let block = &tf[tf.find("custom_metric_widgets").unwrap()..tf.find("lambda_metric_widgets").unwrap()];
-        let charted: Vec<&str> = block.split("name = \"").skip(1).filter_map(|p| p.split('"').next()).collect();
-        assert!(charted.len() >= 4, "{charted:?}");
-        assert!(block.contains("\"Function\", f.function_name"), "the dashboard queries by Function");
-        let line = emf_line(&TickReport { rows_scored: 7, ..TickReport::default() }, "AIOps/Monitoring", "aiops-anomaly-detector", 1);
-        let declared: Vec<&str> =
-            line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
-        for m in &charted {
-            assert!(declared.contains(m) && line.get(*m).is_some(), "{m} is charted but not emitted");
-        }
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
-        assert_eq!((line["Function"].as_str(), line["RowsScored"].as_u64()), (Some("aiops-anomaly-detector"), Some(7)));
-    }
-}
-
 /// Fill secrets from Secrets Manager through the Parameters and Secrets Lambda Extension, when
 /// the ARNs are set and the extension answers. Failures are logged (without values) and leave
 /// the configuration as it was.
@@ -286,4 +263,27 @@ pub async fn run(mut base: RuntimeConfig) -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod emf_tests {
+    use super::*;
+
+    /// Every metric the CloudWatch dashboard charts is emitted, with the dimension it queries.
+    #[test]
+    fn emf_lines_carry_what_the_dashboard_queries() {
+        let tf = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/cloudwatch.tf")).unwrap();
+        let block = &tf[tf.find("custom_metric_widgets").unwrap()..tf.find("lambda_metric_widgets").unwrap()];
+        let charted: Vec<&str> = block.split("name = \"").skip(1).filter_map(|p| p.split('"').next()).collect();
+        assert!(charted.len() >= 4, "{charted:?}");
+        assert!(block.contains("\"Function\", f.function_name"), "the dashboard queries by Function");
+        let line = emf_line(&TickReport { rows_scored: 7, ..TickReport::default() }, "AIOps/Monitoring", "aiops-anomaly-detector", 1);
+        let declared: Vec<&str> =
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        for m in &charted {
+            assert!(declared.contains(m) && line.get(*m).is_some(), "{m} is charted but not emitted");
+        }
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
+        assert_eq!((line["Function"].as_str(), line["RowsScored"].as_u64()), (Some("aiops-anomaly-detector"), Some(7)));
+    }
 }

@@ -655,10 +655,10 @@ impl Registry {
         let list = self.store.list_with_delimiter(Some(&prefix)).await.map_err(self.store_err("list", &prefix))?;
         let mut out = Vec::new();
         for obj in list.objects {
-            if let Some(name) = obj.location.filename().filter(|n| !n.starts_with('.')) {
-                if let Some(state) = self.read_alias(model, name).await? {
-                    out.push(state.pointer);
-                }
+            if let Some(name) = obj.location.filename().filter(|n| !n.starts_with('.'))
+                && let Some(state) = self.read_alias(model, name).await?
+            {
+                out.push(state.pointer);
             }
         }
         out.sort_by(|a, b| a.alias.cmp(&b.alias));

@@ -75,15 +75,14 @@ proptest! {
 
     #[test]
     fn detector_settings_never_panic((at, junk) in inputs(), n in 1usize..6, x in proptest::collection::vec(-1e9f64..1e9, 1..6)) {
-        if let Ok(cfg) = toml::from_str::<DetectorConfig>(&text(&splice(DETECTOR, at, &junk))) {
-            if let Ok(mut det) = cfg.build(n) {
+        if let Ok(cfg) = toml::from_str::<DetectorConfig>(&text(&splice(DETECTOR, at, &junk)))
+            && let Ok(mut det) = cfg.build(n) {
                 let row: Vec<f64> = (0..n).map(|i| x[i % x.len()]).collect();
                 for t in 0..3 {
                     let s = det.push(t * 10_000, &row);
                     prop_assert!((0.0..=1.0).contains(&s), "score {s}");
                 }
             }
-        }
     }
 
     #[test]

@@ -117,25 +117,6 @@ pub fn roc_chart(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)])
     root.present().map_err(|x| e(x.to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn charts_are_written_as_svg() {
-        let dir = std::env::temp_dir().join(format!("wb-charts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let v: Vec<f64> = (0..200).map(|i| (i as f64 / 10.0).sin()).collect();
-        let s: Vec<f64> = (0..200).map(|i| if i == 120 { 0.9 } else { 0.1 }).collect();
-        super::series_chart(&dir.join("s.svg"), "demo", &v, &s, &[(110, 130)], 0.5).unwrap();
-        let svg = std::fs::read_to_string(dir.join("s.svg")).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("demo") && svg.contains("<polyline"), "{}", &svg[..200.min(svg.len())]);
-        super::roc_chart(&dir.join("r.svg"), "roc", &[("m".into(), vec![(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)])]).unwrap();
-        assert!(std::fs::read_to_string(dir.join("r.svg")).unwrap().contains("true positive rate"));
-        super::values_chart(&dir.join("v.svg"), "objective", "rank", "event_f1", &[0.4, 0.3, f64::NAN, 0.1]).unwrap();
-        assert!(std::fs::read_to_string(dir.join("v.svg")).unwrap().contains("event_f1"));
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
-
 /// The predictive-scaling chart: recent history, the forecast continuing it, and the threshold
 /// line. PNG, or SVG when `path` ends in `.svg`.
 pub fn forecast_chart(path: &Path, title: &str, history: &[f64], forecast: &[f64], threshold: f64) -> Result<(), FrameError> {
@@ -191,4 +172,23 @@ fn draw_forecast<DB: DrawingBackend>(
     c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
     root.present().map_err(|x| e(x.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn charts_are_written_as_svg() {
+        let dir = std::env::temp_dir().join(format!("wb-charts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let v: Vec<f64> = (0..200).map(|i| (i as f64 / 10.0).sin()).collect();
+        let s: Vec<f64> = (0..200).map(|i| if i == 120 { 0.9 } else { 0.1 }).collect();
+        super::series_chart(&dir.join("s.svg"), "demo", &v, &s, &[(110, 130)], 0.5).unwrap();
+        let svg = std::fs::read_to_string(dir.join("s.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("demo") && svg.contains("<polyline"), "{}", &svg[..200.min(svg.len())]);
+        super::roc_chart(&dir.join("r.svg"), "roc", &[("m".into(), vec![(0.0, 0.0), (0.2, 0.8), (1.0, 1.0)])]).unwrap();
+        assert!(std::fs::read_to_string(dir.join("r.svg")).unwrap().contains("true positive rate"));
+        super::values_chart(&dir.join("v.svg"), "objective", "rank", "event_f1", &[0.4, 0.3, f64::NAN, 0.1]).unwrap();
+        assert!(std::fs::read_to_string(dir.join("v.svg")).unwrap().contains("event_f1"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

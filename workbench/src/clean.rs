@@ -157,12 +157,12 @@ fn fill(policy: GapPolicy, col: &mut [Option<f64>]) -> usize {
                 }
             }
             GapPolicy::Interpolate { limit } => {
-                if let (Some(b), Some(a)) = (before, after) {
-                    if run <= limit {
-                        for k in 0..run {
-                            col[start + k] = Some(b + (a - b) * (k + 1) as f64 / (run + 1) as f64);
-                            filled += 1;
-                        }
+                if let (Some(b), Some(a)) = (before, after)
+                    && run <= limit
+                {
+                    for k in 0..run {
+                        col[start + k] = Some(b + (a - b) * (k + 1) as f64 / (run + 1) as f64);
+                        filled += 1;
                     }
                 }
             }
@@ -189,10 +189,10 @@ pub fn clean(df: &DataFrame, cfg: &CleanConfig) -> Result<(DataFrame, CleanRepor
     // Backwards steps, per server in file order.
     let mut last: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for (s, t) in servers.iter().zip(&ts) {
-        if let Some(p) = last.insert(s.as_str(), *t) {
-            if *t < p {
-                report.backwards_steps += 1;
-            }
+        if let Some(p) = last.insert(s.as_str(), *t)
+            && *t < p
+        {
+            report.backwards_steps += 1;
         }
     }
     let interval_ms = cfg.interval_secs.map(|s| i64::from(s.max(1)) * 1000);

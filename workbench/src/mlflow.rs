@@ -218,10 +218,10 @@ impl MlflowClient {
         let mut delay = self.backoff;
         let mut last = None;
         for attempt in 1..=self.attempts {
-            if attempt > 1 {
-                if let Some(id) = self.run_with_key(experiment_id, &key).await? {
-                    return Ok(id);
-                }
+            if attempt > 1
+                && let Some(id) = self.run_with_key(experiment_id, &key).await?
+            {
+                return Ok(id);
             }
             match self.send_attempts(reqwest::Method::POST, "/api/2.0/mlflow/runs/create", Some(body.clone()), true, 1).await {
                 Ok(v) => return Ok(v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string()),
@@ -476,10 +476,10 @@ pub async fn register_promotion(
     registry_source: &str,
     alias: &str,
 ) -> Result<String, MlflowError> {
-    if trial_run(trial_dir).is_none() {
-        if let Some(sweep_dir) = trial_dir.parent().and_then(Path::parent) {
-            push_sweep(client, sweep_dir).await?;
-        }
+    if trial_run(trial_dir).is_none()
+        && let Some(sweep_dir) = trial_dir.parent().and_then(Path::parent)
+    {
+        push_sweep(client, sweep_dir).await?;
     }
     let (experiment_id, run_id) = trial_run(trial_dir).ok_or_else(|| MlflowError::Local {
         path: trial_dir.join("mlflow.json").display().to_string(),

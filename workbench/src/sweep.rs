@@ -271,10 +271,10 @@ impl SweepSpec {
             other => return Err(bad(origin, "search", other, "grid or random")),
         };
         for (k, space) in &self.space {
-            if let Space::Range { min, max, log } = space {
-                if !(min < max) || (*log && *min <= 0.0) {
-                    return Err(bad(origin, &format!("space.{k}"), format!("{min}..{max}"), "need min < max (and min > 0 for log)"));
-                }
+            if let Space::Range { min, max, log } = space
+                && (!(min < max) || (*log && *min <= 0.0))
+            {
+                return Err(bad(origin, &format!("space.{k}"), format!("{min}..{max}"), "need min < max (and min > 0 for log)"));
             }
         }
         let mut trials = Vec::new();
@@ -539,13 +539,12 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
         let _ = writeln!(md, "| {} | {} | {} | {:.4} | {}{kinds} |", i + 1, &r.id[..8], vals.join(" | "), r.objective, extra.join(" | "));
     }
     md.push_str("\n![objective per trial](objective.svg)\n");
-    if let Some(best) = done.first() {
-        if spec.dataset == "sim" {
-            if let Some(trial) = best_trial {
-                let server = best_trial_chart(&dir.join("best_trial.svg"), trial)?;
-                let _ = writeln!(md, "\n## Best trial `{}` on {server}\n\n![best trial detection](best_trial.svg)", &best.id[..8]);
-            }
-        }
+    if let Some(best) = done.first()
+        && spec.dataset == "sim"
+        && let Some(trial) = best_trial
+    {
+        let server = best_trial_chart(&dir.join("best_trial.svg"), trial)?;
+        let _ = writeln!(md, "\n## Best trial `{}` on {server}\n\n![best trial detection](best_trial.svg)", &best.id[..8]);
     }
     write(&dir.join("leaderboard.md"), &md)?;
     let values: Vec<f64> = done.iter().map(|r| r.objective).collect();

@@ -141,10 +141,10 @@ impl FeatureSpec {
                 "need 0 <= start < end <= 24",
             );
         }
-        if let Some(g) = self.reset_after_gap_secs {
-            if g <= 0 {
-                return bad("reset_after_gap_secs", g.to_string(), "must be positive");
-            }
+        if let Some(g) = self.reset_after_gap_secs
+            && g <= 0
+        {
+            return bad("reset_after_gap_secs", g.to_string(), "must be positive");
         }
         Ok(())
     }

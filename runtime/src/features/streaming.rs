@@ -86,10 +86,11 @@ impl StreamingFeatures {
         if state.rows > 0 && timestamp_ms <= state.last_ms {
             return Err(FeatureError::OutOfOrder { server: server.to_string(), timestamp_ms, previous_ms: state.last_ms });
         }
-        if let Some(gap_secs) = self.spec.reset_after_gap_secs {
-            if state.rows > 0 && timestamp_ms - state.last_ms > gap_secs * 1000 {
-                state.rows = 0;
-            }
+        if let Some(gap_secs) = self.spec.reset_after_gap_secs
+            && state.rows > 0
+            && timestamp_ms - state.last_ms > gap_secs * 1000
+        {
+            state.rows = 0;
         }
         if state.rows == 0 {
             state.first.copy_from_slice(values);

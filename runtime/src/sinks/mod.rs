@@ -138,25 +138,25 @@ impl SinksConfig {
     /// `ALERT_WEBHOOK_URL`.
     pub fn apply_env(&mut self) {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        if self.slack.webhook_url.is_empty() {
-            if let Some(v) = env("SLACK_WEBHOOK_URL") {
-                self.slack.webhook_url = Secret::new(v);
-            }
+        if self.slack.webhook_url.is_empty()
+            && let Some(v) = env("SLACK_WEBHOOK_URL")
+        {
+            self.slack.webhook_url = Secret::new(v);
         }
-        if self.pagerduty.routing_key.is_empty() {
-            if let Some(v) = env("PAGERDUTY_ROUTING_KEY").or_else(|| env("PAGERDUTY_KEY")) {
-                self.pagerduty.routing_key = Secret::new(v);
-            }
+        if self.pagerduty.routing_key.is_empty()
+            && let Some(v) = env("PAGERDUTY_ROUTING_KEY").or_else(|| env("PAGERDUTY_KEY"))
+        {
+            self.pagerduty.routing_key = Secret::new(v);
         }
-        if self.alertmanager.url.is_empty() {
-            if let Some(v) = env("ALERTMANAGER_URL") {
-                self.alertmanager.url = v;
-            }
+        if self.alertmanager.url.is_empty()
+            && let Some(v) = env("ALERTMANAGER_URL")
+        {
+            self.alertmanager.url = v;
         }
-        if self.webhook.url.is_empty() {
-            if let Some(v) = env("ALERT_WEBHOOK_URL") {
-                self.webhook.url = Secret::new(v);
-            }
+        if self.webhook.url.is_empty()
+            && let Some(v) = env("ALERT_WEBHOOK_URL")
+        {
+            self.webhook.url = Secret::new(v);
         }
     }
 

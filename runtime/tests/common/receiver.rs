@@ -66,17 +66,16 @@ pub fn check_slack(body: &Value) -> Result<(), String> {
                     if b.get("text").is_none() && fields.is_none() {
                         return Err("invalid_blocks: section needs text or fields".into());
                     }
-                    if let Some(f) = fields {
-                        if f.len() > 10 || f.iter().any(|x| x["text"].as_str().is_none_or(|s| s.chars().count() > 2000)) {
-                            return Err("invalid_blocks: at most 10 fields of ≤ 2000 chars".into());
-                        }
+                    if let Some(f) = fields
+                        && (f.len() > 10 || f.iter().any(|x| x["text"].as_str().is_none_or(|s| s.chars().count() > 2000)))
+                    {
+                        return Err("invalid_blocks: at most 10 fields of ≤ 2000 chars".into());
                     }
-                    if let Some(t) = b.get("text") {
-                        if t["text"].as_str().is_none_or(|s| s.chars().count() > 3000)
-                            || !matches!(t["type"].as_str(), Some("mrkdwn" | "plain_text"))
-                        {
-                            return Err("invalid_blocks: section text".into());
-                        }
+                    if let Some(t) = b.get("text")
+                        && (t["text"].as_str().is_none_or(|s| s.chars().count() > 3000)
+                            || !matches!(t["type"].as_str(), Some("mrkdwn" | "plain_text")))
+                    {
+                        return Err("invalid_blocks: section text".into());
                     }
                 }
                 Some("context") => {

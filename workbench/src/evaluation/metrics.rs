@@ -151,6 +151,18 @@ pub fn event_metrics(alerts: &[bool], labels: &[bool], interval_secs: f64) -> Ev
     }
 }
 
+/// ROC curve points `(false positive rate, true positive rate)`, at most `max_points` (+ ends).
+pub fn roc_curve(scores: &[f64], labels: &[bool], max_points: usize) -> Vec<(f64, f64)> {
+    let pos = labels.iter().filter(|l| **l).count().max(1) as f64;
+    let neg = (labels.len() as f64 - pos).max(1.0);
+    let pts = sweep(scores, labels);
+    let step = (pts.len() / max_points.max(1)).max(1);
+    let mut out = vec![(0.0, 0.0)];
+    out.extend(pts.iter().step_by(step).map(|(_, tp, fp)| (*fp as f64 / neg, *tp as f64 / pos)));
+    out.push((1.0, 1.0));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,16 +190,4 @@ mod tests {
         let (pa, _) = best_f1_point_adjusted(&[0.0, 0.9, 0.1, 0.1, 0.0, 0.0, 0.2, 0.1, 0.0, 0.0], &labels).unwrap();
         assert_eq!(pa, 1.0);
     }
-}
-
-/// ROC curve points `(false positive rate, true positive rate)`, at most `max_points` (+ ends).
-pub fn roc_curve(scores: &[f64], labels: &[bool], max_points: usize) -> Vec<(f64, f64)> {
-    let pos = labels.iter().filter(|l| **l).count().max(1) as f64;
-    let neg = (labels.len() as f64 - pos).max(1.0);
-    let pts = sweep(scores, labels);
-    let step = (pts.len() / max_points.max(1)).max(1);
-    let mut out = vec![(0.0, 0.0)];
-    out.extend(pts.iter().step_by(step).map(|(_, tp, fp)| (*fp as f64 / neg, *tp as f64 / pos)));
-    out.push((1.0, 1.0));
-    out
 }

@@ -113,11 +113,11 @@ fn rows_of(file: usize, input: &NabInput<'_>, window_base: usize) -> (Vec<Row>, 
         if i >= probation {
             out.push(Row { score: input.scores[i], weight, window, file });
         }
-        if let Some((right, width, _)) = cur {
-            if i >= right {
-                prev = Some((i, width));
-                cur = None;
-            }
+        if let Some((right, width, _)) = cur
+            && i >= right
+        {
+            prev = Some((i, width));
+            cur = None;
         }
     }
     (out, window_id - window_base)

@@ -17,8 +17,8 @@
 //! range rule). The row's surprise is the largest over views and metrics, mapped to
 //! `1 − e^{−s / scale_nats}`. Optionally an HTM-style anomaly-likelihood path (`likelihood_weight`
 //! > 0) scores the mean surprise of the last `likelihood_short_rows` rows against a Gaussian of its
-//! past. After a score ≥ `alarm_score`, scores are multiplied by `refractory_factor` for
-//! `refractory_rows` rows, so one incident raises one alarm.
+//! >    past. After a score ≥ `alarm_score`, scores are multiplied by `refractory_factor` for
+//! >    `refractory_rows` rows, so one incident raises one alarm.
 //!
 //! Causal: a row's score uses only rows up to it, and the file's length, min or max are never
 //! known. State per metric: three rank histories of at most `history_rows` values (16 bytes
@@ -310,11 +310,11 @@ impl Likelihood {
         self.history.push_back(mean_short);
         self.sum += mean_short;
         self.sumsq += mean_short * mean_short;
-        if self.history.len() > cfg.likelihood_history_rows {
-            if let Some(old) = self.history.pop_front() {
-                self.sum -= old;
-                self.sumsq -= old * old;
-            }
+        if self.history.len() > cfg.likelihood_history_rows
+            && let Some(old) = self.history.pop_front()
+        {
+            self.sum -= old;
+            self.sumsq -= old * old;
         }
         score
     }
@@ -338,11 +338,12 @@ impl ContextTail {
     /// `seasonal_tolerance_intervals` × the median of the first (up to 50) sampling intervals:
     /// how far a past row may be from "the same time on an earlier day".
     fn tolerance_ms(&mut self, timestamp_ms: i64) -> Option<i64> {
-        if let Some(prev) = self.last_ts {
-            if timestamp_ms > prev && self.intervals.len() < 50 {
-                self.intervals.push(timestamp_ms - prev);
-                self.intervals.sort_unstable();
-            }
+        if let Some(prev) = self.last_ts
+            && timestamp_ms > prev
+            && self.intervals.len() < 50
+        {
+            self.intervals.push(timestamp_ms - prev);
+            self.intervals.sort_unstable();
         }
         self.last_ts = Some(timestamp_ms);
         (!self.intervals.is_empty()).then(|| {

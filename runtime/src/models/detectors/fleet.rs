@@ -260,10 +260,10 @@ impl Channel {
     /// go into the channel's own offset.
     fn learn(&mut self, cfg: &FleetConfig, seen: &Seen, bin: Option<usize>, a_scale: f64, absorb: Option<f64>) -> (bool, Option<f64>) {
         let sign = |r: f64| if cfg.two_sided { r.abs() } else { r };
-        if let Some(b) = bin {
-            if sign(seen.level) > cfg.seasonal_free_z * seen.sd_level || sign(seen.sustain) > cfg.seasonal_free_z * seen.sd_sustain {
-                self.today[b] = self.today[b].max((sign(seen.level).max(sign(seen.sustain)) * cfg.seasonal_tolerance) as f32);
-            }
+        if let Some(b) = bin
+            && (sign(seen.level) > cfg.seasonal_free_z * seen.sd_level || sign(seen.sustain) > cfg.seasonal_free_z * seen.sd_sustain)
+        {
+            self.today[b] = self.today[b].max((sign(seen.level).max(sign(seen.sustain)) * cfg.seasonal_tolerance) as f32);
         }
         // Scales learn from ordinary rows only (within clip_z), so a lasting incident does not
         // widen them; a noisier regime still does, through its rows inside the band.
@@ -383,7 +383,7 @@ impl Joint {
             }
         }
         self.rows += 1;
-        if self.rows >= warmup && self.rows % refit == 0 {
+        if self.rows >= warmup && self.rows.is_multiple_of(refit) {
             self.precision = invert_ridged(&self.cov, n);
         }
     }

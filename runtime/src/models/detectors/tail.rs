@@ -203,43 +203,6 @@ fn ln_gauss_tail(z: f64) -> f64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn confirmation_drops_one_row_blips_but_not_large_spikes_or_lasting_shifts() {
-        let cfg = TailEnsembleConfig { confirm_rows: 2, confirm_bypass: 0.8, ..Default::default() };
-        let run = |cfg: &TailEnsembleConfig, at: &dyn Fn(usize) -> f64| {
-            let mut det = cfg.build(1).unwrap();
-            (0..700).map(|i| det.push(i as i64 * 60_000, &[if i >= 600 { at(i) } else { (i % 10) as f64 }])).collect::<Vec<f64>>()
-        };
-        let blip = |i: usize| if i == 600 { 13.0 } else { (i % 10) as f64 };
-        let spike = |i: usize| if i == 600 { 60.0 } else { (i % 10) as f64 };
-        let shift = |i: usize| 14.0 + (i % 10) as f64 * 0.1;
-        let plain = TailEnsembleConfig::default();
-        assert!(run(&plain, &blip)[600] >= 0.5, "unconfirmed, a small new record alarms");
-        assert!(run(&cfg, &blip).iter().all(|s| *s < 0.5), "confirmed, a one-row blip does not");
-        assert!(run(&cfg, &spike)[600] >= 0.5, "a large spike bypasses confirmation");
-        let shifted = run(&cfg, &shift);
-        assert!(shifted[600] < shifted[601] && shifted[601] >= 0.5, "a lasting shift alarms one row later: {:?}", &shifted[599..603]);
-        let err = TailEnsembleConfig { confirm_rows: 0, ..Default::default() }.build(1).unwrap_err();
-        assert_eq!(err.field, "confirm_rows");
-    }
-
-    #[test]
-    fn gaussian_tail_matches_known_values() {
-        // Q(0) = 0.5, Q(1.96) = 0.025, Q(5) = 2.8665e-7, Q(8) = 6.2210e-16, Q(-1) = 0.8413.
-        assert!((ln_gauss_tail(0.0) - 0.5f64.ln()).abs() < 1e-6);
-        assert!((ln_gauss_tail(1.959_964) - 0.025f64.ln()).abs() < 1e-5);
-        assert!((ln_gauss_tail(5.0) - 2.866_515_7e-7f64.ln()).abs() < 1e-6);
-        assert!((ln_gauss_tail(8.0) - 6.220_960_5e-16f64.ln()).abs() < 1e-6);
-        // Continuity where the asymptotic series takes over.
-        assert!((ln_gauss_tail(29.999_999) - ln_gauss_tail(30.0)).abs() < 1e-3);
-        assert!((ln_gauss_tail(-1.0) - 0.841_344_7f64.ln()).abs() < 1e-6);
-    }
-}
-
 impl TailEnsemble {
     /// Rows per season, once 50 intervals were seen.
     fn season_rows(&self) -> Option<usize> {
@@ -253,10 +216,11 @@ impl TailEnsemble {
     }
 
     fn step(&mut self, timestamp_ms: i64, values: &[f64], score: bool) -> f64 {
-        if let Some(prev) = self.last_ts {
-            if timestamp_ms > prev && self.intervals.len() < 50 {
-                self.intervals.push(timestamp_ms - prev);
-            }
+        if let Some(prev) = self.last_ts
+            && timestamp_ms > prev
+            && self.intervals.len() < 50
+        {
+            self.intervals.push(timestamp_ms - prev);
         }
         self.last_ts = Some(timestamp_ms);
         let season = if self.use_seasonal { self.season_rows() } else { None };
@@ -337,11 +301,11 @@ impl TailEnsemble {
         self.lk_hist.push_back(surprise);
         self.lk_sum += surprise;
         self.lk_sumsq += surprise * surprise;
-        if self.lk_hist.len() > self.cfg.likelihood_history_rows {
-            if let Some(old) = self.lk_hist.pop_front() {
-                self.lk_sum -= old;
-                self.lk_sumsq -= old * old;
-            }
+        if self.lk_hist.len() > self.cfg.likelihood_history_rows
+            && let Some(old) = self.lk_hist.pop_front()
+        {
+            self.lk_sum -= old;
+            self.lk_sumsq -= old * old;
         }
         score
     }
@@ -371,5 +335,42 @@ impl StreamingDetector for TailEnsemble {
 
     fn contributions(&self) -> Vec<f64> {
         self.contrib.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmation_drops_one_row_blips_but_not_large_spikes_or_lasting_shifts() {
+        let cfg = TailEnsembleConfig { confirm_rows: 2, confirm_bypass: 0.8, ..Default::default() };
+        let run = |cfg: &TailEnsembleConfig, at: &dyn Fn(usize) -> f64| {
+            let mut det = cfg.build(1).unwrap();
+            (0..700).map(|i| det.push(i as i64 * 60_000, &[if i >= 600 { at(i) } else { (i % 10) as f64 }])).collect::<Vec<f64>>()
+        };
+        let blip = |i: usize| if i == 600 { 13.0 } else { (i % 10) as f64 };
+        let spike = |i: usize| if i == 600 { 60.0 } else { (i % 10) as f64 };
+        let shift = |i: usize| 14.0 + (i % 10) as f64 * 0.1;
+        let plain = TailEnsembleConfig::default();
+        assert!(run(&plain, &blip)[600] >= 0.5, "unconfirmed, a small new record alarms");
+        assert!(run(&cfg, &blip).iter().all(|s| *s < 0.5), "confirmed, a one-row blip does not");
+        assert!(run(&cfg, &spike)[600] >= 0.5, "a large spike bypasses confirmation");
+        let shifted = run(&cfg, &shift);
+        assert!(shifted[600] < shifted[601] && shifted[601] >= 0.5, "a lasting shift alarms one row later: {:?}", &shifted[599..603]);
+        let err = TailEnsembleConfig { confirm_rows: 0, ..Default::default() }.build(1).unwrap_err();
+        assert_eq!(err.field, "confirm_rows");
+    }
+
+    #[test]
+    fn gaussian_tail_matches_known_values() {
+        // Q(0) = 0.5, Q(1.96) = 0.025, Q(5) = 2.8665e-7, Q(8) = 6.2210e-16, Q(-1) = 0.8413.
+        assert!((ln_gauss_tail(0.0) - 0.5f64.ln()).abs() < 1e-6);
+        assert!((ln_gauss_tail(1.959_964) - 0.025f64.ln()).abs() < 1e-5);
+        assert!((ln_gauss_tail(5.0) - 2.866_515_7e-7f64.ln()).abs() < 1e-6);
+        assert!((ln_gauss_tail(8.0) - 6.220_960_5e-16f64.ln()).abs() < 1e-6);
+        // Continuity where the asymptotic series takes over.
+        assert!((ln_gauss_tail(29.999_999) - ln_gauss_tail(30.0)).abs() < 1e-3);
+        assert!((ln_gauss_tail(-1.0) - 0.841_344_7f64.ln()).abs() < 1e-6);
     }
 }

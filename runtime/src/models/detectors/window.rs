@@ -32,11 +32,11 @@ impl SortedWindow {
 
     /// Add a value, evicting the oldest beyond `cap`.
     pub(crate) fn insert(&mut self, x: f64) {
-        if self.ring.len() == self.cap {
-            if let Some(old) = self.ring.pop_front() {
-                let i = self.sorted.partition_point(|v| *v < old);
-                self.sorted.remove(i);
-            }
+        if self.ring.len() == self.cap
+            && let Some(old) = self.ring.pop_front()
+        {
+            let i = self.sorted.partition_point(|v| *v < old);
+            self.sorted.remove(i);
         }
         self.ring.push_back(x);
         let i = self.sorted.partition_point(|v| *v < x);
@@ -75,7 +75,7 @@ impl Refractory {
 /// When a detector without a training split (re)fits: first after `fit_after_rows` rows, then
 /// every `refit_every_rows` (0: never again).
 pub fn fit_due(rows: usize, fit_after_rows: usize, refit_every_rows: usize) -> bool {
-    rows == fit_after_rows || (refit_every_rows > 0 && rows > fit_after_rows && (rows - fit_after_rows) % refit_every_rows == 0)
+    rows == fit_after_rows || (refit_every_rows > 0 && rows > fit_after_rows && (rows - fit_after_rows).is_multiple_of(refit_every_rows))
 }
 
 /// The rows a detector fits on: a training split when one was learned (fitted once, no

@@ -171,7 +171,7 @@ impl IsolationForestParams {
     /// Fit on `data`, row-major with `n_features` columns. Non-finite values are refused.
     pub fn fit(&self, data: &[f64], n_features: usize) -> Result<IsolationForest, IForestError> {
         self.validate()?;
-        if n_features == 0 || data.is_empty() || data.len() % n_features != 0 {
+        if n_features == 0 || data.is_empty() || !data.len().is_multiple_of(n_features) {
             return Err(IForestError::InvalidData(format!("{} values do not form rows of {n_features} features", data.len())));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {

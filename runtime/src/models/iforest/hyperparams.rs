@@ -117,10 +117,10 @@ impl IsolationForestParams {
             }
             _ => {}
         }
-        if let Contamination::Fraction(c) = self.contamination {
-            if !(c > 0.0 && c <= 0.5) {
-                return bad("contamination", c.to_string(), "must be in (0, 0.5] or auto");
-            }
+        if let Contamination::Fraction(c) = self.contamination
+            && !(c > 0.0 && c <= 0.5)
+        {
+            return bad("contamination", c.to_string(), "must be in (0, 0.5] or auto");
         }
         Ok(())
     }
