@@ -23,8 +23,9 @@
 //!
 //! - the **joint** view (`joint`, two or more metrics): each metric against what the others say
 //!   it should be — the Gaussian conditional mean given the other metrics, from a running mean
-//!   and covariance of ordinary rows (half-life `joint_half_life_rows`) — with its own level and
-//!   sustained views and daily context, used only while every other metric is inside its own
+//!   and covariance of ordinary rows (half-life `joint_half_life_rows`) — with its own sustained
+//!   view (its level view too with `joint_level`), offset and daily context, used only while every
+//!   other metric is inside its own
 //!   band (a restart's drop or a counter reset in one metric says nothing about the others).
 //!   Load moves CPU, memory, network and disk together, so
 //!   the conditional residual strips the daily curve and the business-hours step: CPU up
@@ -174,6 +175,11 @@ const SMOOTH_MAX: usize = 8;
 pub(crate) fn gaussian_surprise(z: f64) -> f64 {
     let z = z.max(0.0);
     0.5 * z * z + 0.5 * std::f64::consts::TAU.ln() + (0.226 + 0.64 * z + 0.33 * (z * z + 3.0).sqrt()).ln()
+}
+
+/// A view's surprise above the ordinary: `−ln P(Z ≥ z) − ln 2`, 0 at z ≤ 0.
+fn tail_surprise(z: f64) -> f64 {
+    if z > 0.0 { gaussian_surprise(z) - std::f64::consts::LN_2 } else { 0.0 }
 }
 
 /// One residual stream (a metric against its baseline, or against the other metrics): level and
@@ -334,6 +340,8 @@ struct Joint {
     precision: Option<Vec<f64>>,
     channels: Vec<Channel>,
     centered: Vec<f64>,
+    /// This row's conditional residuals (a buffer kept between rows).
+    resid: Vec<f64>,
 }
 
 impl Joint {
@@ -345,6 +353,7 @@ impl Joint {
             precision: None,
             channels: (0..n).map(|_| Channel::new(sustain, bins)).collect(),
             centered: vec![0.0; n],
+            resid: vec![f64::NAN; n],
         }
     }
 
@@ -485,8 +494,7 @@ impl Fleet {
         m.run = if repeat { m.run + 1 } else { 1 };
         let mut surprise = 0.0;
         if score && m.rows >= cfg.warmup_rows {
-            let z = m.own.z(cfg, &seen, bin);
-            surprise = if z > 0.0 { gaussian_surprise(z) - std::f64::consts::LN_2 } else { 0.0 };
+            surprise = tail_surprise(m.own.z(cfg, &seen, bin));
             if m.run >= cfg.flatline_min_rows {
                 let p = (m.repeats + 1.0) / (m.seen + 2.0);
                 surprise = surprise.max(m.run as f64 * -p.ln());
@@ -512,7 +520,7 @@ impl Fleet {
     fn joint_step(&mut self, bin: Option<usize>, values: &[f64], score: bool) {
         let cfg = &self.cfg;
         let Some(joint) = &mut self.joint else { return };
-        let mut resid = vec![f64::NAN; values.len()];
+        let mut resid = std::mem::take(&mut joint.resid);
         joint.residuals(values, &mut resid);
         let unusual = self.ordinary.iter().filter(|o| !**o).count();
         for (k, r) in resid.iter().enumerate() {
@@ -528,13 +536,11 @@ impl Fleet {
             let seen = ch.observe(cfg, *r, cfg.min_std.max(cfg.min_std_frac * base.abs()));
             if score && ch.rows >= cfg.warmup_rows {
                 let seen_for_z = if cfg.joint_level { seen } else { Seen { level: 0.0, ..seen } };
-                let z = ch.z(cfg, &seen_for_z, bin);
-                if z > 0.0 {
-                    self.surprise[k] = self.surprise[k].max(gaussian_surprise(z) - std::f64::consts::LN_2);
-                }
+                self.surprise[k] = self.surprise[k].max(tail_surprise(ch.z(cfg, &seen_for_z, bin)));
             }
             let _ = ch.learn(cfg, &seen, bin, self.a_scale, Some(self.a_base));
         }
+        joint.resid = resid;
         if self.ordinary.iter().all(|o| *o) {
             joint.learn(values, self.a_joint, cfg.joint_refit_rows, cfg.warmup_rows);
         }
