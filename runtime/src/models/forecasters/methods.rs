@@ -12,7 +12,8 @@ pub enum Method {
     SeasonalNaive,
     /// The mean of the last `window` values.
     MovingAverage,
-    /// The mean of the last `long_window` values (as long as a typical horizon).
+    /// The mean of the rows since the level last shifted, at most `long_window` (as long as a
+    /// typical horizon): the long mean while the level holds, the values since a shift after one.
     MovingAverageLong,
     /// The mean of the values at the same phase over the last `seasons` periods.
     SeasonalMean,
@@ -22,11 +23,17 @@ pub enum Method {
     Theta,
     /// Theta on the series less its additive seasonal profile, the profile added back.
     SeasonalTheta,
+    /// The median of the rows since the level last shifted, at most `long_window` (the constant
+    /// forecast with the least absolute error while the level holds: robust to the spikes of CPU
+    /// and network series).
+    MovingMedian,
+    /// The median of the values at the same phase over the last `median_seasons` periods.
+    SeasonalMedian,
 }
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 10] = [
         Self::LastValue,
         Self::SeasonalNaive,
         Self::MovingAverage,
@@ -35,6 +42,8 @@ impl Method {
         Self::Ses,
         Self::Theta,
         Self::SeasonalTheta,
+        Self::MovingMedian,
+        Self::SeasonalMedian,
     ];
 
     /// Snake-case name.
@@ -48,12 +57,14 @@ impl Method {
             Self::Ses => "ses",
             Self::Theta => "theta",
             Self::SeasonalTheta => "seasonal_theta",
+            Self::MovingMedian => "moving_median",
+            Self::SeasonalMedian => "seasonal_median",
         }
     }
 
     /// Whether the method needs a seasonal period.
     pub fn seasonal(self) -> bool {
-        matches!(self, Self::SeasonalNaive | Self::SeasonalMean | Self::SeasonalTheta)
+        matches!(self, Self::SeasonalNaive | Self::SeasonalMean | Self::SeasonalTheta | Self::SeasonalMedian)
     }
 }
 
@@ -68,6 +79,8 @@ pub(super) struct MethodSettings {
     pub(super) seasons: usize,
     /// Most recent values the smoothing methods are fitted on.
     pub(super) fit_rows: usize,
+    /// Periods the seasonal median takes its median over.
+    pub(super) median_seasons: usize,
 }
 
 /// The `h`-step point forecast of `method` from `y` (oldest first), `None` when the history is
@@ -80,7 +93,7 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
     match method {
         Method::LastValue => Some(vec![y[n - 1]; h]),
         Method::MovingAverage | Method::MovingAverageLong => {
-            let w = if method == Method::MovingAverage { s.window } else { s.long_window }.min(n);
+            let w = if method == Method::MovingAverage { s.window } else { settled_window(y, s.window, s.long_window) }.min(n);
             Some(vec![y[n - w..].iter().sum::<f64>() / w as f64; h])
         }
         Method::SeasonalNaive => {
@@ -95,6 +108,25 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
                     .map(|k| {
                         let phase = n - p + k % p;
                         (0..seasons).map(|i| y[phase - i * p]).sum::<f64>() / seasons as f64
+                    })
+                    .collect(),
+            )
+        }
+        Method::MovingMedian => {
+            let w = settled_window(y, s.window, s.long_window);
+            Some(vec![median(&mut y[n - w..].to_vec()); h])
+        }
+        Method::SeasonalMedian => {
+            let p = period.filter(|p| *p >= 2 && *p <= n)?;
+            let seasons = s.median_seasons.min(n / p).max(1);
+            let mut buf = Vec::with_capacity(seasons);
+            Some(
+                (0..h)
+                    .map(|k| {
+                        let phase = n - p + k % p;
+                        buf.clear();
+                        buf.extend((0..seasons).map(|i| y[phase - i * p]));
+                        median(&mut buf)
                     })
                     .collect(),
             )
@@ -120,6 +152,50 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
             Some(base.iter().enumerate().map(|(k, b)| b + profile[k % p]).collect())
         }
     }
+}
+
+/// The median of `v` (reordered in place; the mean of the middle two for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    let mid = n / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let m = *m;
+    if n % 2 == 1 {
+        m
+    } else {
+        let below = v[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + m) / 2.0
+    }
+}
+
+/// The rows since the level last shifted, at most `long`: of the windows `short`, 2·`short`,
+/// … up to `long` rows (`short` = twice the moving average's window), the longest whose every
+/// added block (the rows from the previous window's start back to its own) has a median within
+/// `SHIFT_SCALES` robust scales (1.4826 × MAD of the long window) of the short window's median.
+fn settled_window(y: &[f64], short: usize, long: usize) -> usize {
+    const SHIFT_SCALES: f64 = 3.0;
+    let n = y.len();
+    let long = long.min(n);
+    let short = (2 * short).clamp(1, long);
+    let mut buf: Vec<f64> = y[n - long..].to_vec();
+    let m_long = median(&mut buf);
+    buf.iter_mut().for_each(|v| *v = (*v - m_long).abs());
+    let band = SHIFT_SCALES * 1.4826 * median(&mut buf);
+    let block_median = |from: usize, to: usize, buf: &mut Vec<f64>| {
+        buf.clear();
+        buf.extend_from_slice(&y[n - to..n - from]);
+        median(buf)
+    };
+    let m_short = block_median(0, short, &mut buf);
+    let mut best = short;
+    while best < long {
+        let w = (best * 2).min(long);
+        if (block_median(best, w, &mut buf) - m_short).abs() > band {
+            break;
+        }
+        best = w;
+    }
+    best
 }
 
 /// SES over `y`: the final level and the smoothing constant (the one of a small grid with the
@@ -175,7 +251,7 @@ fn seasonal_profile(y: &[f64], p: usize, seasons: usize) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    const S: MethodSettings = MethodSettings { window: 4, long_window: 8, seasons: 3, fit_rows: 1000 };
+    const S: MethodSettings = MethodSettings { window: 4, long_window: 8, seasons: 3, fit_rows: 1000, median_seasons: 5 };
 
     #[test]
     fn each_method_forecasts_what_it_promises() {
@@ -195,6 +271,31 @@ mod tests {
         let th = forecast(Method::Theta, &line, 2, None, S).unwrap();
         assert!((th[0] - 200.0).abs() < 1.5 && th[1] > th[0], "{th:?}");
         let ses = forecast(Method::Ses, &[1.0, 1.0, 5.0, 5.0, 5.0, 5.0], 1, None, S).unwrap();
+        // Medians ignore a spike; the seasonal median a one-off day.
+        let spiky = [1.0, 1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0];
+        assert_eq!(forecast(Method::MovingMedian, &spiky, 2, None, S), Some(vec![1.0; 2]));
+        let mut days: Vec<f64> = (0..30).map(|i| (i % 6) as f64).collect();
+        days[26] = 50.0;
+        assert_eq!(forecast(Method::SeasonalMedian, &days, 3, Some(6), S), Some(vec![0.0, 1.0, 2.0]));
         assert!((ses[0] - 5.0).abs() < 0.1, "{ses:?}");
+    }
+
+    #[test]
+    fn long_windows_restart_after_a_level_shift_and_not_for_a_spike() {
+        let s = MethodSettings { window: 12, long_window: 180, ..S };
+        // 170 rows around 10, then 20 rows around 40: the long mean and median follow the new
+        // level (they use the rows since the shift), not the 180-row mix.
+        let wobble = |i: usize| [0.0, 0.5, -0.5, 1.0][i % 4];
+        let mut y: Vec<f64> = (0..170).map(|i| 10.0 + wobble(i)).collect();
+        y.extend((0..30).map(|i| 40.0 + wobble(i)));
+        for m in [Method::MovingAverageLong, Method::MovingMedian] {
+            let f = forecast(m, &y, 1, None, s).unwrap()[0];
+            assert!((f - 40.0).abs() < 1.0, "{m:?} {f}");
+        }
+        // One spike in a steady level keeps the whole window (the median ignores it).
+        let mut steady: Vec<f64> = (0..200).map(|i| 10.0 + wobble(i)).collect();
+        steady[195] = 90.0;
+        assert_eq!(settled_window(&steady, 12, 180), 180);
+        assert!((forecast(Method::MovingMedian, &steady, 1, None, s).unwrap()[0] - 10.25).abs() < 0.3);
     }
 }

@@ -1,7 +1,8 @@
-//! Statistical forecasters for predictive scaling: seasonal naive, moving average, seasonal
-//! mean, SES, Theta and seasonal Theta, the seasonal period found from the data, and `auto`,
-//! which weighs the members by rolling-origin validation on the history it is fitted on and
-//! gives conformal prediction intervals from the validation residuals of each horizon step.
+//! Statistical forecasters for predictive scaling: seasonal naive, moving average and median,
+//! seasonal mean and median, SES, Theta and seasonal Theta, the seasonal period found from the
+//! data, and `auto`, which weighs the members by rolling-origin validation on the history it is
+//! fitted on and gives conformal prediction intervals from the validation residuals of each
+//! horizon step. The long windows (mean, median) restart after a level shift.
 //!
 //! An unfitted [`ForecasterParams`] and a [`FittedForecaster`] are different types: only the
 //! fitted one forecasts. Fitting reads only the history it is given (no look-ahead); a fitted
@@ -66,6 +67,8 @@ pub struct ForecasterParams {
     pub long_average_rows: usize,
     /// Periods averaged by the seasonal mean and the seasonal profile.
     pub seasons: usize,
+    /// Periods the seasonal median takes its median over.
+    pub median_seasons: usize,
     /// Most recent rows the smoothing methods (SES, Theta) are fitted on.
     pub fit_rows: usize,
     /// Validation origins over the last part of the history (`auto`'s weights and intervals).
@@ -74,13 +77,20 @@ pub struct ForecasterParams {
     pub validation_span: f64,
     /// Symmetric intervals from absolute residuals (else the residuals' own quantiles).
     pub symmetric_intervals: bool,
-    /// Members `auto` combines (the best by validation MAE, weighted by 1 / MAE).
+    /// Members `auto` combines per horizon bucket (the best by validation MAE; weights by
+    /// `weight_step` / `weight_shrink`).
     pub combine: usize,
     /// Horizon buckets grow by this factor (1, 4, 16, … steps); each has its own members and
     /// weights (0 or 1: one bucket for the whole horizon).
     pub bucket_growth: usize,
     /// Restrict `auto` to one method (None: choose among all).
     pub method: Option<Method>,
+    /// Spacing of the weight grid searched for the least validation MAE of the combination
+    /// (0: 1 / MAE weights).
+    pub weight_step: f64,
+    /// How far the searched weights are pulled back to the 1 / MAE weights (0: not at all, 1:
+    /// the 1 / MAE weights).
+    pub weight_shrink: f64,
 }
 
 impl Default for ForecasterParams {
@@ -91,6 +101,7 @@ impl Default for ForecasterParams {
             moving_average_rows: 12,
             long_average_rows: 180,
             seasons: 3,
+            median_seasons: 5,
             fit_rows: 2000,
             validation_origins: 80,
             validation_span: 0.6,
@@ -98,6 +109,8 @@ impl Default for ForecasterParams {
             combine: 3,
             bucket_growth: 4,
             method: None,
+            weight_step: 0.1,
+            weight_shrink: 0.5,
         }
     }
 }
@@ -162,6 +175,12 @@ impl ForecasterParams {
         if !(self.validation_span.is_finite() && self.validation_span > 0.0 && self.validation_span < 1.0) {
             return bad("validation_span", self.validation_span.to_string(), "in (0, 1)");
         }
+        if !(self.weight_step.is_finite() && (0.0..1.0).contains(&self.weight_step)) {
+            return bad("weight_step", self.weight_step.to_string(), "in [0, 1) (0: 1 / MAE weights)");
+        }
+        if !(self.weight_shrink.is_finite() && (0.0..=1.0).contains(&self.weight_shrink)) {
+            return bad("weight_shrink", self.weight_shrink.to_string(), "in [0, 1]");
+        }
         if !(self.min_autocorrelation.is_finite() && (-1.0..=1.0).contains(&self.min_autocorrelation)) {
             return bad("min_autocorrelation", self.min_autocorrelation.to_string(), "in [-1, 1]");
         }
@@ -169,6 +188,7 @@ impl ForecasterParams {
             ("moving_average_rows", self.moving_average_rows, 1),
             ("long_average_rows", self.long_average_rows, 1),
             ("seasons", self.seasons, 1),
+            ("median_seasons", self.median_seasons, 1),
             ("fit_rows", self.fit_rows, 3),
             ("validation_origins", self.validation_origins, 5),
             ("combine", self.combine, 1),
@@ -186,6 +206,7 @@ impl ForecasterParams {
             long_window: self.long_average_rows,
             seasons: self.seasons,
             fit_rows: self.fit_rows,
+            median_seasons: self.median_seasons,
         }
     }
 
@@ -210,9 +231,10 @@ impl ForecasterParams {
 
     /// Fit on `y` (oldest first, sampled every `interval_secs`) for `horizon`-step forecasts:
     /// score every method (the seasonal ones at every candidate period that fits twice in `y`)
-    /// from `validation_origins` origins over the last third of `y`, combine the best 1 to
-    /// `combine` of them weighted by 1 / MAE (as many as validate best), and take the
-    /// combination's residual quantiles per step for the intervals.
+    /// from `validation_origins` origins over the last `validation_span` of `y`; per horizon
+    /// bucket combine the best `combine` of them with the weights of least validation MAE
+    /// (shrunk towards 1 / MAE), and take the combination's residual quantiles per step for the
+    /// intervals.
     pub fn fit(&self, y: &[f64], interval_secs: f64, horizon: usize) -> Result<FittedForecaster, ForecasterError> {
         self.validate()?;
         if horizon == 0 {
@@ -272,15 +294,11 @@ impl ForecasterParams {
                 .collect();
             ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].0.cmp(&scored[b.0].0)));
             ranked.truncate(self.combine);
-            let total: f64 = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12)).sum();
+            let weights = combination_weights(&ranked, &scored, &origins, y, first_step, last_step, self.weight_step, self.weight_shrink);
             let members: Vec<Member> = ranked
                 .iter()
-                .map(|&(ci, mae)| Member {
-                    method: scored[ci].0,
-                    period: scored[ci].1,
-                    weight: 1.0 / mae.max(1e-12) / total,
-                    validation_mae: mae,
-                })
+                .zip(&weights)
+                .map(|(&(ci, mae), &weight)| Member { method: scored[ci].0, period: scored[ci].1, weight, validation_mae: mae })
                 .collect();
             for (oi, &o) in origins.iter().enumerate() {
                 for k in first_step..=last_step {
@@ -292,6 +310,62 @@ impl ForecasterParams {
         }
         let period = buckets.iter().rev().flat_map(|b| &b.members).find_map(|m| m.period).or_else(|| self.detect_period(y, interval_secs));
         Ok(FittedForecaster { period, horizon, settings: s, buckets, quantiles: step_quantiles(&residuals, self.symmetric_intervals) })
+    }
+}
+
+/// Weights of the `ranked` members over steps `[first_step, last_step]`: with `step` in (0, 1),
+/// the point of the simplex grid of that spacing with the least validation MAE of the weighted
+/// forecast, shrunk by `shrink` towards the 1 / MAE weights (for stability); else 1 / MAE
+/// weights.
+fn combination_weights(
+    ranked: &[(usize, f64)],
+    scored: &[(Method, Option<usize>, f64, Vec<Vec<f64>>)],
+    origins: &[usize],
+    y: &[f64],
+    first_step: usize,
+    last_step: usize,
+    step: f64,
+    shrink: f64,
+) -> Vec<f64> {
+    let total: f64 = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12)).sum();
+    let inverse: Vec<f64> = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12) / total).collect();
+    let k = ranked.len();
+    if k < 2 || !(step > 0.0 && step < 1.0) {
+        return inverse;
+    }
+    let units = (1.0 / step).round() as usize;
+    // Every composition of `units` into k parts.
+    let mut best = (f64::INFINITY, inverse.clone());
+    let mut parts = vec![0usize; k];
+    loop {
+        let used: usize = parts[..k - 1].iter().sum();
+        if used <= units {
+            parts[k - 1] = units - used;
+            let w: Vec<f64> = parts.iter().map(|p| *p as f64 / units as f64).collect();
+            let mut err = 0.0;
+            for (oi, &o) in origins.iter().enumerate() {
+                for kk in first_step..=last_step {
+                    let c: f64 = ranked.iter().zip(&w).map(|(&(ci, _), wi)| wi * scored[ci].3[oi][kk]).sum();
+                    err += (c - y[o + kk]).abs();
+                }
+            }
+            if err < best.0 {
+                best = (err, w);
+            }
+        }
+        // Next composition (odometer over the first k − 1 parts).
+        let mut i = 0;
+        loop {
+            if i == k - 1 {
+                return best.1.iter().zip(&inverse).map(|(b, v)| (1.0 - shrink) * b + shrink * v).collect();
+            }
+            parts[i] += 1;
+            if parts[..k - 1].iter().sum::<usize>() <= units {
+                break;
+            }
+            parts[i] = 0;
+            i += 1;
+        }
     }
 }
 
