@@ -14,8 +14,10 @@
 //! `INFLUXDB_SECRET_ARN` (`{"username", "password"}` or `{"token"}`) are read through the AWS
 //! Parameters and Secrets Lambda Extension (`localhost:2773`) when its layer is attached.
 //! `mode = "predict"` forecasts every server of the shard with the LSTM bundle of `[forecast]
-//! bundle` (or `FORECASTER_BUNDLE`, a folder in the package) and routes SCALE_NOW / SCALE_SOON
-//! alerts like anomaly alerts; without a bundle it answers that none is configured.
+//! bundle` (or `FORECASTER_BUNDLE`, a folder in the package), or with the statistical forecaster
+//! fitted per server (`[forecast] model = "auto"` / `FORECAST_MODEL=auto`, no bundle), and routes
+//! SCALE_NOW / SCALE_SOON alerts like anomaly alerts; with neither it answers that none is
+//! configured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,7 +66,7 @@ pub struct Handler {
     base: RuntimeConfig,
     telemetry: Arc<Telemetry>,
     monitors: tokio::sync::Mutex<HashMap<(u32, u32), Monitor>>,
-    forecaster: tokio::sync::OnceCell<Result<crate::forecast::Forecaster, String>>,
+    forecaster: tokio::sync::OnceCell<Result<crate::predict::Predictor, String>>,
 }
 
 impl Handler {
@@ -87,13 +89,13 @@ impl Handler {
             return Err(format!("event shard {shard} is not in 0..{shards}"));
         }
         let shard_label = format!("{shard}/{shards}");
-        if mode == "predict" && self.base.forecast.bundle.is_empty() {
+        if mode == "predict" && self.base.forecast.model == crate::predict::ForecastModel::Lstm && self.base.forecast.bundle.is_empty() {
             return Ok(TickResponse {
                 mode,
                 shard: shard_label,
                 tick: None,
                 pending: 0,
-                note: Some("no forecaster bundle configured ([forecast] bundle or FORECASTER_BUNDLE)".into()),
+                note: Some("no forecaster configured ([forecast] bundle or FORECASTER_BUNDLE, or model = \"auto\")".into()),
                 advice: Vec::new(),
             });
         }
@@ -112,10 +114,14 @@ impl Handler {
         }
         let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
         if mode == "predict" {
-            let bundle = std::path::PathBuf::from(&self.base.forecast.bundle);
+            let forecast_cfg = self.base.forecast.clone();
             let fc = self
                 .forecaster
-                .get_or_init(|| async move { crate::forecast::Forecaster::load_dir(&bundle).map_err(|e| e.to_string()) })
+                .get_or_init(|| async move {
+                    crate::predict::Predictor::from_config(&forecast_cfg)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| "no forecaster configured".to_string())
+                })
                 .await
                 .as_ref()
                 .map_err(Clone::clone)?;

@@ -28,6 +28,7 @@ pub mod lambda;
 pub mod line_protocol;
 pub mod models;
 pub mod monitor;
+pub mod predict;
 pub mod registry;
 pub mod sinks;
 pub mod sources;

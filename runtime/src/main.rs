@@ -65,9 +65,13 @@ enum Command {
     },
     /// Serve AWS Lambda invocations (needs the `lambda` cargo feature).
     Lambda(ConfigArg),
-    /// Forecast a server's metric with a trained LSTM bundle (`experiment lstm train`) and
-    /// print the predictive-scaling recommendation.
+    /// Forecast a server's metric with a trained LSTM bundle (`experiment lstm train`) or the
+    /// statistical `auto` forecaster (`--model auto`, no training) and print the
+    /// predictive-scaling recommendation.
     Forecast(ForecastArgs),
+    /// Benchmark the statistical forecaster on one thread: fit `auto` and forecast for many
+    /// synthetic series (daily cycle, noise, level shifts); prints one JSON line.
+    BenchForecast(BenchForecastArgs),
     /// Benchmark monitoring ticks over a simulated fleet on one thread; prints one JSON line
     /// (tick p50/p99, rows/s, peak RSS, binary size).
     Bench(BenchArgs),
@@ -94,10 +98,41 @@ struct BenchArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct BenchForecastArgs {
+    /// Series fitted and forecast.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Row spacing, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    interval_secs: f64,
+    /// History per series, hours.
+    #[arg(long, default_value_t = 168.0)]
+    history_hours: f64,
+    /// Horizon, minutes.
+    #[arg(long, default_value_t = 45.0)]
+    horizon_minutes: f64,
+}
+
+#[derive(clap::Args, Debug)]
 struct ForecastArgs {
-    /// Bundle folder (`forecaster.json` + `weights.bpk`).
+    /// `lstm` (the bundle) or `auto` (the statistical forecaster, fitted on the server's history).
+    #[arg(long, env = "FORECAST_MODEL", default_value = "lstm", value_parser = ["lstm", "auto"])]
+    model: String,
+    /// Bundle folder (`forecaster.json` + `weights.bpk`), for `--model lstm`.
     #[arg(long, env = "FORECASTER_BUNDLE")]
-    bundle: PathBuf,
+    bundle: Option<PathBuf>,
+    /// Metric forecast by `--model auto`.
+    #[arg(long, default_value = "cpu_usage")]
+    metric: String,
+    /// Row spacing of `--model auto`, seconds (samples are averaged per bucket).
+    #[arg(long, default_value_t = 300.0)]
+    interval_secs: f64,
+    /// Horizon of `--model auto`, minutes.
+    #[arg(long, default_value_t = 45.0)]
+    horizon_minutes: f64,
+    /// History `--model auto` is fitted on, hours.
+    #[arg(long, default_value_t = 168.0)]
+    history_hours: f64,
     /// Server.
     #[arg(long)]
     server: String,
@@ -164,13 +199,15 @@ fn print_alerts(r: &TickReport) {
 async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<(), String> {
     let cfg = load_config(&config)?;
     let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
-    let bundle = cfg.forecast.bundle.clone();
+    let predictor = if predict {
+        Some(runtime::predict::Predictor::from_config(&cfg.forecast).map_err(|e| e.to_string())?.ok_or_else(|| {
+            "--predict needs a forecaster: [forecast] bundle or FORECASTER_BUNDLE, or [forecast] model = \"auto\"".to_string()
+        })?)
+    } else {
+        None
+    };
     let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
-    if predict {
-        if bundle.is_empty() {
-            return Err("--predict needs a forecaster bundle: [forecast] bundle or FORECASTER_BUNDLE".into());
-        }
-        let fc = runtime::forecast::Forecaster::load_dir(std::path::Path::new(&bundle)).map_err(|e| e.to_string())?;
+    if let Some(fc) = predictor {
         let advice = monitor.predict(runtime::now_ms(), &fc).await?;
         let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
         for (server, a) in &advice {
@@ -179,7 +216,12 @@ async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<(), String
             } else {
                 println!(
                     "🔮 {server} {}: current {:.1}, predicted peak {:.1} in {:.1} min (threshold {:.1}) → {}",
-                    fc.meta.config.target_metric, a.current, a.predicted_peak, a.minutes_to_peak, a.threshold, a.recommendation
+                    fc.target_metric(),
+                    a.current,
+                    a.predicted_peak,
+                    a.minutes_to_peak,
+                    a.threshold,
+                    a.recommendation
                 );
             }
         }
@@ -340,45 +382,135 @@ async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Resu
 }
 
 async fn forecast(a: ForecastArgs) -> Result<(), String> {
-    use runtime::forecast::{Forecaster, default_threshold, latest_window, scaling_advice};
-    let fc = Forecaster::load_dir(&a.bundle).map_err(|e| e.to_string())?;
-    let cfg = &fc.meta.config;
-    let inputs = cfg.inputs();
+    use runtime::forecast::{default_threshold, scaling_advice};
+    use runtime::predict::{Predictor, StatisticalForecast};
+    let fc = if a.model == "auto" {
+        let s = StatisticalForecast {
+            metric: a.metric.clone(),
+            interval_secs: a.interval_secs,
+            horizon_minutes: a.horizon_minutes,
+            history_hours: a.history_hours,
+            ..Default::default()
+        };
+        s.validate().map_err(|e| e.to_string())?;
+        Predictor::Auto(s)
+    } else {
+        let bundle = a.bundle.as_ref().ok_or("--model lstm needs --bundle (or FORECASTER_BUNDLE)")?;
+        Predictor::Lstm(Box::new(runtime::forecast::Forecaster::load_dir(bundle).map_err(|e| e.to_string())?))
+    };
+    let inputs = fc.inputs();
+    let interval_ms = (fc.interval_secs() * 1000.0).round().max(1.0) as i64;
     let samples = match &a.input {
         Some(p) => runtime::monitor::source::read_file(p).map_err(|e| e.to_string())?,
         None => {
             let client = InfluxClient::new(InfluxConfig::from_env());
             let end = runtime::now_ms();
-            let span = (cfg.lookback_window as f64 * fc.meta.interval_secs * 2000.0) as i64 + 60_000;
+            let span = fc.history_rows() as i64 * interval_ms * 2 + 60_000;
             client.read_samples(&inputs, end - span, end).await.map_err(|e| e.to_string())?
         }
     };
-    let (window, at, filled) = latest_window(&samples, &a.server, &inputs, cfg.lookback_window).map_err(|e| e.to_string())?;
-    let forecast = fc.forecast(&window).map_err(|e| e.to_string())?;
-    let d = inputs.len();
-    let history: Vec<f64> = window.iter().step_by(d).copied().collect();
+    let (window, at, filled) = match &fc {
+        Predictor::Lstm(_) => {
+            runtime::forecast::latest_window(&samples, &a.server, &inputs, fc.history_rows()).map_err(|e| e.to_string())?
+        }
+        Predictor::Auto(_) => runtime::predict::bucketed(&samples, &a.server, fc.target_metric(), interval_ms, fc.history_rows())
+            .ok_or_else(|| format!("server `{}`: no `{}` samples", a.server, fc.target_metric()))?,
+    };
+    let prediction = fc.predict(&window).map_err(|e| e.to_string())?;
+    let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
     let current = *history.last().unwrap_or(&f64::NAN);
-    let threshold = a.threshold.unwrap_or_else(|| default_threshold(&cfg.target_metric, &history));
-    let advice = scaling_advice(current, &forecast, fc.meta.interval_secs, threshold, 10.0);
+    let threshold = a.threshold.unwrap_or_else(|| default_threshold(fc.target_metric(), &history));
+    let advice = scaling_advice(current, prediction.decision(), fc.interval_secs(), threshold, 10.0);
     if a.json {
         let out = serde_json::json!({
-            "server": a.server, "metric": cfg.target_metric, "at": runtime::format_ts(at), "filled": filled,
-            "advice": advice, "forecast": forecast,
+            "server": a.server, "metric": fc.target_metric(), "model": a.model, "at": runtime::format_ts(at), "filled": filled,
+            "decided_on": prediction.band.name(), "advice": advice, "forecast": prediction.forecast.point,
+            "upper_80": prediction.forecast.upper_80, "upper_95": prediction.forecast.upper_95,
+            "lower_80": prediction.forecast.lower_80, "lower_95": prediction.forecast.lower_95,
         });
         println!("{out}");
     } else {
         println!(
-            "🔮 {} {}: current {:.1}, predicted peak {:.1} in {:.1} min (threshold {:.1}) → {}{}",
+            "🔮 {} {}: current {:.1}, predicted peak {:.1} in {:.1} min ({}; threshold {:.1}) → {}{}",
             a.server,
-            cfg.target_metric,
+            fc.target_metric(),
             advice.current,
             advice.predicted_peak,
             advice.minutes_to_peak,
+            prediction.band.name(),
             threshold,
             advice.recommendation,
             if advice.scale_up_percent > 0 { format!(", scale up {}%", advice.scale_up_percent) } else { String::new() }
         );
     }
+    Ok(())
+}
+
+/// Deterministic synthetic series `i`: a daily cycle (amplitude and phase per series), noise, a
+/// level shift in one series of three, a spike now and then.
+fn synthetic_series(i: usize, rows: usize, interval_secs: f64) -> Vec<f64> {
+    let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (level, amplitude, phase, noise) = (20.0 + 40.0 * uniform(), 25.0 * uniform(), uniform(), 1.0 + 4.0 * uniform());
+    let shift_at = if i % 3 == 0 { (rows as f64 * (0.5 + 0.4 * uniform())) as usize } else { usize::MAX };
+    let day = 86_400.0 / interval_secs;
+    (0..rows)
+        .map(|t| {
+            let cycle = amplitude * (std::f64::consts::TAU * (t as f64 / day + phase)).sin();
+            let shift = if t >= shift_at { 15.0 } else { 0.0 };
+            let spike = if uniform() < 0.005 { 30.0 } else { 0.0 };
+            level + cycle + shift + spike + noise * (uniform() - 0.5)
+        })
+        .collect()
+}
+
+fn bench_forecast(a: &BenchForecastArgs) -> Result<(), String> {
+    use runtime::predict::StatisticalForecast;
+    let cfg = StatisticalForecast {
+        interval_secs: a.interval_secs,
+        history_hours: a.history_hours,
+        horizon_minutes: a.horizon_minutes,
+        ..Default::default()
+    };
+    cfg.validate().map_err(|e| e.to_string())?;
+    if a.series == 0 {
+        return Err("--series must be at least 1".into());
+    }
+    let rows = cfg.history_rows();
+    // Progress on a terminal (the slim runtime has no indicatif): a line per tenth.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (mut fit_secs, mut seasonal, mut checksum) = (0.0, 0usize, 0.0);
+    for i in 0..a.series {
+        let y = synthetic_series(i, rows, a.interval_secs);
+        let start = std::time::Instant::now();
+        let fitted = cfg.params.fit(&y, cfg.interval_secs, cfg.horizon()).map_err(|e| e.to_string())?;
+        let f = fitted.forecast(&y);
+        fit_secs += start.elapsed().as_secs_f64();
+        seasonal += usize::from(fitted.period().is_some());
+        checksum += f.point[0];
+        if tty && (i + 1) % (a.series / 10).max(1) == 0 {
+            eprint!("\rbench-forecast: {}/{} series, {fit_secs:.1} s", i + 1, a.series);
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let per_series = fit_secs / a.series as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "forecast_auto", "series": a.series, "rows_per_series": rows, "horizon_steps": cfg.horizon(),
+            "validation_origins": cfg.params.validation_origins, "threads": 1,
+            "fit_and_forecast_secs": fit_secs, "per_series_ms": per_series * 1e3, "series_per_sec": 1.0 / per_series,
+            "projected_secs_for_100000": per_series * 100_000.0, "seasonal_share": seasonal as f64 / a.series as f64,
+            "checksum": checksum,
+        })
+    );
     Ok(())
 }
 
@@ -600,7 +732,7 @@ fn main() -> std::process::ExitCode {
         Cli::parse()
     };
     // `bench` measures one core: a current-thread runtime (the tick itself is sequential).
-    let rt = if matches!(cli.command, Command::Bench(_)) {
+    let rt = if matches!(cli.command, Command::Bench(_) | Command::BenchForecast(_)) {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
         tokio::runtime::Runtime::new()
@@ -623,6 +755,7 @@ fn main() -> std::process::ExitCode {
             Command::Lambda(c) => lambda(c).await,
             Command::Bench(a) => bench(a).await,
             Command::Forecast(a) => forecast(a).await,
+            Command::BenchForecast(a) => bench_forecast(&a),
         }
     });
     match result {

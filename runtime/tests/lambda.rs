@@ -66,7 +66,7 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
     rt.block_on(common::promote(&registry, &common::sim_bundle()));
     std::fs::write(
         dir.join("runtime.toml"),
-        format!("[source]\nkind = \"file\"\n[source.file]\npath = \"{0}/fleet.csv\"\n[model]\nregistry = \"file://{0}/registry\"\n[outbox]\ndir = \"{0}/outbox\"\n", dir.display()),
+        format!("[source]\nkind = \"file\"\n[source.file]\npath = \"{0}/fleet.csv\"\n[model]\nregistry = \"file://{0}/registry\"\n[outbox]\ndir = \"{0}/outbox\"\n[forecast]\nmodel = \"auto\"\n[forecast.auto]\ninterval_secs = 60\nhistory_hours = 6\n", dir.display()),
     )
     .unwrap();
 
@@ -76,6 +76,7 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
         ("req-0", json!({"mode": "detect", "shard": 0, "shards": 2})),
         ("req-1", json!({"mode": "detect", "shard": 1, "shards": 2})),
         ("req-2", json!({"mode": "detect", "shard": 5, "shards": 2})),
+        ("req-3", json!({"mode": "predict", "shard": 0, "shards": 2})),
     ] {
         api.events.lock().unwrap().push_back((id.to_string(), ev));
     }
@@ -102,7 +103,7 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while api.responses.lock().unwrap().len() + api.errors.lock().unwrap().len() < 3 && t0.elapsed() < Duration::from_secs(120) {
+    while api.responses.lock().unwrap().len() + api.errors.lock().unwrap().len() < 4 && t0.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(100));
     }
     child.kill().unwrap();
@@ -110,7 +111,7 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
     let responses = api.responses.lock().unwrap().clone();
     let errors = api.errors.lock().unwrap().clone();
     let logs = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
-    assert_eq!(responses.len(), 2, "responses {responses:?} errors {errors:?}\n{logs}");
+    assert_eq!(responses.len(), 3, "responses {responses:?} errors {errors:?}\n{logs}");
     let names: Vec<String> = (0..5).map(runtime::collector::simulate::server_name).collect();
     for (id, shard) in [("req-0", 0), ("req-1", 1)] {
         let r = &responses[id];
@@ -121,6 +122,11 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
         assert_eq!(tick["servers"], expected, "shard {shard}: {r}");
         assert!(tick["rows_learned"].as_u64().unwrap() > 0 && tick["rows_scored"].as_u64().unwrap() > 0, "{r}");
     }
+    // Predictive scaling with the statistical forecaster: no bundle, fitted per server of the shard.
+    let p = &responses["req-3"];
+    assert_eq!(p["mode"], "predict", "{p}");
+    let shard0 = names.iter().filter(|n| shard_of(n, 2) == 0).count();
+    assert!(p["note"].as_str().unwrap().starts_with(&format!("{shard0} servers forecast")), "{p}");
     assert!(errors["req-2"]["errorMessage"].as_str().unwrap().contains("shard 5 is not in 0..2"), "{errors:?}");
     assert_eq!(errors["req-2"]["errorType"], "AIOpsRuntimeError");
     // CloudWatch embedded metrics for the dashboard of terraform/cloudwatch.tf.

@@ -341,7 +341,7 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
     let mut cfg = config(&dir, &data, &receiver);
     cfg.forecast.bundle = bundle.display().to_string();
     let mut m = monitor(cfg);
-    let fc = runtime::forecast::Forecaster::load_dir(&bundle).unwrap();
+    let fc = runtime::predict::Predictor::from_config(&m.config().forecast).unwrap().expect("a bundle is configured");
     let mut predict_at = |now: i64| {
         block_on(async {
             let a = m.predict(now, &fc).await.unwrap();
@@ -370,6 +370,66 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
     assert_eq!(pd.len(), 2);
     assert_eq!(pd[1].body["event_action"], "resolve");
     assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
+}
+
+/// The statistical `auto` forecaster needs no bundle: it is fitted per server on the week of
+/// history the runtime reads and decides on the upper bound of its 95 % interval, so the server
+/// whose daily peak is 45 minutes away gets SCALE_SOON (MEDIUM: Slack only), the quiet one
+/// nothing.
+#[test]
+fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
+    let dir = tmp("predict-auto");
+    let receiver = Receiver::start();
+    // A week of 5-minute rows: `hot` idles at 40 and peaks at 90 from 12:00 to 14:00 every
+    // day; `cool` stays at 30. Both ± 2.
+    let t0 = 1_700_006_400_000i64 - 1_700_006_400_000i64 % 86_400_000;
+    let mut csv = String::from("timestamp,server,cpu_usage\n");
+    for i in 0..(7 * 288 + 138) as i64 {
+        let t = t0 + i * 300_000;
+        let wiggle = [2.0, -1.0, 0.5, -2.0][(i % 4) as usize];
+        let hot = if (144..168).contains(&(i % 288)) { 90.0 } else { 40.0 };
+        csv.push_str(&format!("{t},hot,{}\n{t},cool,{}\n", hot + wiggle, 30.0 + wiggle));
+    }
+    let data = dir.join("week.csv");
+    std::fs::write(&data, csv).unwrap();
+    let mut cfg = config(&dir, &data, &receiver);
+    cfg.forecast.model = runtime::predict::ForecastModel::Auto;
+    cfg.forecast.auto.horizon_minutes = 60.0;
+    let fc = runtime::predict::Predictor::from_config(&cfg.forecast).unwrap().expect("auto needs no bundle");
+    let mut m = monitor(cfg);
+    // 11:25 on the eighth day: the peak starts in 35 minutes.
+    let now = t0 + (7 * 288 + 137) * 300_000;
+    let by: std::collections::HashMap<_, _> = block_on(async {
+        let a = m.predict(now, &fc).await.unwrap();
+        m.drain(Duration::from_secs(10)).await.unwrap();
+        a.into_iter().collect()
+    });
+    assert_eq!(by["hot"].recommendation, "SCALE_SOON", "{:?}", by["hot"]);
+    assert!(by["hot"].predicted_peak > 80.0 && by["hot"].minutes_to_peak <= 60.0, "{:?}", by["hot"]);
+    assert_eq!(by["cool"].recommendation, "NONE", "{:?}", by["cool"]);
+    let slack = receiver.accepted("/slack");
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert!(slack[0].body["text"].as_str().unwrap_or("").contains("hot"), "{slack:?}");
+    assert!(receiver.accepted("/pagerduty").is_empty(), "MEDIUM does not page");
+    // The same from the command line, as JSON with the band.
+    let out = runtime_cmd()
+        .args(["forecast", "--model", "auto", "--server", "hot", "--horizon-minutes", "60", "--json", "--input"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decided_on"], "upper_95");
+    assert_eq!(v["advice"]["recommendation"], "SCALE_SOON", "{v}");
+    assert_eq!(v["upper_95"].as_array().unwrap().len(), 12);
+    let out = runtime_cmd()
+        .args(["forecast", "--model", "auto", "--server", "hot", "--history-hours", "1", "--input"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("history_hours"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// `check-config` gates a deploy: it fails, naming what, while the model is missing, and passes

@@ -230,22 +230,35 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[forecast]`: predictive scaling with an LSTM bundle (`experiment lstm train`).
+/// `[forecast]`: predictive scaling with an LSTM bundle (`experiment lstm train`) or the
+/// statistical `auto` forecaster fitted per server (`model = "auto"`, settings in
+/// `[forecast.auto]`; see [`crate::predict`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForecastConfig {
-    /// Bundle folder (also `FORECASTER_BUNDLE`); empty: predictive scaling is off.
+    /// `lstm` (the bundle) or `auto` (also `FORECAST_MODEL`).
+    pub model: crate::predict::ForecastModel,
+    /// Bundle folder (also `FORECASTER_BUNDLE`); empty with `model = "lstm"`: predictive
+    /// scaling is off.
     pub bundle: String,
     /// Level of the target metric that needs capacity (default: 80 for `*_usage` metrics, else
     /// the 95th percentile of each server's window).
     pub threshold: Option<f64>,
     /// A crossing forecast within this many minutes is SCALE_NOW (HIGH), later SCALE_SOON (MEDIUM).
     pub now_minutes: f64,
+    /// The statistical forecaster's settings.
+    pub auto: crate::predict::StatisticalForecast,
 }
 
 impl Default for ForecastConfig {
     fn default() -> Self {
-        Self { bundle: String::new(), threshold: None, now_minutes: 10.0 }
+        Self {
+            model: crate::predict::ForecastModel::Lstm,
+            bundle: String::new(),
+            threshold: None,
+            now_minutes: 10.0,
+            auto: crate::predict::StatisticalForecast::default(),
+        }
     }
 }
 
@@ -320,13 +333,23 @@ impl RuntimeConfig {
             None => (Self::default(), "(defaults)".to_string()),
         };
         cfg.apply_env();
+        if let Ok(v) = std::env::var("FORECAST_MODEL")
+            && !matches!(v.trim(), "" | "auto" | "lstm")
+        {
+            return Err(ConfigError::Invalid {
+                path: "environment".into(),
+                key: "FORECAST_MODEL".into(),
+                reason: format!("`{v}`: use auto or lstm"),
+            });
+        }
         cfg.validate(&origin)?;
         Ok(cfg)
     }
 
     /// Environment overrides: `MODEL_URI` / `AIOPS_REGISTRY`, `MODEL_NAME`, `MODEL_ALIAS`,
     /// `INFLUXDB_*`, `PROMETHEUS_URL`, `MONITORED_SERVERS`, `RUNTIME_OUTBOX_DIR`,
-    /// `RUNTIME_HTTP_LISTEN` (e.g. `0.0.0.0:9898` in a container; `off` for no server), and the
+    /// `RUNTIME_HTTP_LISTEN` (e.g. `0.0.0.0:9898` in a container; `off` for no server),
+    /// `FORECASTER_BUNDLE`, `FORECAST_MODEL` (`auto` or `lstm`), and the
     /// sinks' variables (see [`SinksConfig::apply_env`]).
     pub fn apply_env(&mut self) {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -367,6 +390,11 @@ impl RuntimeConfig {
         }
         if let Some(v) = var("FORECASTER_BUNDLE") {
             self.forecast.bundle = v;
+        }
+        match var("FORECAST_MODEL").as_deref().map(str::trim) {
+            Some("auto") => self.forecast.model = crate::predict::ForecastModel::Auto,
+            Some("lstm") => self.forecast.model = crate::predict::ForecastModel::Lstm,
+            _ => {}
         }
         self.sinks.apply_env();
     }
@@ -420,6 +448,19 @@ impl RuntimeConfig {
             crate::sinks::SinkError::Config { key, reason } => ConfigError::Invalid { path: origin.to_string(), key, reason },
             other => ConfigError::Invalid { path: origin.to_string(), key: "sinks".into(), reason: other.to_string() },
         };
+        if !(self.forecast.now_minutes.is_finite() && self.forecast.now_minutes >= 0.0) {
+            return bad("forecast.now_minutes", format!("{}: a finite number of minutes ≥ 0", self.forecast.now_minutes));
+        }
+        if self.forecast.threshold.is_some_and(|t| !t.is_finite()) {
+            return bad("forecast.threshold", "must be finite".into());
+        }
+        if self.forecast.model == crate::predict::ForecastModel::Auto {
+            self.forecast.auto.validate().map_err(|e| ConfigError::Invalid {
+                path: origin.to_string(),
+                key: "forecast.auto".into(),
+                reason: e.to_string(),
+            })?;
+        }
         self.routing.validate().map_err(sink_err)?;
         self.sinks.validate().map_err(sink_err)?;
         if self.http.listen.trim().is_empty() {

@@ -514,38 +514,50 @@ impl Monitor {
     pub async fn predict(
         &mut self,
         now_ms: i64,
-        fc: &crate::forecast::Forecaster,
+        fc: &crate::predict::Predictor,
     ) -> Result<Vec<(String, crate::forecast::ScalingAdvice)>, String> {
         use crate::forecast::{default_threshold, latest_window, scaling_advice};
-        let cfg = &fc.meta.config;
-        let inputs = cfg.inputs();
-        let span = (cfg.lookback_window as f64 * fc.meta.interval_secs * 2000.0) as i64 + 60_000;
+        let inputs = fc.inputs();
+        let target = fc.target_metric().to_string();
+        let interval_ms = (fc.interval_secs() * 1000.0).round().max(1.0) as i64;
+        let span = match fc {
+            // The LSTM's window is rows of raw samples; read generously around it.
+            crate::predict::Predictor::Lstm(_) => (fc.history_rows() as f64 * fc.interval_secs() * 2000.0) as i64 + 60_000,
+            crate::predict::Predictor::Auto(_) => fc.history_rows() as i64 * interval_ms + interval_ms,
+        };
         let samples = self.source.read(&inputs, now_ms - span, now_ms).await.map_err(|e| e.to_string())?;
         let mut servers: Vec<&str> = samples.iter().map(|s| s.server.as_str()).collect();
         servers.sort_unstable();
         servers.dedup();
         let mut out = Vec::new();
         let mut notifications = Vec::new();
+        let model_label = fc.label();
         for server in servers.into_iter().filter(|s| self.cfg.selection.includes(s)) {
-            let (window, at, _) = match latest_window(&samples, server, &inputs, cfg.lookback_window) {
-                Ok(w) => w,
+            let window = match fc {
+                crate::predict::Predictor::Lstm(_) => latest_window(&samples, server, &inputs, fc.history_rows()).map(|(w, at, _)| (w, at)),
+                crate::predict::Predictor::Auto(_) => crate::predict::bucketed(&samples, server, &target, interval_ms, fc.history_rows())
+                    .map(|(w, at, _)| (w, at))
+                    .ok_or_else(|| crate::forecast::ForecastError::Input(format!("server `{server}`: no `{target}` samples"))),
+            };
+            let prediction = window.and_then(|(w, at)| fc.predict(&w).map(|p| (w, at, p)));
+            let (window, at, prediction) = match prediction {
+                Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(server, error = %e, "no forecast");
                     continue;
                 }
             };
-            let forecast = fc.forecast(&window).map_err(|e| e.to_string())?;
             let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
             let current = history.last().copied().unwrap_or(f64::NAN);
-            let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&cfg.target_metric, &history));
-            let advice = scaling_advice(current, &forecast, fc.meta.interval_secs, threshold, self.cfg.forecast.now_minutes);
-            let key = format!("{server}/{}/forecast", cfg.target_metric);
+            let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&target, &history));
+            let advice = scaling_advice(current, prediction.decision(), fc.interval_secs(), threshold, self.cfg.forecast.now_minutes);
+            let cfg_target = &target;
+            let key = format!("{server}/{cfg_target}/forecast");
             let severity = match advice.recommendation.as_str() {
                 "SCALE_NOW" => Some(crate::decisions::Severity::High),
                 "SCALE_SOON" => Some(crate::decisions::Severity::Medium),
                 _ => None,
             };
-            let model_label = format!("forecaster {} ({})", cfg.target_metric, fc.meta.weights_sha256.get(..12).unwrap_or(""));
             match severity {
                 Some(severity) if !self.active.contains_key(&key) => {
                     let alert = Alert {
@@ -553,10 +565,10 @@ impl Monitor {
                         timestamp_ms: at,
                         severity,
                         score: 1.0,
-                        primary_metric: cfg.target_metric.clone(),
+                        primary_metric: cfg_target.clone(),
                         primary_value: advice.predicted_peak,
                         values: vec![
-                            (cfg.target_metric.clone(), current),
+                            (cfg_target.clone(), current),
                             ("predicted_peak".into(), advice.predicted_peak),
                             ("minutes_to_peak".into(), advice.minutes_to_peak),
                             ("scale_up_percent".into(), f64::from(advice.scale_up_percent)),

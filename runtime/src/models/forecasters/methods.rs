@@ -83,9 +83,45 @@ pub(super) struct MethodSettings {
     pub(super) median_seasons: usize,
 }
 
+/// The smoothing constant of SES, Theta and seasonal Theta fitted on `y` (a small grid, least
+/// one-step squared error over the last `fit_rows` values, for seasonal Theta of the series less
+/// its seasonal profile); `None` for the other methods or a seasonal method without a period.
+pub(super) fn smoothing_constant(method: Method, y: &[f64], period: Option<usize>, s: MethodSettings) -> Option<f64> {
+    let n = y.len();
+    match method {
+        Method::Ses | Method::Theta if n >= 2 => Some(fit_ses(&y[n.saturating_sub(s.fit_rows)..]).1),
+        Method::SeasonalTheta => {
+            let p = period.filter(|p| *p >= 2 && 2 * *p <= n)?;
+            Some(fit_ses(&deseasonalised(y, p, s).1).1)
+        }
+        _ => None,
+    }
+}
+
+/// The last `max(fit_rows, 2p)` values of `y` less its additive seasonal profile at period `p`,
+/// and the profile (phase j is that of row `n − p + j`).
+fn deseasonalised(y: &[f64], p: usize, s: MethodSettings) -> (Vec<f64>, Vec<f64>) {
+    let n = y.len();
+    let seasons = s.seasons.min(n / p).max(2);
+    let profile = seasonal_profile(y, p, seasons);
+    // Phase of row i is (i + p − n % p) % p, so that row n − p + j has phase j.
+    let phase = |i: usize| (i + p - n % p) % p;
+    let start = n.saturating_sub(s.fit_rows.max(2 * p));
+    let adjusted = (start..n).map(|i| y[i] - profile[phase(i)]).collect();
+    (profile, adjusted)
+}
+
 /// The `h`-step point forecast of `method` from `y` (oldest first), `None` when the history is
-/// too short for it (or a seasonal method has no period).
-pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize>, s: MethodSettings) -> Option<Vec<f64>> {
+/// too short for it (or a seasonal method has no period). `alpha` is the smoothing constant of
+/// the smoothing methods (fitted once, see [`smoothing_constant`]); `None` fits it on `y`.
+pub(super) fn forecast(
+    method: Method,
+    y: &[f64],
+    h: usize,
+    period: Option<usize>,
+    s: MethodSettings,
+    alpha: Option<f64>,
+) -> Option<Vec<f64>> {
     let n = y.len();
     if n == 0 || h == 0 {
         return None;
@@ -133,22 +169,19 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
         }
         Method::Ses => {
             let tail = &y[n.saturating_sub(s.fit_rows)..];
-            let (level, _) = fit_ses(tail);
-            Some(vec![level; h])
+            let alpha = alpha.unwrap_or_else(|| fit_ses(tail).1);
+            Some(vec![ses_level(tail, alpha); h])
         }
         Method::Theta => {
             let tail = &y[n.saturating_sub(s.fit_rows)..];
-            Some(theta(tail, h))
+            let alpha = alpha.unwrap_or_else(|| fit_ses(tail).1);
+            Some(theta(tail, h, alpha))
         }
         Method::SeasonalTheta => {
             let p = period.filter(|p| *p >= 2 && 2 * *p <= n)?;
-            let seasons = s.seasons.min(n / p).max(2);
-            let profile = seasonal_profile(y, p, seasons);
-            // Phase of row i is (i + p − n % p) % p, so that row n − p + j has phase j.
-            let phase = |i: usize| (i + p - n % p) % p;
-            let start = n.saturating_sub(s.fit_rows.max(2 * p));
-            let adjusted: Vec<f64> = (start..n).map(|i| y[i] - profile[phase(i)]).collect();
-            let base = theta(&adjusted, h);
+            let (profile, adjusted) = deseasonalised(y, p, s);
+            let alpha = alpha.unwrap_or_else(|| fit_ses(&adjusted).1);
+            let base = theta(&adjusted, h, alpha);
             Some(base.iter().enumerate().map(|(k, b)| b + profile[k % p]).collect())
         }
     }
@@ -218,11 +251,20 @@ fn fit_ses(y: &[f64]) -> (f64, f64) {
     (best.1, best.2)
 }
 
+/// The SES level at the end of `y` for smoothing constant `alpha`, from the last rows whose
+/// weight is still above 1e-9 (earlier ones cannot move it), started at the first of them.
+fn ses_level(y: &[f64], alpha: f64) -> f64 {
+    let n = y.len();
+    let reach = if alpha >= 1.0 { 1 } else { ((1e-9f64).ln() / (1.0 - alpha).ln()).ceil() as usize + 1 };
+    let tail = &y[n.saturating_sub(reach)..];
+    tail[1..].iter().fold(tail[0], |level, v| level + alpha * (v - level))
+}
+
 /// The Theta method's forecast: SES level plus half the least-squares slope, as
 /// `ℓ + b/2 · (k − 1 + 1/α)` for step k = 1..h (the `(1 − α)^n` term vanishes for long series).
-fn theta(y: &[f64], h: usize) -> Vec<f64> {
+fn theta(y: &[f64], h: usize, alpha: f64) -> Vec<f64> {
     let n = y.len();
-    let (level, alpha) = fit_ses(y);
+    let level = ses_level(y, alpha);
     if n < 3 {
         return vec![level; h];
     }
@@ -256,27 +298,27 @@ mod tests {
     #[test]
     fn each_method_forecasts_what_it_promises() {
         let y: Vec<f64> = (0..48).map(|i| (i % 6) as f64).collect();
-        assert_eq!(forecast(Method::LastValue, &y, 3, None, S), Some(vec![5.0; 3]));
-        assert_eq!(forecast(Method::SeasonalNaive, &y, 7, Some(6), S), Some(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 0.0]));
-        assert_eq!(forecast(Method::SeasonalMean, &y, 2, Some(6), S), Some(vec![0.0, 1.0]));
-        assert_eq!(forecast(Method::MovingAverage, &y, 1, None, S), Some(vec![3.5]));
-        assert_eq!(forecast(Method::MovingAverageLong, &y, 1, None, S), Some(vec![3.0]));
-        assert_eq!(forecast(Method::SeasonalNaive, &y, 3, None, S), None, "no period");
+        assert_eq!(forecast(Method::LastValue, &y, 3, None, S, None), Some(vec![5.0; 3]));
+        assert_eq!(forecast(Method::SeasonalNaive, &y, 7, Some(6), S, None), Some(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 0.0]));
+        assert_eq!(forecast(Method::SeasonalMean, &y, 2, Some(6), S, None), Some(vec![0.0, 1.0]));
+        assert_eq!(forecast(Method::MovingAverage, &y, 1, None, S, None), Some(vec![3.5]));
+        assert_eq!(forecast(Method::MovingAverageLong, &y, 1, None, S, None), Some(vec![3.0]));
+        assert_eq!(forecast(Method::SeasonalNaive, &y, 3, None, S, None), None, "no period");
         // A pure seasonal pattern: seasonal theta reproduces it; a straight line: theta follows it.
-        let st = forecast(Method::SeasonalTheta, &y, 6, Some(6), S).unwrap();
+        let st = forecast(Method::SeasonalTheta, &y, 6, Some(6), S, None).unwrap();
         for (k, v) in st.iter().enumerate() {
             assert!((v - k as f64).abs() < 1e-6, "{st:?}");
         }
         let line: Vec<f64> = (0..100).map(|i| 2.0 * i as f64).collect();
-        let th = forecast(Method::Theta, &line, 2, None, S).unwrap();
+        let th = forecast(Method::Theta, &line, 2, None, S, None).unwrap();
         assert!((th[0] - 200.0).abs() < 1.5 && th[1] > th[0], "{th:?}");
-        let ses = forecast(Method::Ses, &[1.0, 1.0, 5.0, 5.0, 5.0, 5.0], 1, None, S).unwrap();
+        let ses = forecast(Method::Ses, &[1.0, 1.0, 5.0, 5.0, 5.0, 5.0], 1, None, S, None).unwrap();
         // Medians ignore a spike; the seasonal median a one-off day.
         let spiky = [1.0, 1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0];
-        assert_eq!(forecast(Method::MovingMedian, &spiky, 2, None, S), Some(vec![1.0; 2]));
+        assert_eq!(forecast(Method::MovingMedian, &spiky, 2, None, S, None), Some(vec![1.0; 2]));
         let mut days: Vec<f64> = (0..30).map(|i| (i % 6) as f64).collect();
         days[26] = 50.0;
-        assert_eq!(forecast(Method::SeasonalMedian, &days, 3, Some(6), S), Some(vec![0.0, 1.0, 2.0]));
+        assert_eq!(forecast(Method::SeasonalMedian, &days, 3, Some(6), S, None), Some(vec![0.0, 1.0, 2.0]));
         assert!((ses[0] - 5.0).abs() < 0.1, "{ses:?}");
     }
 
@@ -289,13 +331,13 @@ mod tests {
         let mut y: Vec<f64> = (0..170).map(|i| 10.0 + wobble(i)).collect();
         y.extend((0..30).map(|i| 40.0 + wobble(i)));
         for m in [Method::MovingAverageLong, Method::MovingMedian] {
-            let f = forecast(m, &y, 1, None, s).unwrap()[0];
+            let f = forecast(m, &y, 1, None, s, None).unwrap()[0];
             assert!((f - 40.0).abs() < 1.0, "{m:?} {f}");
         }
         // One spike in a steady level keeps the whole window (the median ignores it).
         let mut steady: Vec<f64> = (0..200).map(|i| 10.0 + wobble(i)).collect();
         steady[195] = 90.0;
         assert_eq!(settled_window(&steady, 12, 180), 180);
-        assert!((forecast(Method::MovingMedian, &steady, 1, None, s).unwrap()[0] - 10.25).abs() < 0.3);
+        assert!((forecast(Method::MovingMedian, &steady, 1, None, s, None).unwrap()[0] - 10.25).abs() < 0.3);
     }
 }

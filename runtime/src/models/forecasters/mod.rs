@@ -25,7 +25,7 @@ mod methods;
 use serde::{Deserialize, Serialize};
 
 pub use methods::Method;
-use methods::{MethodSettings, forecast};
+use methods::{MethodSettings, forecast, smoothing_constant};
 
 /// Invalid forecaster settings or a history too short to fit.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -141,6 +141,10 @@ pub struct Member {
     pub weight: f64,
     /// Its validation MAE.
     pub validation_mae: f64,
+    /// Its smoothing constant (SES, Theta, seasonal Theta), fitted on the history before the
+    /// first validation origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
 }
 
 /// Steps `[first_step, last_step]` of the horizon (0-based) and the members combined there.
@@ -163,6 +167,8 @@ pub struct FittedForecaster {
     buckets: Vec<HorizonBucket>,
     /// Per step: residual (actual − forecast) quantiles at 2.5, 10, 90 and 97.5 %.
     quantiles: Vec<[f64; 4]>,
+    /// The fitted smoothing constant of every smoothing candidate (method, period).
+    alphas: Vec<((Method, Option<usize>), f64)>,
 }
 
 impl ForecasterParams {
@@ -259,8 +265,14 @@ impl ForecasterParams {
             }
         }
         let mut scored: Vec<(Method, Option<usize>, f64, Vec<Vec<f64>>)> = Vec::new();
+        let mut alphas: Vec<((Method, Option<usize>), f64)> = Vec::new();
         for (m, period) in candidates {
-            let preds: Option<Vec<Vec<f64>>> = origins.iter().map(|&o| forecast(m, &y[..o], horizon, period, s)).collect();
+            // Smoothing constants are fitted once, on the history before the first origin.
+            let alpha = smoothing_constant(m, &y[..first], period, s);
+            if let Some(a) = alpha {
+                alphas.push(((m, period), a));
+            }
+            let preds: Option<Vec<Vec<f64>>> = origins.iter().map(|&o| forecast(m, &y[..o], horizon, period, s, alpha)).collect();
             if let Some(preds) = preds {
                 let err: f64 = origins
                     .iter()
@@ -298,7 +310,13 @@ impl ForecasterParams {
             let members: Vec<Member> = ranked
                 .iter()
                 .zip(&weights)
-                .map(|(&(ci, mae), &weight)| Member { method: scored[ci].0, period: scored[ci].1, weight, validation_mae: mae })
+                .map(|(&(ci, mae), &weight)| Member {
+                    method: scored[ci].0,
+                    period: scored[ci].1,
+                    weight,
+                    validation_mae: mae,
+                    alpha: alphas.iter().find(|(k, _)| *k == (scored[ci].0, scored[ci].1)).map(|(_, a)| *a),
+                })
                 .collect();
             for (oi, &o) in origins.iter().enumerate() {
                 for k in first_step..=last_step {
@@ -309,7 +327,14 @@ impl ForecasterParams {
             buckets.push(HorizonBucket { first_step, last_step, members });
         }
         let period = buckets.iter().rev().flat_map(|b| &b.members).find_map(|m| m.period).or_else(|| self.detect_period(y, interval_secs));
-        Ok(FittedForecaster { period, horizon, settings: s, buckets, quantiles: step_quantiles(&residuals, self.symmetric_intervals) })
+        Ok(FittedForecaster {
+            period,
+            horizon,
+            settings: s,
+            buckets,
+            quantiles: step_quantiles(&residuals, self.symmetric_intervals),
+            alphas,
+        })
     }
 }
 
@@ -440,7 +465,7 @@ impl FittedForecaster {
                 let i = match runs.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        runs.push((key, forecast(m.method, history, h, m.period, s)));
+                        runs.push((key, forecast(m.method, history, h, m.period, s, m.alpha)));
                         runs.len() - 1
                     }
                 };
@@ -460,7 +485,8 @@ impl FittedForecaster {
     /// Forecast from `history` with one method only, at the fitted period (for comparing the
     /// family's members).
     pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
-        forecast(method, history, self.horizon, self.period, self.settings)
+        let alpha = self.alphas.iter().find(|(k, _)| *k == (method, self.period)).map(|(_, a)| *a);
+        forecast(method, history, self.horizon, self.period, self.settings, alpha)
     }
 }
 
