@@ -457,7 +457,7 @@ fn synthetic_series(i: usize, rows: usize, interval_secs: f64) -> Vec<f64> {
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
     let (level, amplitude, phase, noise) = (20.0 + 40.0 * uniform(), 25.0 * uniform(), uniform(), 1.0 + 4.0 * uniform());
-    let shift_at = if i % 3 == 0 { (rows as f64 * (0.5 + 0.4 * uniform())) as usize } else { usize::MAX };
+    let shift_at = if i.is_multiple_of(3) { (rows as f64 * (0.5 + 0.4 * uniform())) as usize } else { usize::MAX };
     let day = 86_400.0 / interval_secs;
     (0..rows)
         .map(|t| {

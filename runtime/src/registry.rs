@@ -163,7 +163,7 @@ pub enum RegistryError {
         /// Object path.
         path: String,
         /// Cause.
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// Something asked for is not there.
     #[error("registry `{uri}`: {what} not found")]
@@ -387,7 +387,7 @@ impl Registry {
 
     fn store_err(&self, op: &'static str, path: &StorePath) -> impl FnOnce(object_store::Error) -> RegistryError + '_ {
         let path = path.to_string();
-        move |source| RegistryError::Store { uri: self.uri.clone(), op, path, source }
+        move |source| RegistryError::Store { uri: self.uri.clone(), op, path, source: Box::new(source) }
     }
 
     async fn get_bytes(&self, path: &StorePath, what: &str) -> Result<(Vec<u8>, Option<String>), RegistryError> {

@@ -382,7 +382,8 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
     let receiver = Receiver::start();
     // A week of 5-minute rows: `hot` idles at 40 and peaks at 90 from 12:00 to 14:00 every
     // day; `cool` stays at 30. Both ± 2.
-    let t0 = 1_700_006_400_000i64 - 1_700_006_400_000i64 % 86_400_000;
+    // Midnight UTC.
+    let t0 = 1_700_006_400_000i64;
     let mut csv = String::from("timestamp,server,cpu_usage\n");
     for i in 0..(7 * 288 + 138) as i64 {
         let t = t0 + i * 300_000;

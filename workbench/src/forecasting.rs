@@ -106,9 +106,9 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         let actual = &y[o..o + hz];
         let last = y[o - 1];
         let auto = fitted.forecast(history);
-        for k in 0..hz {
-            in80 += usize::from(actual[k] >= auto.lower_80[k] && actual[k] <= auto.upper_80[k]);
-            in95 += usize::from(actual[k] >= auto.lower_95[k] && actual[k] <= auto.upper_95[k]);
+        for (k, a) in actual.iter().enumerate() {
+            in80 += usize::from(*a >= auto.lower_80[k] && *a <= auto.upper_80[k]);
+            in95 += usize::from(*a >= auto.lower_95[k] && *a <= auto.upper_95[k]);
             count += 1;
         }
         let ma = y[o - p.baseline_window.min(o)..o].iter().sum::<f64>() / p.baseline_window.min(o) as f64;

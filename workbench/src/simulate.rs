@@ -26,7 +26,8 @@ pub fn simulate_with_events(
     let names = sim.server_names();
     let ns = names.len();
     // Per server: timestamps and values of the samples present (a missing sample is no row).
-    let mut per_server: Vec<(Vec<i64>, [Vec<Option<f64>>; 4])> =
+    type Columns = [Vec<Option<f64>>; 4];
+    let mut per_server: Vec<(Vec<i64>, Columns)> =
         (0..ns).map(|_| (Vec::with_capacity(rows), std::array::from_fn(|_| Vec::with_capacity(rows)))).collect();
     let bar = if progress { ProgressBar::new(rows as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta})").expect("template").progress_chars("=> "));
@@ -40,8 +41,8 @@ pub fn simulate_with_events(
                 continue;
             }
             per_server[s].0.push(t);
-            for k in 0..4 {
-                per_server[s].1[k].push(Some(v[k]).filter(|x| x.is_finite()));
+            for (col, x) in per_server[s].1.iter_mut().zip(v) {
+                col.push(Some(*x).filter(|x| x.is_finite()));
             }
         }
         if r % 10_000 == 0 {
@@ -52,7 +53,7 @@ pub fn simulate_with_events(
     let total: usize = per_server.iter().map(|p| p.0.len()).sum();
     let mut all_ts = Vec::with_capacity(total);
     let mut servers = Vec::with_capacity(total);
-    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(total); 4];
+    let mut cols: Vec<Vec<Option<f64>>> = (0..4).map(|_| Vec::with_capacity(total)).collect();
     for (name, (ts, mut values)) in names.iter().zip(per_server) {
         servers.extend(std::iter::repeat_n(name.clone(), ts.len()));
         all_ts.extend(ts);

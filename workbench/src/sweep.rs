@@ -272,7 +272,7 @@ impl SweepSpec {
         };
         for (k, space) in &self.space {
             if let Space::Range { min, max, log } = space
-                && (!(min < max) || (*log && *min <= 0.0))
+                && (min.partial_cmp(max) != Some(std::cmp::Ordering::Less) || (*log && *min <= 0.0))
             {
                 return Err(bad(origin, &format!("space.{k}"), format!("{min}..{max}"), "need min < max (and min > 0 for log)"));
             }

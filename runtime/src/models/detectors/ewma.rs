@@ -38,7 +38,7 @@ impl Default for EwmaConfig {
 impl EwmaConfig {
     pub(super) fn build(&self, n_metrics: usize) -> Result<Ewma, DetectorError> {
         let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
-        if !(self.half_life_rows >= 1.0) {
+        if self.half_life_rows.is_nan() || self.half_life_rows < 1.0 {
             return bad("half_life_rows", self.half_life_rows.to_string(), "at least 1");
         }
         if self.top_k == 0 {

@@ -149,7 +149,7 @@ impl FleetConfig {
                 "smooth 1 to 8 rows, sustain at least 1, flatline at least 2",
             );
         }
-        let bins = if self.seasonal_bin_secs == 0 { 0 } else { (86_400 / self.seasonal_bin_secs).max(1) as usize };
+        let bins = 86_400u64.checked_div(u64::from(self.seasonal_bin_secs)).map_or(0, |b| b.max(1) as usize);
         let alpha = |h: f64| 1.0 - 0.5f64.powf(1.0 / h);
         let joint = self.joint && n_metrics >= 2;
         Ok(Fleet {

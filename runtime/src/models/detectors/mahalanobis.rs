@@ -6,8 +6,10 @@
 //! standardized rows plus `ridge` · I (Cholesky). Per row:
 //! - `d²` = squared Mahalanobis distance of the standardized row;
 //! - `Δ` = mean over metrics of |x_t − x_{t−1}| / std of that change on the reference;
-//! both as trailing means over `smooth_rows` rows, divided by their median on the reference
-//! (so 1 means "typical"), summed (the change view weighted by `change_weight`), and mapped to [0, 1] by `1 - e^{-s / scale}`.
+//!
+//! Both as trailing means over `smooth_rows` rows, divided by their median on the reference
+//! (so 1 means "typical"), summed (the change view weighted by `change_weight`), and mapped to
+//! [0, 1] by `1 - e^{-s / scale}`.
 
 use std::collections::VecDeque;
 
@@ -155,9 +157,7 @@ impl Fitted {
         for i in 0..n {
             let zi = if row[i].is_finite() { (row[i] - self.mean[i]) / self.std[i] } else { 0.0 };
             let mut s = zi;
-            for k in 0..i {
-                s -= self.chol[i * n + k] * y[k];
-            }
+            s -= self.chol[i * n..i * n + i].iter().zip(&y[..i]).map(|(l, yk)| l * yk).sum::<f64>();
             y[i] = s / self.chol[i * n + i];
             d2 += y[i] * y[i];
         }

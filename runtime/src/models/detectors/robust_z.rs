@@ -107,8 +107,7 @@ impl StreamingDetector for RobustZ {
         }
         let mut score = 0.0;
         if !self.center.is_empty() {
-            for j in 0..self.n {
-                let x = values[j];
+            for (j, &x) in values.iter().enumerate().take(self.n) {
                 self.z[j] = if x.is_finite() { (x - self.center[j]).abs() / self.spread[j] } else { 0.0 };
             }
             self.contrib.copy_from_slice(&self.z);

@@ -168,7 +168,7 @@ pub struct FittedForecaster {
     /// Per step: residual (actual − forecast) quantiles at 2.5, 10, 90 and 97.5 %.
     quantiles: Vec<[f64; 4]>,
     /// The fitted smoothing constant of every smoothing candidate (method, period).
-    alphas: Vec<((Method, Option<usize>), f64)>,
+    alphas: Vec<(MethodKey, f64)>,
 }
 
 impl ForecasterParams {
@@ -264,8 +264,8 @@ impl ForecasterParams {
                 candidates.push((m, None));
             }
         }
-        let mut scored: Vec<(Method, Option<usize>, f64, Vec<Vec<f64>>)> = Vec::new();
-        let mut alphas: Vec<((Method, Option<usize>), f64)> = Vec::new();
+        let mut scored: Vec<Scored> = Vec::new();
+        let mut alphas: Vec<(MethodKey, f64)> = Vec::new();
         for (m, period) in candidates {
             // Smoothing constants are fitted once, on the history before the first origin.
             let alpha = smoothing_constant(m, &y[..first], period, s);
@@ -306,7 +306,8 @@ impl ForecasterParams {
                 .collect();
             ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].0.cmp(&scored[b.0].0)));
             ranked.truncate(self.combine);
-            let weights = combination_weights(&ranked, &scored, &origins, y, first_step, last_step, self.weight_step, self.weight_shrink);
+            let weights =
+                combination_weights(&ranked, &scored, &origins, y, (first_step, last_step), (self.weight_step, self.weight_shrink));
             let members: Vec<Member> = ranked
                 .iter()
                 .zip(&weights)
@@ -344,13 +345,11 @@ impl ForecasterParams {
 /// weights.
 fn combination_weights(
     ranked: &[(usize, f64)],
-    scored: &[(Method, Option<usize>, f64, Vec<Vec<f64>>)],
+    scored: &[Scored],
     origins: &[usize],
     y: &[f64],
-    first_step: usize,
-    last_step: usize,
-    step: f64,
-    shrink: f64,
+    (first_step, last_step): (usize, usize),
+    (step, shrink): (f64, f64),
 ) -> Vec<f64> {
     let total: f64 = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12)).sum();
     let inverse: Vec<f64> = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12) / total).collect();
@@ -393,6 +392,12 @@ fn combination_weights(
         }
     }
 }
+
+/// A scored candidate: method, period, validation MAE and its forecast from every origin.
+type Scored = (Method, Option<usize>, f64, Vec<Vec<f64>>);
+
+/// A method at a period (`None` for the non-seasonal ones).
+type MethodKey = (Method, Option<usize>);
 
 /// Horizon buckets `[first, last]` (0-based steps): 1, then growing by `growth` (0: one bucket).
 fn bucket_bounds(horizon: usize, growth: usize) -> Vec<(usize, usize)> {
@@ -456,7 +461,7 @@ impl FittedForecaster {
     pub fn forecast(&self, history: &[f64]) -> Forecast {
         let s = self.settings;
         let h = self.horizon;
-        let mut runs: Vec<((Method, Option<usize>), Option<Vec<f64>>)> = Vec::new();
+        let mut runs: Vec<(MethodKey, Option<Vec<f64>>)> = Vec::new();
         let mut point = vec![history.last().copied().unwrap_or(0.0); h];
         for b in &self.buckets {
             let (mut sum, mut weight) = (vec![0.0; b.last_step + 1 - b.first_step], 0.0);
