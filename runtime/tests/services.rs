@@ -38,26 +38,11 @@ fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<String>) ->
     }
 }
 
-#[test]
-fn daemon_recovers_from_missing_model_and_source_then_alerts_through_alertmanager() {
-    let influx_url = std::env::var("INFLUXDB_URL").unwrap_or_else(|_| "http://127.0.0.1:8086".into());
-    let am_url = std::env::var("ALERTMANAGER_URL").expect("ALERTMANAGER_URL (set by tests/run)");
-    let am_port: u16 = std::env::var("AM_WEBHOOK_PORT").expect("AM_WEBHOOK_PORT (set by tests/run)").parse().unwrap();
-    let (status, _) = get(&format!("{am_url}/-/ready"));
-    assert_eq!(status, 200, "Alertmanager must run at {am_url}");
-    let am_hook = Receiver::start_on(am_port);
-    let slack = Receiver::start();
-
-    let dir = std::env::temp_dir().join(format!("rt-daemon-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = format!("rt_daemon_{}_{}", std::process::id(), runtime::now_ms());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = dir.join("runtime.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+/// The daemon's configuration: InfluxDB database `db`, a local registry and outbox in `dir`,
+/// HTTP on `port`, Slack and Alertmanager sinks.
+fn daemon_config(dir: &std::path::Path, influx_url: &str, db: &str, port: u16, am_url: &str, slack: &str) -> String {
+    format!(
+        r#"
 [source.influxdb]
 url = "{influx_url}"
 database = "{db}"
@@ -79,11 +64,51 @@ webhook_url = "{slack}/slack/T0/B0/SECRETTOKEN"
 url = "{am_url}"
 labels = {{ test_run = "{db}" }}
 "#,
-            dir = dir.display(),
-            slack = slack.url
-        ),
+        dir = dir.display()
     )
-    .unwrap();
+}
+
+/// 26 h of three simulated servers up to `now` (no incidents, no confounders: the daemon's
+/// mechanics, not detection), and web-server-01's last row.
+fn history(now: i64) -> (Vec<MetricSample>, [f64; 4]) {
+    let mut sim = Simulator::new(SimConfig {
+        servers: 3,
+        start_ms: (now - 26 * 3_600_000) / 10_000 * 10_000,
+        incidents_per_day: 0.0,
+        confounders: false,
+        ..SimConfig::default()
+    });
+    let mut batch = Vec::new();
+    let mut last = [0.0; 4];
+    while sim.next_timestamp_ms() <= now {
+        let (t, rows) = sim.next_row();
+        for (s, v) in rows {
+            if s == "web-server-01" {
+                last = v;
+            }
+            batch.extend(BASE_METRICS.iter().zip(v).map(|(m, x)| MetricSample::new(t, s.clone(), *m, x)));
+        }
+    }
+    (batch, last)
+}
+
+#[test]
+fn daemon_recovers_from_missing_model_and_source_then_alerts_through_alertmanager() {
+    let influx_url = std::env::var("INFLUXDB_URL").unwrap_or_else(|_| "http://127.0.0.1:8086".into());
+    let am_url = std::env::var("ALERTMANAGER_URL").expect("ALERTMANAGER_URL (set by tests/run)");
+    let am_port: u16 = std::env::var("AM_WEBHOOK_PORT").expect("AM_WEBHOOK_PORT (set by tests/run)").parse().unwrap();
+    let (status, _) = get(&format!("{am_url}/-/ready"));
+    assert_eq!(status, 200, "Alertmanager must run at {am_url}");
+    let am_hook = Receiver::start_on(am_port);
+    let slack = Receiver::start();
+
+    let dir = std::env::temp_dir().join(format!("rt-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("rt_daemon_{}_{}", std::process::id(), runtime::now_ms());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("runtime.toml");
+    std::fs::write(&config, daemon_config(&dir, &influx_url, &db, port, &am_url, &slack.url)).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
         .args(["monitor", "--config"])
         .arg(&config)
@@ -114,25 +139,7 @@ labels = {{ test_run = "{db}" }}
     // The source comes back with 26 h of history: ready.
     let client = InfluxClient::new(InfluxConfig { url: influx_url.clone(), database: db.clone(), ..InfluxConfig::default() });
     let now = runtime::now_ms();
-    let mut sim = Simulator::new(SimConfig {
-        servers: 3,
-        start_ms: (now - 26 * 3_600_000) / 10_000 * 10_000,
-        incidents_per_day: 0.0,
-        // The daemon's mechanics, not detection: no restarts, batch jobs or missing samples.
-        confounders: false,
-        ..SimConfig::default()
-    });
-    let mut batch = Vec::new();
-    let mut last = [0.0; 4];
-    while sim.next_timestamp_ms() <= now {
-        let (t, rows) = sim.next_row();
-        for (s, v) in rows {
-            if s == "web-server-01" {
-                last = v;
-            }
-            batch.extend(BASE_METRICS.iter().zip(v).map(|(m, x)| MetricSample::new(t, s.clone(), *m, x)));
-        }
-    }
+    let (batch, last) = history(now);
     block_on(async {
         client.create_database().await.unwrap();
         client.write(&batch).await.unwrap();

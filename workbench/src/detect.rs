@@ -2,7 +2,7 @@
 //!
 //! Input: a CSV with a `timestamp` column and numeric columns (NAB: `timestamp,value`), or a
 //! headerless comma-separated numeric `.txt` (SMD). Output: one `anomaly_score` in [0, 1] per
-//! input row, same order, computed by a [`StreamingDetector`]: row t sees rows ≤ t only.
+//! input row, same order, computed by a [`StreamingDetector`](runtime::models::detectors::StreamingDetector): row t sees rows ≤ t only.
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! The experiment half of the AIOps workbench: metric history in polars DataFrames
 //! ([`frames`]: CSV, Parquet, NAB, SMD, InfluxDB, Prometheus), explicit cleaning ([`clean`]),
 //! the batch twin of the runtime's feature spec ([`features`]), fleet simulation
-//! ([`simulate`]) and benchmarks ([`bench`]). The binary `experiment` is a thin CLI over these.
+//! ([`simulate`]) and benchmarks ([`bench`](mod@bench)). The binary `experiment` is a thin CLI over these.
 //!
 //! ```
 //! use runtime::features::FeatureSpec;

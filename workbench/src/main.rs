@@ -1,6 +1,8 @@
 //! `experiment`: the workbench CLI (a thin layer over the `workbench` library).
 
+use runtime::registry::Registry;
 use std::path::PathBuf;
+use workbench::promote;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -24,137 +26,24 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Simulate a fleet with labelled incidents (Parquet or CSV + labels.csv).
-    Simulate {
-        /// Number of servers.
-        #[arg(long, default_value_t = 5)]
-        servers: usize,
-        /// Days of history.
-        #[arg(long, default_value_t = 1.0)]
-        days: f64,
-        /// Sampling interval.
-        #[arg(long, default_value_t = 10)]
-        interval_secs: u32,
-        /// Seed.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Expected incidents per server-day.
-        #[arg(long, default_value_t = 2.0)]
-        incidents_per_day: f64,
-        /// Leave out the normal events that fool naive detectors (restarts, the daily batch job,
-        /// growth, counter resets, missing samples and gaps).
-        #[arg(long)]
-        no_confounders: bool,
-        /// Output folder.
-        #[arg(long, default_value = "datasets/sim")]
-        out: PathBuf,
-        /// `parquet` or `csv`.
-        #[arg(long, default_value = "parquet")]
-        format: String,
-    },
+    Simulate(SimulateArgs),
     /// Load metric history, clean it, build the feature matrix and write it (the main job today).
-    Features {
-        /// Input: a metrics file (.parquet/.csv). Default: the shipped simulator dataset.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Feature spec TOML (default: the 47-column reference family).
-        #[arg(long)]
-        spec: Option<PathBuf>,
-        /// Resample interval (default: keep timestamps).
-        #[arg(long)]
-        interval_secs: Option<u32>,
-        /// Output Parquet file.
-        #[arg(long, default_value = "runs/features.parquet")]
-        out: PathBuf,
-    },
+    Features(FeaturesArgs),
     /// Load a source and report its shape and quirks.
     Load {
         /// `nab:<category/file.csv>`, `smd:<machine>`, or a file path.
         source: String,
     },
     /// Score every row of a file with an online, causal detector.
-    Detect {
-        /// Input: CSV with `timestamp` (NAB) or headerless numeric text (SMD .txt).
-        #[arg(long)]
-        input: PathBuf,
-        /// Output CSV: `timestamp|index,anomaly_score`.
-        #[arg(long)]
-        output: PathBuf,
-        /// Detector TOML (`kind = "context_tail" | "fleet" | "knn" | …` and its fields). Default:
-        /// `knn` with --train, else `fleet` for several metric columns, `context_tail` for one.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Learn from this file first (e.g. SMD train split); its rows are not scored.
-        #[arg(long)]
-        train: Option<PathBuf>,
-    },
+    Detect(DetectArgs),
     /// Evaluate a detector on the labelled datasets: NAB score (3 profiles), AUC, F1, MTTD, FP/day.
-    Evaluate {
-        /// Detector TOML (default: `context_tail` on NAB; `knn` on SMD, which has a training split; `fleet` on the simulator).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Shorthand for a detector with default settings: `context_tail`, `fleet`, `tail_ensemble`,
-        /// `knn`, `mahalanobis`, `robust_z`, `ewma`, `iforest_features`, `kmeans`, `gmm`, `dbscan`
-        /// or `lstm_residual`.
-        #[arg(long)]
-        detector: Option<String>,
-        /// Only NAB.
-        #[arg(long)]
-        nab: bool,
-        /// Only SMD.
-        #[arg(long)]
-        smd: bool,
-        /// Only the simulator incidents (folder with metrics.parquet + labels.csv; default: shipped).
-        #[arg(long, num_args = 0..=1, default_missing_value = "shipped")]
-        sim: Option<PathBuf>,
-        /// Write report.md and charts into this folder.
-        #[arg(long = "report")]
-        report_dir: Option<PathBuf>,
-        /// Alert threshold for the simulator evaluation.
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f64,
-        /// Print one JSON document instead of tables.
-        #[arg(long)]
-        json: bool,
-        /// Score another detector's NAB results instead of running one: a folder in NAB's
-        /// `results/<detector>/` layout (`<category>/<detector>_<file>.csv` with `timestamp` and
-        /// `anomaly_score` columns), e.g. $AIOPS_DATASETS/nab-results/numenta. Implies --nab.
-        #[arg(long, conflicts_with_all = ["config", "detector", "smd", "sim"])]
-        scores: Option<PathBuf>,
-        /// Write the detector's per-row NAB scores into this folder, in NAB's results layout
-        /// (`<category>/<detector>_<file>.csv`), for NAB's own scorer or a later `--scores`.
-        #[arg(long, conflicts_with = "scores")]
-        write_scores: Option<PathBuf>,
-    },
+    Evaluate(EvaluateArgs),
     /// Run a sweep (default: experiments/default.toml on the shipped data), track every trial
     /// locally and print the leaderboard.
-    Sweep {
-        /// Sweep spec (TOML).
-        spec: Option<PathBuf>,
-        /// Skip trials already recorded in the sweep folder.
-        #[arg(long)]
-        resume: bool,
-        /// Tracking root.
-        #[arg(long, default_value = "runs/sweeps")]
-        out: PathBuf,
-    },
+    Sweep(SweepArgs),
     /// Publish a tracked trial as the next version of a model in a registry and move an alias
     /// to it (compare-and-swap: a concurrent promotion never corrupts it).
-    Promote {
-        /// Trial id from a sweep leaderboard (a unique prefix of ≥ 6 characters), SWEEP/ID, or a trial folder.
-        run_id: String,
-        /// Registry: file://DIR (default `file://models`, or $AIOPS_REGISTRY) or s3://BUCKET/PREFIX.
-        #[arg(long)]
-        to: Option<String>,
-        /// Alias to move.
-        #[arg(long, default_value = "champion")]
-        alias: String,
-        /// Registered model name.
-        #[arg(long, default_value = "anomaly-detector")]
-        model: String,
-        /// Tracking root of the sweeps.
-        #[arg(long, default_value = "runs/sweeps")]
-        runs: PathBuf,
-    },
+    Promote(PromoteArgs),
     /// MLflow tracking (MLFLOW_TRACKING_URI).
     Mlflow {
         #[command(subcommand)]
@@ -166,20 +55,7 @@ enum Command {
         which: ModelsCmd,
     },
     /// Move an alias back to the version it pointed to before (or to `--to VERSION`).
-    Rollback {
-        /// Registry (default `file://models`, or $AIOPS_REGISTRY).
-        #[arg(long)]
-        registry: Option<String>,
-        /// Model.
-        #[arg(long, default_value = "anomaly-detector")]
-        model: String,
-        /// Alias.
-        #[arg(long, default_value = "champion")]
-        alias: String,
-        /// Version to point at (default: the previous one).
-        #[arg(long)]
-        to: Option<u64>,
-    },
+    Rollback(RollbackArgs),
     /// LSTM forecaster: train, predict (predictive scaling), evaluate against baselines.
     Lstm {
         #[command(subcommand)]
@@ -196,6 +72,153 @@ enum Command {
         #[command(subcommand)]
         which: BenchCmd,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct SimulateArgs {
+    /// Number of servers.
+    #[arg(long, default_value_t = 5)]
+    servers: usize,
+    /// Days of history.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// Sampling interval.
+    #[arg(long, default_value_t = 10)]
+    interval_secs: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Expected incidents per server-day.
+    #[arg(long, default_value_t = 2.0)]
+    incidents_per_day: f64,
+    /// Leave out the normal events that fool naive detectors (restarts, the daily batch job,
+    /// growth, counter resets, missing samples and gaps).
+    #[arg(long)]
+    no_confounders: bool,
+    /// Output folder.
+    #[arg(long, default_value = "datasets/sim")]
+    out: PathBuf,
+    /// `parquet` or `csv`.
+    #[arg(long, default_value = "parquet")]
+    format: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct FeaturesArgs {
+    /// Input: a metrics file (.parquet/.csv). Default: the shipped simulator dataset.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Feature spec TOML (default: the 47-column reference family).
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Resample interval (default: keep timestamps).
+    #[arg(long)]
+    interval_secs: Option<u32>,
+    /// Output Parquet file.
+    #[arg(long, default_value = "runs/features.parquet")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct DetectArgs {
+    /// Input: CSV with `timestamp` (NAB) or headerless numeric text (SMD .txt).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output CSV: `timestamp|index,anomaly_score`.
+    #[arg(long)]
+    output: PathBuf,
+    /// Detector TOML (`kind = "context_tail" | "fleet" | "knn" | …` and its fields). Default:
+    /// `knn` with --train, else `fleet` for several metric columns, `context_tail` for one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Learn from this file first (e.g. SMD train split); its rows are not scored.
+    #[arg(long)]
+    train: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct EvaluateArgs {
+    /// Detector TOML (default: `context_tail` on NAB; `knn` on SMD, which has a training split; `fleet` on the simulator).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Shorthand for a detector with default settings: `context_tail`, `fleet`, `tail_ensemble`,
+    /// `knn`, `mahalanobis`, `robust_z`, `ewma`, `iforest_features`, `kmeans`, `gmm`, `dbscan`
+    /// or `lstm_residual`.
+    #[arg(long)]
+    detector: Option<String>,
+    /// Only NAB.
+    #[arg(long)]
+    nab: bool,
+    /// Only SMD.
+    #[arg(long)]
+    smd: bool,
+    /// Only the simulator incidents (folder with metrics.parquet + labels.csv; default: shipped).
+    #[arg(long, num_args = 0..=1, default_missing_value = "shipped")]
+    sim: Option<PathBuf>,
+    /// Write report.md and charts into this folder.
+    #[arg(long = "report")]
+    report_dir: Option<PathBuf>,
+    /// Alert threshold for the simulator evaluation.
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Score another detector's NAB results instead of running one: a folder in NAB's
+    /// `results/<detector>/` layout (`<category>/<detector>_<file>.csv` with `timestamp` and
+    /// `anomaly_score` columns), e.g. $AIOPS_DATASETS/nab-results/numenta. Implies --nab.
+    #[arg(long, conflicts_with_all = ["config", "detector", "smd", "sim"])]
+    scores: Option<PathBuf>,
+    /// Write the detector's per-row NAB scores into this folder, in NAB's results layout
+    /// (`<category>/<detector>_<file>.csv`), for NAB's own scorer or a later `--scores`.
+    #[arg(long, conflicts_with = "scores")]
+    write_scores: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct SweepArgs {
+    /// Sweep spec (TOML).
+    spec: Option<PathBuf>,
+    /// Skip trials already recorded in the sweep folder.
+    #[arg(long)]
+    resume: bool,
+    /// Tracking root.
+    #[arg(long, default_value = "runs/sweeps")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct PromoteArgs {
+    /// Trial id from a sweep leaderboard (a unique prefix of ≥ 6 characters), SWEEP/ID, or a trial folder.
+    run_id: String,
+    /// Registry: file://DIR (default `file://models`, or $AIOPS_REGISTRY) or s3://BUCKET/PREFIX.
+    #[arg(long)]
+    to: Option<String>,
+    /// Alias to move.
+    #[arg(long, default_value = "champion")]
+    alias: String,
+    /// Registered model name.
+    #[arg(long, default_value = "anomaly-detector")]
+    model: String,
+    /// Tracking root of the sweeps.
+    #[arg(long, default_value = "runs/sweeps")]
+    runs: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct RollbackArgs {
+    /// Registry (default `file://models`, or $AIOPS_REGISTRY).
+    #[arg(long)]
+    registry: Option<String>,
+    /// Model.
+    #[arg(long, default_value = "anomaly-detector")]
+    model: String,
+    /// Alias.
+    #[arg(long, default_value = "champion")]
+    alias: String,
+    /// Version to point at (default: the previous one).
+    #[arg(long)]
+    to: Option<u64>,
 }
 
 /// Where a server's metric history comes from (see `workbench::lstm::cmd::load_series`).
@@ -227,7 +250,7 @@ enum LstmCmd {
         /// LSTM config TOML (LOOKBACK_WINDOW, FORECAST_HORIZON, LSTM_UNITS, DROPOUT_RATE, EPOCHS, BATCH_SIZE, ...).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Bundle root; the bundle goes to <out>/<server>_<metric>/.
+        /// Bundle root; the bundle goes to OUT/SERVER_METRIC/.
         #[arg(long, default_value = "models/lstm")]
         out: PathBuf,
     },
@@ -452,349 +475,17 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    use runtime::registry::Registry;
-    use workbench::promote;
     match cli.command {
-        Command::Promote { run_id, to, alias, model, runs } => {
-            let to = to.unwrap_or_else(promote::default_registry);
-            let dir = promote::find_run(&runs, &run_id)?;
-            let bundle = promote::bundle_from_run(&dir, &model)?;
-            let registry = Registry::open(&to)?;
-            let p = promote::block_on(promote::promote(&registry, &bundle, &alias))?;
-            let figures: Vec<String> = p.manifest.evaluation.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            println!(
-                "✓ {} ({}; {}) published as {} v{} → {}",
-                p.manifest.source_run,
-                p.manifest.kind,
-                figures.join(", "),
-                model,
-                p.version,
-                to
-            );
-            match p.previous {
-                Some(prev) => println!("✓ alias {alias}: v{prev} → v{}", p.version),
-                None => println!("✓ alias {alias}: → v{} (new)", p.version),
-            }
-            if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
-                let source = format!("{}/{model}/versions/{}", to.trim_end_matches('/'), p.version);
-                let published = runtime::registry::Bundle { manifest: p.manifest.clone(), files: bundle.files.clone() };
-                let v = promote::block_on(workbench::mlflow::register_promotion(&client, &dir, &published, &source, &alias))
-                    .context("the bundle is promoted; recording it in the MLflow model registry failed")?;
-                println!("✓ MLflow registered model {model} version {v} (alias {alias}) → {source}");
-            }
-        }
-        Command::Models { which: ModelsCmd::List { registry, model } } => {
-            let uri = registry.unwrap_or_else(promote::default_registry);
-            let reg = Registry::open(&uri)?;
-            let models = match model {
-                Some(m) => vec![m],
-                None => promote::block_on(reg.models())?,
-            };
-            println!(
-                "{:<20} {:>7}  {:<16} {:<16} {:<26} {:<22} evaluation",
-                "model", "version", "aliases", "kind", "source run", "created"
-            );
-            for m in &models {
-                for v in promote::block_on(reg.list(m))? {
-                    let figures: Vec<String> = v.manifest.evaluation.iter().map(|(k, x)| format!("{k}={x:.3}")).collect();
-                    println!(
-                        "{:<20} {:>7}  {:<16} {:<16} {:<26} {:<22} {}",
-                        m,
-                        v.version,
-                        v.aliases.join(","),
-                        v.manifest.kind,
-                        v.manifest.source_run,
-                        v.manifest.created_at,
-                        figures.join(" ")
-                    );
-                }
-            }
-            if models.is_empty() {
-                println!("(no models in {uri})");
-            }
-        }
-        Command::Rollback { registry, model, alias, to } => {
-            let uri = registry.unwrap_or_else(promote::default_registry);
-            let reg = Registry::open(&uri)?;
-            let before = promote::block_on(reg.read_alias(&model, &alias))?.map(|s| s.pointer.version);
-            let p = promote::block_on(reg.rollback(&model, &alias, to))?;
-            println!("✓ {model} alias {alias}: v{} → v{} ({uri})", before.unwrap_or(0), p.version);
-        }
-        Command::Simulate { servers, days, interval_secs, seed, incidents_per_day, no_confounders, out, format } => {
-            let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, confounders: !no_confounders, ..SimConfig::default() };
-            let (mut df, incidents, events) = workbench::simulate::simulate_with_events(&cfg, days, true)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let data = out.join(format!("metrics.{format}"));
-            match format.as_str() {
-                "parquet" => frames::write_parquet(&mut df, &data)?,
-                "csv" => frames::write_csv(&mut df, &data)?,
-                other => bail!("--format {other}: expected parquet or csv"),
-            }
-            workbench::simulate::write_labels(&incidents, &out.join("labels.csv"))?;
-            println!("✓ {} rows ({} servers × {} rows) → {}", df.height(), servers, df.height() / servers.max(1), data.display());
-            println!("✓ {} incidents → {}", incidents.len(), out.join("labels.csv").display());
-            workbench::simulate::write_events(&events, &out.join("events.csv"))?;
-            println!(
-                "✓ {} normal events (restarts, batch jobs, counter resets, gaps) → {}",
-                events.len(),
-                out.join("events.csv").display()
-            );
-        }
-        Command::Features { input, spec, interval_secs, out } => {
-            let input = input.unwrap_or_else(|| frames::shipped_sim_dir().join("metrics.parquet"));
-            refuse_overwrite(&input, &out, "--out")?;
-            let df = frames::read_metrics_file(&input)?;
-            println!("Loaded {} rows × {} metrics from {}", df.height(), frames::metric_columns(&df).len(), input.display());
-            let cfg = CleanConfig { interval_secs, ..CleanConfig::default() };
-            let (df, report) = clean(&df, &cfg)?;
-            println!("Cleaning: {report}");
-            let spec = match spec {
-                Some(p) => FeatureSpec::from_toml_file(&p)?,
-                None => {
-                    let metrics = frames::metric_columns(&df);
-                    if metrics.iter().map(String::as_str).eq(runtime::BASE_METRICS) {
-                        FeatureSpec::default()
-                    } else {
-                        FeatureSpec::for_metrics(&metrics)
-                    }
-                }
-            };
-            let t = std::time::Instant::now();
-            let mut feats = workbench::features::batch_features(&df, &spec)?;
-            println!("Features: {} rows × {} columns in {:.2} s", feats.height(), spec.column_names().len(), t.elapsed().as_secs_f64());
-            if let Some(dir) = out.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            frames::write_parquet(&mut feats, &out)?;
-            println!("{}", feats.head(Some(5)));
-            println!("✓ feature matrix → {}", out.display());
-        }
-        Command::Load { source } => {
-            if let Some(key) = source.strip_prefix("nab:") {
-                let corpus = NabCorpus::open(&frames::datasets_root().join("nab"))?;
-                let s = corpus.load(key)?;
-                println!(
-                    "{}\n{} windows, {} labels, probationary rows {}\nquirks: {:?}",
-                    s.frame,
-                    s.windows.len(),
-                    s.labels.len(),
-                    s.probationary_rows(),
-                    s.quirks
-                );
-            } else if let Some(m) = source.strip_prefix("smd:") {
-                let s = SmdMachine::load(&frames::datasets_root().join("smd"), m)?;
-                let pos = s.test_labels.iter().filter(|l| **l == 1).count();
-                println!(
-                    "{}: train {:?}, test {:?}, {} anomalous test rows, {} segments",
-                    s.name,
-                    s.train.shape(),
-                    s.test.shape(),
-                    pos,
-                    s.segments.len()
-                );
-            } else {
-                let df = frames::read_metrics_file(std::path::Path::new(&source))?;
-                println!("{df}");
-            }
-        }
-        Command::Detect { input, output, config, train } => {
-            // Settings are checked before any input is read.
-            let configured = config.as_deref().map(|p| detector_config(Some(p), None)).transpose()?;
-            refuse_overwrite(&input, &output, "--output")?;
-            let data = workbench::detect::read_input(&input)?;
-            let cfg = match configured {
-                Some(cfg) => cfg,
-                None => {
-                    let (cfg, why) = workbench::detect::default_detector(train.is_some(), data.columns.len());
-                    eprintln!("detector: {} ({why}; --config FILE to choose)", cfg.name());
-                    cfg
-                }
-            };
-            let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
-            let t = std::time::Instant::now();
-            let det = workbench::detect::detect_rows(&cfg, &data, train.as_ref())?;
-            for w in &det.warnings {
-                eprintln!("warning: {}: {w}", input.display());
-            }
-            let decisions = runtime::decisions::DecisionConfig::default();
-            workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
-            eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
-        }
-        Command::Evaluate { config, detector, nab, smd, sim, threshold, report_dir, json, scores, write_scores } => {
-            let mut nab_out = None;
-            let mut smd_out = None;
-            let mut sim_out = None;
-            let cfg = detector_config(config.as_deref(), detector.as_deref())?;
-            let any = nab || smd || sim.is_some() || scores.is_some();
-            let (do_nab, do_smd, do_sim) = if any { (nab, smd, sim.is_some()) } else { (true, true, true) };
-            let root = frames::datasets_root();
-            let mut doc = serde_json::json!({ "detector": cfg });
-            if do_nab || scores.is_some() {
-                let (report, series) = match &scores {
-                    Some(dir) => workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), dir)?,
-                    None => workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?,
-                };
-                if scores.is_some() {
-                    doc["detector"] = serde_json::json!({ "kind": report.detector });
-                }
-                if let Some(dir) = &write_scores {
-                    workbench::evaluation::report::write_nab_scores(dir, &report.detector, &series)?;
-                    eprintln!("✓ NAB scores → {}", dir.display());
-                }
-                if !json {
-                    println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);
-                    println!("{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}", "profile", "score", "threshold", "TP", "FP", "FN");
-                    for p in &report.profiles {
-                        println!("{:<20} {:>8.2} {:>10.4} {:>5} {:>5} {:>5}", p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_);
-                    }
-                    println!(
-                        "mean ROC-AUC {:.3}  mean best F1 {:.3}  event recall {:.2}  MTTD {:.0} min  false alerts/day {:.3}",
-                        report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
-                    );
-                }
-                for s in &series {
-                    for w in &s.warnings {
-                        eprintln!("warning: {}: {w}", s.key);
-                    }
-                }
-                doc["nab"] = serde_json::to_value(&report)?;
-                nab_out = Some((report, series));
-            }
-            if do_smd {
-                let (smd_cfg, why) = if config.is_some() || detector.is_some() {
-                    (cfg.clone(), "as configured")
-                } else {
-                    workbench::detect::default_detector(true, 0)
-                };
-                let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &smd_cfg)?;
-                if do_nab || do_sim {
-                    doc["smd_detector"] = serde_json::to_value(&smd_cfg)?;
-                }
-                if !json {
-                    println!("SMD (fit on train, score test; detector {}, {why})", smd_cfg.name());
-                    println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "machine", "ROC-AUC", "PR-AUC", "F1", "F1(PA)");
-                    for r in &results {
-                        println!(
-                            "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-                            r.machine, r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted
-                        );
-                    }
-                    for r in &results {
-                        for w in &r.warnings {
-                            eprintln!("warning: {}: {w}", r.machine);
-                        }
-                    }
-                    let n = results.len().max(1) as f64;
-                    let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| results.iter().map(f).sum::<f64>() / n;
-                    println!(
-                        "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-                        "mean",
-                        mean(|r| r.roc_auc),
-                        mean(|r| r.pr_auc),
-                        mean(|r| r.best_f1),
-                        mean(|r| r.best_f1_point_adjusted)
-                    );
-                }
-                doc["smd"] = serde_json::to_value(&results)?;
-                smd_out = Some((smd_cfg.name(), results));
-            }
-            if do_sim {
-                let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
-                let decision = runtime::decisions::DecisionConfig { threshold, ..Default::default() };
-                let sim_cfg = if config.is_some() || detector.is_some() {
-                    cfg.clone()
-                } else {
-                    workbench::detect::default_detector(false, runtime::BASE_METRICS.len()).0
-                };
-                if do_nab || do_smd {
-                    doc["sim_detector"] = serde_json::to_value(&sim_cfg)?;
-                }
-                let report = workbench::evaluation::fleet::evaluate_sim(&dir, &sim_cfg, &decision)?;
-                if !json {
-                    println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
-                    print!("{}", report.render(false));
-                }
-                doc["sim"] = serde_json::to_value(&report)?;
-                sim_out = Some(report);
-            }
-            if let Some(dir) = report_dir {
-                let path = workbench::evaluation::report::write_report(
-                    &dir,
-                    &cfg,
-                    nab_out.as_ref().map(|(r, s)| (r, s.as_slice())),
-                    smd_out.as_ref().map(|(name, r)| (*name, r.as_slice())),
-                    sim_out.as_ref(),
-                )?;
-                eprintln!("✓ report → {}", path.display());
-            }
-            if json {
-                println!("{doc}");
-            }
-        }
-        Command::Sweep { spec, resume, out } => {
-            let path = spec.unwrap_or_else(workbench::sweep::default_spec_path);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let (spec, trials) = workbench::sweep::SweepSpec::parse(&text, &path.display().to_string())?;
-            let dir = out.join(&spec.name);
-            println!(
-                "Sweep {} on {}: {} trials, objective {} ({}), {} at a time → {}",
-                spec.name,
-                spec.dataset,
-                trials.len(),
-                spec.objective,
-                spec.direction,
-                spec.parallelism,
-                dir.display()
-            );
-            let t = std::time::Instant::now();
-            let done = workbench::sweep::run(&spec, &text, trials, &dir, resume, workbench::sweep::stop_flag())?;
-            let keys: Vec<&String> = spec.space.keys().collect();
-            let shown: Vec<&str> =
-                workbench::sweep::shown_metrics(&spec.dataset).iter().copied().filter(|m| *m != spec.objective).collect();
-            println!("{:<5} {:<17} {:>12}  {}  params", "rank", "trial", spec.objective, shown.join(" "));
-            for (i, r) in done.iter().enumerate().take(10) {
-                let params: Vec<String> = keys.iter().map(|k| format!("{k}={}", r.params.get(*k).cloned().unwrap_or_default())).collect();
-                let extra: Vec<String> =
-                    shown.iter().map(|m| format!("{:>w$.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN), w = m.len())).collect();
-                println!("{:<5} {:<17} {:>12.4}  {}  {}", i + 1, r.id, r.objective, extra.join(" "), params.join(" "));
-            }
-            println!(
-                "✓ {} trials in {:.1} s; leaderboard → {}",
-                done.len(),
-                t.elapsed().as_secs_f64(),
-                dir.join("leaderboard.md").display()
-            );
-            if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
-                match promote::block_on(workbench::mlflow::push_sweep(&client, &dir)) {
-                    Ok(r) => println!(
-                        "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
-                        client.uri(),
-                        r.experiment_id,
-                        r.parent_run_id,
-                        r.pushed,
-                        r.already
-                    ),
-                    Err(e) => eprintln!(
-                        "warning: {e}\n  every trial is kept in {}; push it later: experiment mlflow push {}",
-                        dir.display(),
-                        dir.display()
-                    ),
-                }
-            }
-        }
-        Command::Mlflow { which: MlflowCmd::Push { dir } } => {
-            let client =
-                workbench::mlflow::MlflowClient::from_env().context("set MLFLOW_TRACKING_URI to the MLflow server (http://HOST:PORT)")?;
-            let r = promote::block_on(workbench::mlflow::push_sweep(&client, &dir))?;
-            println!(
-                "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
-                client.uri(),
-                r.experiment_id,
-                r.parent_run_id,
-                r.pushed,
-                r.already
-            );
-        }
+        Command::Promote(a) => cmd_promote(a)?,
+        Command::Models { which: ModelsCmd::List { registry, model } } => cmd_models_list(registry, model)?,
+        Command::Rollback(a) => cmd_rollback(a)?,
+        Command::Simulate(a) => cmd_simulate(a)?,
+        Command::Features(a) => cmd_features(a)?,
+        Command::Load { source } => cmd_load(source)?,
+        Command::Detect(a) => cmd_detect(a)?,
+        Command::Evaluate(a) => cmd_evaluate(a)?,
+        Command::Sweep(a) => cmd_sweep(a)?,
+        Command::Mlflow { which: MlflowCmd::Push { dir } } => cmd_mlflow_push(dir)?,
         Command::Bench { which: BenchCmd::Iforest { rows, threads } } => {
             println!("{}", workbench::bench::iforest(rows, threads)?);
         }
@@ -806,31 +497,385 @@ fn run(cli: Cli) -> Result<()> {
             };
             println!("{}", workbench::lstm::cmd::bench(batches, inputs, engine)?);
         }
-        Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon } } => {
-            let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps } = eval;
-            if !(train_fraction > 0.0 && train_fraction < 1.0) {
-                bail!("--train-fraction {train_fraction}: must be in (0, 1)");
-            }
-            let params: runtime::models::forecasters::ForecasterParams = match &config {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-                    toml::from_str(&text).with_context(|| format!("invalid forecaster config {}", p.display()))?
-                }
-                None => Default::default(),
-            };
-            params.validate().with_context(|| {
-                format!("invalid forecaster config {}", config.as_deref().unwrap_or(std::path::Path::new("(defaults)")).display())
-            })?;
-            let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
-            let protocol =
-                workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, ..Default::default() };
-            let report = workbench::forecasting::evaluate(&data, &params, &protocol).with_context(|| input.display().to_string())?;
-            println!("{}", serde_json::to_string(&report)?);
-        }
+        Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon } } => cmd_forecast_evaluate(eval, config, horizon)?,
         Command::Lstm { which } => lstm_command(which)?,
         Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {
             println!("{}", workbench::bench::features(servers, days, interval_secs)?);
         }
     }
+    Ok(())
+}
+
+fn cmd_models_list(registry: Option<String>, model: Option<String>) -> Result<()> {
+    let uri = registry.unwrap_or_else(promote::default_registry);
+    let reg = Registry::open(&uri)?;
+    let models = match model {
+        Some(m) => vec![m],
+        None => promote::block_on(reg.models())?,
+    };
+    println!("{:<20} {:>7}  {:<16} {:<16} {:<26} {:<22} evaluation", "model", "version", "aliases", "kind", "source run", "created");
+    for m in &models {
+        for v in promote::block_on(reg.list(m))? {
+            let figures: Vec<String> = v.manifest.evaluation.iter().map(|(k, x)| format!("{k}={x:.3}")).collect();
+            println!(
+                "{:<20} {:>7}  {:<16} {:<16} {:<26} {:<22} {}",
+                m,
+                v.version,
+                v.aliases.join(","),
+                v.manifest.kind,
+                v.manifest.source_run,
+                v.manifest.created_at,
+                figures.join(" ")
+            );
+        }
+    }
+    if models.is_empty() {
+        println!("(no models in {uri})");
+    }
+    Ok(())
+}
+
+fn cmd_load(source: String) -> Result<()> {
+    if let Some(key) = source.strip_prefix("nab:") {
+        let corpus = NabCorpus::open(&frames::datasets_root().join("nab"))?;
+        let s = corpus.load(key)?;
+        println!(
+            "{}\n{} windows, {} labels, probationary rows {}\nquirks: {:?}",
+            s.frame,
+            s.windows.len(),
+            s.labels.len(),
+            s.probationary_rows(),
+            s.quirks
+        );
+    } else if let Some(m) = source.strip_prefix("smd:") {
+        let s = SmdMachine::load(&frames::datasets_root().join("smd"), m)?;
+        let pos = s.test_labels.iter().filter(|l| **l == 1).count();
+        println!(
+            "{}: train {:?}, test {:?}, {} anomalous test rows, {} segments",
+            s.name,
+            s.train.shape(),
+            s.test.shape(),
+            pos,
+            s.segments.len()
+        );
+    } else {
+        let df = frames::read_metrics_file(std::path::Path::new(&source))?;
+        println!("{df}");
+    }
+    Ok(())
+}
+
+fn cmd_mlflow_push(dir: PathBuf) -> Result<()> {
+    let client = workbench::mlflow::MlflowClient::from_env().context("set MLFLOW_TRACKING_URI to the MLflow server (http://HOST:PORT)")?;
+    let r = promote::block_on(workbench::mlflow::push_sweep(&client, &dir))?;
+    println!(
+        "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
+        client.uri(),
+        r.experiment_id,
+        r.parent_run_id,
+        r.pushed,
+        r.already
+    );
+    Ok(())
+}
+
+fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize) -> Result<()> {
+    let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps } = eval;
+    if !(train_fraction > 0.0 && train_fraction < 1.0) {
+        bail!("--train-fraction {train_fraction}: must be in (0, 1)");
+    }
+    let params: runtime::models::forecasters::ForecasterParams = match &config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid forecaster config {}", p.display()))?
+        }
+        None => Default::default(),
+    };
+    params.validate().with_context(|| {
+        format!("invalid forecaster config {}", config.as_deref().unwrap_or(std::path::Path::new("(defaults)")).display())
+    })?;
+    let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
+    let protocol = workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, ..Default::default() };
+    let report = workbench::forecasting::evaluate(&data, &params, &protocol).with_context(|| input.display().to_string())?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn cmd_simulate(args_simulate: SimulateArgs) -> Result<()> {
+    let SimulateArgs { servers, days, interval_secs, seed, incidents_per_day, no_confounders, out, format } = args_simulate;
+    let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, confounders: !no_confounders, ..SimConfig::default() };
+    let (mut df, incidents, events) = workbench::simulate::simulate_with_events(&cfg, days, true)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let data = out.join(format!("metrics.{format}"));
+    match format.as_str() {
+        "parquet" => frames::write_parquet(&mut df, &data)?,
+        "csv" => frames::write_csv(&mut df, &data)?,
+        other => bail!("--format {other}: expected parquet or csv"),
+    }
+    workbench::simulate::write_labels(&incidents, &out.join("labels.csv"))?;
+    println!("✓ {} rows ({} servers × {} rows) → {}", df.height(), servers, df.height() / servers.max(1), data.display());
+    println!("✓ {} incidents → {}", incidents.len(), out.join("labels.csv").display());
+    workbench::simulate::write_events(&events, &out.join("events.csv"))?;
+    println!("✓ {} normal events (restarts, batch jobs, counter resets, gaps) → {}", events.len(), out.join("events.csv").display());
+    Ok(())
+}
+
+fn cmd_features(args_features: FeaturesArgs) -> Result<()> {
+    let FeaturesArgs { input, spec, interval_secs, out } = args_features;
+    let input = input.unwrap_or_else(|| frames::shipped_sim_dir().join("metrics.parquet"));
+    refuse_overwrite(&input, &out, "--out")?;
+    let df = frames::read_metrics_file(&input)?;
+    println!("Loaded {} rows × {} metrics from {}", df.height(), frames::metric_columns(&df).len(), input.display());
+    let cfg = CleanConfig { interval_secs, ..CleanConfig::default() };
+    let (df, report) = clean(&df, &cfg)?;
+    println!("Cleaning: {report}");
+    let spec = match spec {
+        Some(p) => FeatureSpec::from_toml_file(&p)?,
+        None => {
+            let metrics = frames::metric_columns(&df);
+            if metrics.iter().map(String::as_str).eq(runtime::BASE_METRICS) {
+                FeatureSpec::default()
+            } else {
+                FeatureSpec::for_metrics(&metrics)
+            }
+        }
+    };
+    let t = std::time::Instant::now();
+    let mut feats = workbench::features::batch_features(&df, &spec)?;
+    println!("Features: {} rows × {} columns in {:.2} s", feats.height(), spec.column_names().len(), t.elapsed().as_secs_f64());
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    frames::write_parquet(&mut feats, &out)?;
+    println!("{}", feats.head(Some(5)));
+    println!("✓ feature matrix → {}", out.display());
+    Ok(())
+}
+
+fn cmd_detect(args_detect: DetectArgs) -> Result<()> {
+    let DetectArgs { input, output, config, train } = args_detect;
+    // Settings are checked before any input is read.
+    let configured = config.as_deref().map(|p| detector_config(Some(p), None)).transpose()?;
+    refuse_overwrite(&input, &output, "--output")?;
+    let data = workbench::detect::read_input(&input)?;
+    let cfg = match configured {
+        Some(cfg) => cfg,
+        None => {
+            let (cfg, why) = workbench::detect::default_detector(train.is_some(), data.columns.len());
+            eprintln!("detector: {} ({why}; --config FILE to choose)", cfg.name());
+            cfg
+        }
+    };
+    let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
+    let t = std::time::Instant::now();
+    let det = workbench::detect::detect_rows(&cfg, &data, train.as_ref())?;
+    for w in &det.warnings {
+        eprintln!("warning: {}: {w}", input.display());
+    }
+    let decisions = runtime::decisions::DecisionConfig::default();
+    workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
+    eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
+    Ok(())
+}
+
+fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
+    let EvaluateArgs { config, detector, nab, smd, sim, threshold, report_dir, json, scores, write_scores } = args_evaluate;
+    let mut nab_out = None;
+    let mut smd_out = None;
+    let mut sim_out = None;
+    let cfg = detector_config(config.as_deref(), detector.as_deref())?;
+    let any = nab || smd || sim.is_some() || scores.is_some();
+    let (do_nab, do_smd, do_sim) = if any { (nab, smd, sim.is_some()) } else { (true, true, true) };
+    let root = frames::datasets_root();
+    let mut doc = serde_json::json!({ "detector": cfg });
+    if do_nab || scores.is_some() {
+        let (report, series) = match &scores {
+            Some(dir) => workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), dir)?,
+            None => workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?,
+        };
+        if scores.is_some() {
+            doc["detector"] = serde_json::json!({ "kind": report.detector });
+        }
+        if let Some(dir) = &write_scores {
+            workbench::evaluation::report::write_nab_scores(dir, &report.detector, &series)?;
+            eprintln!("✓ NAB scores → {}", dir.display());
+        }
+        if !json {
+            print_nab_report(&report);
+        }
+        for s in &series {
+            for w in &s.warnings {
+                eprintln!("warning: {}: {w}", s.key);
+            }
+        }
+        doc["nab"] = serde_json::to_value(&report)?;
+        nab_out = Some((report, series));
+    }
+    if do_smd {
+        let (smd_cfg, why) = if config.is_some() || detector.is_some() {
+            (cfg.clone(), "as configured")
+        } else {
+            workbench::detect::default_detector(true, 0)
+        };
+        let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &smd_cfg)?;
+        if do_nab || do_sim {
+            doc["smd_detector"] = serde_json::to_value(&smd_cfg)?;
+        }
+        if !json {
+            print_smd_results(&results, smd_cfg.name(), why);
+        }
+        doc["smd"] = serde_json::to_value(&results)?;
+        smd_out = Some((smd_cfg.name(), results));
+    }
+    if do_sim {
+        let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
+        let decision = runtime::decisions::DecisionConfig { threshold, ..Default::default() };
+        let sim_cfg = if config.is_some() || detector.is_some() {
+            cfg.clone()
+        } else {
+            workbench::detect::default_detector(false, runtime::BASE_METRICS.len()).0
+        };
+        if do_nab || do_smd {
+            doc["sim_detector"] = serde_json::to_value(&sim_cfg)?;
+        }
+        let report = workbench::evaluation::fleet::evaluate_sim(&dir, &sim_cfg, &decision)?;
+        if !json {
+            println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
+            print!("{}", report.render(false));
+        }
+        doc["sim"] = serde_json::to_value(&report)?;
+        sim_out = Some(report);
+    }
+    if let Some(dir) = report_dir {
+        let path = workbench::evaluation::report::write_report(
+            &dir,
+            &cfg,
+            nab_out.as_ref().map(|(r, s)| (r, s.as_slice())),
+            smd_out.as_ref().map(|(name, r)| (*name, r.as_slice())),
+            sim_out.as_ref(),
+        )?;
+        eprintln!("✓ report → {}", path.display());
+    }
+    if json {
+        println!("{doc}");
+    }
+    Ok(())
+}
+
+/// The NAB table of `experiment evaluate`.
+fn print_nab_report(report: &workbench::evaluation::report::NabReport) {
+    println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);
+    println!("{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}", "profile", "score", "threshold", "TP", "FP", "FN");
+    for p in &report.profiles {
+        println!("{:<20} {:>8.2} {:>10.4} {:>5} {:>5} {:>5}", p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_);
+    }
+    println!(
+        "mean ROC-AUC {:.3}  mean best F1 {:.3}  event recall {:.2}  MTTD {:.0} min  false alerts/day {:.3}",
+        report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
+    );
+}
+
+/// The SMD table of `experiment evaluate` (and each machine's warnings).
+fn print_smd_results(results: &[workbench::evaluation::report::SmdResult], detector: &str, why: &str) {
+    println!("SMD (fit on train, score test; detector {detector}, {why})");
+    println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "machine", "ROC-AUC", "PR-AUC", "F1", "F1(PA)");
+    for r in results {
+        println!("{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}", r.machine, r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted);
+    }
+    for r in results {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.machine);
+        }
+    }
+    let n = results.len().max(1) as f64;
+    let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| results.iter().map(f).sum::<f64>() / n;
+    println!(
+        "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+        "mean",
+        mean(|r| r.roc_auc),
+        mean(|r| r.pr_auc),
+        mean(|r| r.best_f1),
+        mean(|r| r.best_f1_point_adjusted)
+    );
+}
+
+fn cmd_sweep(args_sweep: SweepArgs) -> Result<()> {
+    let SweepArgs { spec, resume, out } = args_sweep;
+    let path = spec.unwrap_or_else(workbench::sweep::default_spec_path);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (spec, trials) = workbench::sweep::SweepSpec::parse(&text, &path.display().to_string())?;
+    let dir = out.join(&spec.name);
+    println!(
+        "Sweep {} on {}: {} trials, objective {} ({}), {} at a time → {}",
+        spec.name,
+        spec.dataset,
+        trials.len(),
+        spec.objective,
+        spec.direction,
+        spec.parallelism,
+        dir.display()
+    );
+    let t = std::time::Instant::now();
+    let done = workbench::sweep::run(&spec, &text, trials, &dir, resume, workbench::sweep::stop_flag())?;
+    let keys: Vec<&String> = spec.space.keys().collect();
+    let shown: Vec<&str> = workbench::sweep::shown_metrics(&spec.dataset).iter().copied().filter(|m| *m != spec.objective).collect();
+    println!("{:<5} {:<17} {:>12}  {}  params", "rank", "trial", spec.objective, shown.join(" "));
+    for (i, r) in done.iter().enumerate().take(10) {
+        let params: Vec<String> = keys.iter().map(|k| format!("{k}={}", r.params.get(*k).cloned().unwrap_or_default())).collect();
+        let extra: Vec<String> =
+            shown.iter().map(|m| format!("{:>w$.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN), w = m.len())).collect();
+        println!("{:<5} {:<17} {:>12.4}  {}  {}", i + 1, r.id, r.objective, extra.join(" "), params.join(" "));
+    }
+    println!("✓ {} trials in {:.1} s; leaderboard → {}", done.len(), t.elapsed().as_secs_f64(), dir.join("leaderboard.md").display());
+    if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
+        match promote::block_on(workbench::mlflow::push_sweep(&client, &dir)) {
+            Ok(r) => println!(
+                "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
+                client.uri(),
+                r.experiment_id,
+                r.parent_run_id,
+                r.pushed,
+                r.already
+            ),
+            Err(e) => eprintln!(
+                "warning: {e}\n  every trial is kept in {}; push it later: experiment mlflow push {}",
+                dir.display(),
+                dir.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn cmd_promote(args_promote: PromoteArgs) -> Result<()> {
+    let PromoteArgs { run_id, to, alias, model, runs } = args_promote;
+    let to = to.unwrap_or_else(promote::default_registry);
+    let dir = promote::find_run(&runs, &run_id)?;
+    let bundle = promote::bundle_from_run(&dir, &model)?;
+    let registry = Registry::open(&to)?;
+    let p = promote::block_on(promote::promote(&registry, &bundle, &alias))?;
+    let figures: Vec<String> = p.manifest.evaluation.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    println!("✓ {} ({}; {}) published as {} v{} → {}", p.manifest.source_run, p.manifest.kind, figures.join(", "), model, p.version, to);
+    match p.previous {
+        Some(prev) => println!("✓ alias {alias}: v{prev} → v{}", p.version),
+        None => println!("✓ alias {alias}: → v{} (new)", p.version),
+    }
+    if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
+        let source = format!("{}/{model}/versions/{}", to.trim_end_matches('/'), p.version);
+        let published = runtime::registry::Bundle { manifest: p.manifest.clone(), files: bundle.files.clone() };
+        let v = promote::block_on(workbench::mlflow::register_promotion(&client, &dir, &published, &source, &alias))
+            .context("the bundle is promoted; recording it in the MLflow model registry failed")?;
+        println!("✓ MLflow registered model {model} version {v} (alias {alias}) → {source}");
+    }
+    Ok(())
+}
+
+fn cmd_rollback(args_rollback: RollbackArgs) -> Result<()> {
+    let RollbackArgs { registry, model, alias, to } = args_rollback;
+    let uri = registry.unwrap_or_else(promote::default_registry);
+    let reg = Registry::open(&uri)?;
+    let before = promote::block_on(reg.read_alias(&model, &alias))?.map(|s| s.pointer.version);
+    let p = promote::block_on(reg.rollback(&model, &alias, to))?;
+    println!("✓ {model} alias {alias}: v{} → v{} ({uri})", before.unwrap_or(0), p.version);
     Ok(())
 }

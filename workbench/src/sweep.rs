@@ -220,56 +220,7 @@ impl SweepSpec {
         if self.budget == 0 || self.parallelism == 0 {
             return Err(bad(origin, if self.budget == 0 { "budget" } else { "parallelism" }, 0, "at least 1"));
         }
-        let assignments: Vec<BTreeMap<String, toml::Value>> = match self.search.as_str() {
-            "grid" => {
-                let mut out = vec![BTreeMap::new()];
-                for (k, space) in &self.space {
-                    let Space::Values(values) = space else {
-                        return Err(bad(origin, &format!("space.{k}"), "a range", "grid search needs a list of values"));
-                    };
-                    if values.is_empty() {
-                        return Err(bad(origin, &format!("space.{k}"), "[]", "empty list"));
-                    }
-                    out = out
-                        .into_iter()
-                        .flat_map(|a| {
-                            values.iter().map(move |v| {
-                                let mut a = a.clone();
-                                a.insert(k.clone(), v.clone());
-                                a
-                            })
-                        })
-                        .collect();
-                }
-                out.truncate(self.budget);
-                out
-            }
-            "random" => {
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
-                (0..self.budget)
-                    .map(|_| {
-                        self.space
-                            .iter()
-                            .map(|(k, space)| {
-                                let v = match space {
-                                    Space::Values(values) => values[rng.random_range(0..values.len().max(1))].clone(),
-                                    Space::Range { min, max, log } => {
-                                        let x = if *log {
-                                            (min.ln() + rng.random::<f64>() * (max.ln() - min.ln())).exp()
-                                        } else {
-                                            min + rng.random::<f64>() * (max - min)
-                                        };
-                                        toml::Value::Float(x)
-                                    }
-                                };
-                                (k.clone(), v)
-                            })
-                            .collect()
-                    })
-                    .collect()
-            }
-            other => return Err(bad(origin, "search", other, "grid or random")),
-        };
+        let assignments = self.assignments(origin)?;
         for (k, space) in &self.space {
             if let Space::Range { min, max, log } = space
                 && (min.partial_cmp(max) != Some(std::cmp::Ordering::Less) || (*log && *min <= 0.0))
@@ -310,6 +261,61 @@ impl SweepSpec {
             }
         }
         Ok(trials)
+    }
+
+    /// The parameter assignments of the search: the grid's product (truncated to `budget`) or
+    /// `budget` random draws.
+    fn assignments(&self, origin: &str) -> Result<Vec<BTreeMap<String, toml::Value>>, SweepError> {
+        match self.search.as_str() {
+            "grid" => {
+                let mut out = vec![BTreeMap::new()];
+                for (k, space) in &self.space {
+                    let Space::Values(values) = space else {
+                        return Err(bad(origin, &format!("space.{k}"), "a range", "grid search needs a list of values"));
+                    };
+                    if values.is_empty() {
+                        return Err(bad(origin, &format!("space.{k}"), "[]", "empty list"));
+                    }
+                    out = out
+                        .into_iter()
+                        .flat_map(|a| {
+                            values.iter().map(move |v| {
+                                let mut a = a.clone();
+                                a.insert(k.clone(), v.clone());
+                                a
+                            })
+                        })
+                        .collect();
+                }
+                out.truncate(self.budget);
+                Ok(out)
+            }
+            "random" => {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+                Ok((0..self.budget)
+                    .map(|_| {
+                        self.space
+                            .iter()
+                            .map(|(k, space)| {
+                                let v = match space {
+                                    Space::Values(values) => values[rng.random_range(0..values.len().max(1))].clone(),
+                                    Space::Range { min, max, log } => {
+                                        let x = if *log {
+                                            (min.ln() + rng.random::<f64>() * (max.ln() - min.ln())).exp()
+                                        } else {
+                                            min + rng.random::<f64>() * (max - min)
+                                        };
+                                        toml::Value::Float(x)
+                                    }
+                                };
+                                (k.clone(), v)
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+            other => Err(bad(origin, "search", other, "grid or random")),
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use crate::decisions::{Alert, AlertDecider, Decision};
 use crate::models::detectors::{DetectorConfig, StreamingDetector};
 use crate::registry::{Bundle, Manifest, Registry, RegistryError};
 use crate::sinks::outbox::{Outbox, OutboxError};
-use crate::sinks::{AlertRouter, Notification, SinksConfig, Status};
+use crate::sinks::{AlertRouter, Notification, SinksConfig};
 use config::RuntimeConfig;
 use source::LiveSource;
 use telemetry::{Telemetry, label};
@@ -355,6 +355,51 @@ impl Monitor {
         Ok(())
     }
 
+    /// Align long samples into rows per monitored server, by timestamp (NaN = missing).
+    fn align_rows(&self, metrics: &[String], samples: &[crate::MetricSample]) -> BTreeMap<String, BTreeMap<i64, Vec<f64>>> {
+        let index: HashMap<&str, usize> = metrics.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
+        let mut rows: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+        for s in samples {
+            let Some(&mi) = index.get(s.metric.as_str()) else { continue };
+            if !self.cfg.selection.includes(&s.server) {
+                continue;
+            }
+            let row = rows.entry(s.server.clone()).or_default().entry(s.timestamp_ms).or_insert_with(|| vec![f64::NAN; metrics.len()]);
+            row[mi] = s.value;
+        }
+        rows
+    }
+
+    /// Act on one decision of the alert stage: a trigger is logged, counted, reported, queued
+    /// for its severity's sinks and kept open; a resolve of an open alert is queued for the
+    /// sinks that got its trigger.
+    fn apply_decision(&mut self, decision: Decision, model: &str, report: &mut TickReport, out: &mut Vec<(&'static str, Notification)>) {
+        match decision {
+            Decision::Trigger(alert) => {
+                let sinks = self.router.route(alert.severity).to_vec();
+                tracing::warn!(
+                    server = %alert.server, severity = alert.severity.name(), metric = %alert.primary_metric,
+                    value = alert.primary_value, score = alert.score, sinks = ?sinks, time = %crate::format_ts(alert.timestamp_ms),
+                    "anomaly alert"
+                );
+                self.telemetry.alerts.get_or_create(&label("severity", alert.severity.name())).inc();
+                report.alerts.push(alert.clone());
+                let n = Notification::firing(alert.clone(), model.to_string());
+                out.extend(sinks.iter().map(|s| (*s, n.clone())));
+                self.active.insert(alert.dedup_key.clone(), (alert, sinks));
+            }
+            Decision::Resolve { dedup_key, timestamp_ms, .. } => {
+                if let Some((alert, sinks)) = self.active.remove(&dedup_key) {
+                    tracing::info!(key = %dedup_key, time = %crate::format_ts(timestamp_ms), "alert resolved");
+                    self.telemetry.resolves.inc();
+                    report.resolved.push(dedup_key.clone());
+                    let n = Notification::resolved(alert, timestamp_ms, model.to_string());
+                    out.extend(sinks.iter().map(|s| (*s, n.clone())));
+                }
+            }
+        }
+    }
+
     /// Read, score, decide and queue the rows of `[start, end)`.
     async fn process_window(
         &mut self,
@@ -385,21 +430,12 @@ impl Monitor {
         self.fetched_until_ms = Some(end);
         self.rewarm = false;
 
-        // Align long samples into rows per server (NaN = missing).
-        let index: HashMap<&str, usize> = metrics.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
-        let mut rows: BTreeMap<String, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
-        for s in &samples {
-            let Some(&mi) = index.get(s.metric.as_str()) else { continue };
-            if !self.cfg.selection.includes(&s.server) {
-                continue;
-            }
-            let row = rows.entry(s.server.clone()).or_default().entry(s.timestamp_ms).or_insert_with(|| vec![f64::NAN; metrics.len()]);
-            row[mi] = s.value;
-        }
+        let rows = self.align_rows(metrics, &samples);
         report.servers = report.servers.max(rows.len());
         let threshold = model.manifest.decisions.threshold;
         let max_fill_ms = sched.max_fill_secs * 1000;
         let mut notifications: Vec<(&'static str, Notification)> = Vec::new();
+        let mut decisions: Vec<Decision> = Vec::new();
         for (server, by_time) in rows {
             if !self.servers.contains_key(&server) {
                 let detector = model.detector.build(metrics.len()).expect("validated when loaded");
@@ -419,24 +455,9 @@ impl Monitor {
                     self.telemetry.samples_late.inc_by(values.iter().filter(|v| !v.is_nan()).count() as u64);
                     continue;
                 }
-                let mut complete = true;
-                for (m, v) in values.iter_mut().enumerate() {
-                    if !v.is_finite() {
-                        let (t, last) = st.last_values[m];
-                        if last.is_finite() && ts - t <= max_fill_ms {
-                            *v = last;
-                            self.telemetry.values_filled.inc();
-                        } else {
-                            complete = false;
-                        }
-                    }
-                }
-                if !complete {
+                if !repair_row(st, ts, &mut values, max_fill_ms, &self.telemetry) {
                     self.telemetry.rows_skipped.get_or_create(&label("reason", "incomplete")).inc();
                     continue;
-                }
-                for (m, v) in values.iter().enumerate() {
-                    st.last_values[m] = (ts, *v);
                 }
                 st.last_ms = ts;
                 if ts < st.live_from_ms {
@@ -451,45 +472,12 @@ impl Monitor {
                 }
                 let contributions = st.detector.contributions();
                 let decider = self.decider.as_mut().expect("installed with the model");
-                for decision in decider.observe(&server, ts, score, metrics, &values, &contributions) {
-                    match decision {
-                        Decision::Trigger(alert) => {
-                            let sinks = self.router.route(alert.severity).to_vec();
-                            tracing::warn!(
-                                server = %alert.server, severity = alert.severity.name(), metric = %alert.primary_metric,
-                                value = alert.primary_value, score = alert.score, sinks = ?sinks, time = %crate::format_ts(alert.timestamp_ms),
-                                "anomaly alert"
-                            );
-                            self.telemetry.alerts.get_or_create(&label("severity", alert.severity.name())).inc();
-                            report.alerts.push(alert.clone());
-                            let n = Notification {
-                                status: Status::Firing,
-                                alert: alert.clone(),
-                                resolved_ms: None,
-                                model: model.label(),
-                                test: false,
-                            };
-                            notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
-                            self.active.insert(alert.dedup_key.clone(), (alert, sinks));
-                        }
-                        Decision::Resolve { dedup_key, timestamp_ms, .. } => {
-                            if let Some((alert, sinks)) = self.active.remove(&dedup_key) {
-                                tracing::info!(key = %dedup_key, time = %crate::format_ts(timestamp_ms), "alert resolved");
-                                self.telemetry.resolves.inc();
-                                report.resolved.push(dedup_key.clone());
-                                let n = Notification {
-                                    status: Status::Resolved,
-                                    alert,
-                                    resolved_ms: Some(timestamp_ms),
-                                    model: model.label(),
-                                    test: false,
-                                };
-                                notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
-                            }
-                        }
-                    }
-                }
+                decisions.extend(decider.observe(&server, ts, score, metrics, &values, &contributions));
             }
+        }
+        let label_of_model = model.label();
+        for decision in decisions {
+            self.apply_decision(decision, &label_of_model, report, &mut notifications);
         }
         self.telemetry.rows_scored.inc_by(report.rows_scored - scored_before);
         self.telemetry.anomalous_rows.inc_by(report.anomalous_rows - anomalous_before);
@@ -578,25 +566,13 @@ impl Monitor {
                     let sinks = self.router.route(severity).to_vec();
                     tracing::warn!(server, recommendation = %advice.recommendation, peak = advice.predicted_peak, minutes = advice.minutes_to_peak, "predictive scaling alert");
                     self.telemetry.alerts.get_or_create(&label("severity", severity.name())).inc();
-                    let n = Notification {
-                        status: Status::Firing,
-                        alert: alert.clone(),
-                        resolved_ms: None,
-                        model: model_label.clone(),
-                        test: false,
-                    };
+                    let n = Notification::firing(alert.clone(), model_label.clone());
                     notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
                     self.active.insert(key, (alert, sinks));
                 }
                 None => {
                     if let Some((alert, sinks)) = self.active.remove(&key) {
-                        let n = Notification {
-                            status: Status::Resolved,
-                            alert,
-                            resolved_ms: Some(at),
-                            model: model_label.clone(),
-                            test: false,
-                        };
+                        let n = Notification::resolved(alert, at, model_label.clone());
                         notifications.extend(sinks.iter().map(|s| (*s, n.clone())));
                     }
                 }
@@ -639,6 +615,31 @@ impl Monitor {
         }
         out
     }
+}
+
+/// Repair a row's missing values with the server's last value of that metric when it is at
+/// most `max_fill_ms` old (counted); false when a value stays missing (the row is skipped).
+/// A complete row becomes the server's last values.
+fn repair_row(st: &mut ServerState, ts: i64, values: &mut [f64], max_fill_ms: i64, telemetry: &Telemetry) -> bool {
+    let mut complete = true;
+    for (m, v) in values.iter_mut().enumerate() {
+        if !v.is_finite() {
+            let (t, last) = st.last_values[m];
+            if last.is_finite() && ts - t <= max_fill_ms {
+                *v = last;
+                telemetry.values_filled.inc();
+            } else {
+                complete = false;
+            }
+        }
+    }
+    if !complete {
+        return false;
+    }
+    for (m, v) in values.iter().enumerate() {
+        st.last_values[m] = (ts, *v);
+    }
+    true
 }
 
 /// Run as a daemon until Ctrl-C / SIGTERM: a tick every `interval_secs`, the outbox flushed

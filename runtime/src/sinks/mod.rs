@@ -85,6 +85,16 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// A firing notification of `alert`, scored by `model`.
+    pub fn firing(alert: Alert, model: String) -> Self {
+        Self { status: Status::Firing, alert, resolved_ms: None, model, test: false }
+    }
+
+    /// The resolve of `alert` at `resolved_ms`.
+    pub fn resolved(alert: Alert, resolved_ms: i64, model: String) -> Self {
+        Self { status: Status::Resolved, alert, resolved_ms: Some(resolved_ms), model, test: false }
+    }
+
     /// One-line summary, as used by every sink.
     pub fn summary(&self) -> String {
         let a = &self.alert;

@@ -193,6 +193,45 @@ fn window_starts(lo: usize, hi: usize, t: usize, hz: usize, stride: usize, cap: 
     (0..cap).map(|i| all[i * all.len() / cap]).collect()
 }
 
+/// The progress bar of training (hidden unless `progress`).
+fn batch_bar(progress: bool, len: u64) -> ProgressBar {
+    let bar = if progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} batches {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Mean loss of `weights` over the validation windows (None without any).
+fn validation_loss(w: &Windows, val_starts: &[usize], weights: &LstmWeights, shape: Shape) -> Option<f64> {
+    (!val_starts.is_empty()).then(|| {
+        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let mut total = 0.0;
+        for chunk in val_starts.chunks(256) {
+            w.batch(chunk, &mut xb, &mut yb);
+            total += kernel::loss(weights, Batch { x: &xb, y: &yb, size: chunk.len() }, shape) * chunk.len() as f64;
+        }
+        total / val_starts.len() as f64
+    })
+}
+
+/// The per-step combination of the network's output with the last input that fits the
+/// validation windows best ([`combination`]): the shrinkage is applied to `best`'s head, and
+/// (shrinkage, skip) returned for the bundle.
+fn shrink_to_last(w: Windows, val_starts: &[usize], best: &mut LstmWeights) -> (Vec<f32>, Vec<f32>) {
+    let (t, d, hz) = (w.t, w.d, w.hz);
+    let last = Windows { s: 1, ..w };
+    let (mut xv, mut yv) = (Vec::new(), Vec::new());
+    last.batch(val_starts, &mut xv, &mut yv);
+    let p = kernel::predict(best, &xv, val_starts.len(), Shape { steps: t, loss_steps: 1 });
+    let last_in: Vec<f32> = (0..val_starts.len()).map(|i| xv[(i * t + t - 1) * d]).collect();
+    let (alpha, beta) = combination(&p, &last_in, &yv, hz);
+    apply_shrinkage(best, &alpha);
+    (alpha, beta)
+}
+
 /// Trains on the first `train_rows` rows of `series` (all when `None`). The scaler is fitted on
 /// those rows; the validation windows are the latest `validation_split` of them.
 pub fn train(
@@ -230,12 +269,7 @@ pub fn train(
     let mut optim = AdamConfig::new().with_epsilon(1e-7).init();
     let shape = Shape { steps: t, loss_steps: cfg.supervised_steps() };
     let batches = train_starts.len().div_ceil(cfg.batch_size);
-    let bar = if progress { ProgressBar::new((cfg.epochs * batches) as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} batches {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
+    let bar = batch_bar(progress, (cfg.epochs * batches) as u64);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order = train_starts.clone();
     let (mut xb, mut yb) = (Vec::new(), Vec::new());
@@ -267,14 +301,7 @@ pub fn train(
             bar.inc(1);
         }
         let train_loss = sum / train_starts.len() as f64;
-        let val_loss = (!val_starts.is_empty()).then(|| {
-            let mut total = 0.0;
-            for chunk in val_starts.chunks(256) {
-                w.batch(chunk, &mut xb, &mut yb);
-                total += kernel::loss(&weights, Batch { x: &xb, y: &yb, size: chunk.len() }, shape) * chunk.len() as f64;
-            }
-            total / val_starts.len() as f64
-        });
+        let val_loss = validation_loss(&w, &val_starts, &weights, shape);
         history.push((epoch, train_loss, val_loss));
         bar.set_message(format!(
             "epoch {epoch}/{} loss {train_loss:.4} val_loss {}",
@@ -299,14 +326,7 @@ pub fn train(
     let seconds = started.elapsed().as_secs_f64();
     let (best_loss, mut best_w) = best.expect("at least one epoch");
     let (shrinkage, skip) = if cfg.window_norm && cfg.shrink && !val_starts.is_empty() {
-        let last = Windows { s: 1, scaled: w.scaled.clone(), ..w };
-        let (mut xv, mut yv) = (Vec::new(), Vec::new());
-        last.batch(&val_starts, &mut xv, &mut yv);
-        let p = kernel::predict(&best_w, &xv, val_starts.len(), Shape { steps: t, loss_steps: 1 });
-        let last_in: Vec<f32> = (0..val_starts.len()).map(|i| xv[(i * t + t - 1) * d]).collect();
-        let (alpha, beta) = combination(&p, &last_in, &yv, hz);
-        apply_shrinkage(&mut best_w, &alpha);
-        (alpha, beta)
+        shrink_to_last(w, &val_starts, &mut best_w)
     } else {
         (Vec::new(), Vec::new())
     };

@@ -102,7 +102,7 @@ impl Default for ForecasterParams {
             long_average_rows: 180,
             seasons: 3,
             median_seasons: 5,
-            fit_rows: 2000,
+            fit_rows: 1000,
             validation_origins: 80,
             validation_span: 0.6,
             symmetric_intervals: true,
@@ -229,7 +229,7 @@ impl ForecasterParams {
             .collect()
     }
 
-    /// The seasonal period (rows) of `y`: of [`Self::seasonal_periods`], the one with the highest
+    /// The seasonal period (rows) of `y`: of the candidate periods that qualify, the one with the highest
     /// autocorrelation.
     pub fn detect_period(&self, y: &[f64], interval_secs: f64) -> Option<usize> {
         self.seasonal_periods(y, interval_secs).into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(p, _)| p)

@@ -2,7 +2,7 @@
 //!
 //! `max_samples` = min(256, n) by default, depth limit ceil(log2(max_samples)), a random
 //! feature and a uniform random split per node, path length plus c(leaf size), and
-//! score = 2^(-E[h] / c(max_samples)) in [0, 1] (higher = more anomalous; scikit-learn's
+//! score = 2^(-E\[h\] / c(max_samples)) in [0, 1] (higher = more anomalous; scikit-learn's
 //! `score_samples` is the negative of this). `contamination` sets the decision threshold from
 //! the training scores (`auto`: 0.5, scikit-learn's `offset_ = -0.5`).
 //!
