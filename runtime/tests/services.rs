@@ -189,6 +189,7 @@ fn daemon_recovers_from_missing_model_and_source_then_alerts_through_alertmanage
         "aiops_runtime_model_version{model=\"anomaly-detector\"} 1",
         "aiops_runtime_source_errors_total",
         "aiops_runtime_tick_duration_seconds_bucket",
+        "aiops_runtime_anomaly_score{server=\"web-server-01\"}",
     ] {
         assert!(metrics.contains(needle), "{needle} in\n{metrics}");
     }

@@ -35,3 +35,26 @@ fn bad_promql_is_an_error_naming_the_problem() {
     let err = read_prometheus(&prometheus_url(), &[("x".into(), "rate(".into())], "instance", 0, 60_000, 1.0).unwrap_err();
     assert!(err.to_string().contains("parse error") || err.to_string().contains("400"), "{err}");
 }
+
+/// The runtime's own alert rules (runtime/deploy/prometheus) are loaded by the Prometheus that
+/// tests/run starts, every one healthy.
+#[test]
+fn the_runtime_alert_rules_are_loaded_and_healthy() {
+    let body: serde_json::Value = aiops_tests::block_on(async {
+        reqwest::get(format!("{}/api/v1/rules", prometheus_url())).await.expect("Prometheus must be running").json().await.unwrap()
+    });
+    let groups = body["data"]["groups"].as_array().unwrap();
+    let group = groups.iter().find(|g| g["name"] == "aiops-runtime").unwrap_or_else(|| panic!("no aiops-runtime group: {body}"));
+    let rules = group["rules"].as_array().unwrap();
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
+    for want in [
+        "AIOpsRuntimeDown",
+        "AIOpsRuntimeTicksFailing",
+        "AIOpsRuntimeOutboxBacklog",
+        "AIOpsRuntimeDeadLetters",
+        "AIOpsRuntimeModelLoadErrors",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert!(rules.iter().all(|r| r["health"] != "err"), "{rules:?}");
+}

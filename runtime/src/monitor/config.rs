@@ -222,11 +222,15 @@ pub fn shard_of(server: &str, shards: u32) -> u32 {
 pub struct HttpConfig {
     /// Listen address (empty: no server).
     pub listen: String,
+    /// Servers whose latest anomaly score `/metrics` exports as
+    /// `aiops_runtime_anomaly_score{server}`: the first this many seen (bounded cardinality; 0:
+    /// none).
+    pub score_gauge_servers: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9898".into() }
+        Self { listen: "127.0.0.1:9898".into(), score_gauge_servers: 1000 }
     }
 }
 

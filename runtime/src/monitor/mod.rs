@@ -450,6 +450,7 @@ impl Monitor {
                 );
             }
             let st = self.servers.get_mut(&server).expect("inserted above");
+            let mut latest_score = None;
             for (ts, mut values) in by_time {
                 if ts <= st.last_ms {
                     self.telemetry.samples_late.inc_by(values.iter().filter(|v| !v.is_nan()).count() as u64);
@@ -466,6 +467,7 @@ impl Monitor {
                     continue;
                 }
                 let score = st.detector.push(ts, &values);
+                latest_score = Some(score);
                 report.rows_scored += 1;
                 if score >= threshold {
                     report.anomalous_rows += 1;
@@ -473,6 +475,9 @@ impl Monitor {
                 let contributions = st.detector.contributions();
                 let decider = self.decider.as_mut().expect("installed with the model");
                 decisions.extend(decider.observe(&server, ts, score, metrics, &values, &contributions));
+            }
+            if let Some(score) = latest_score {
+                self.telemetry.set_score(&server, score, self.cfg.http.score_gauge_servers);
             }
         }
         let label_of_model = model.label();

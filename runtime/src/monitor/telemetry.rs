@@ -9,8 +9,13 @@
 //! `aiops_runtime_outbox_pending`, `aiops_runtime_model_version{model}`,
 //! `aiops_runtime_model_load_errors_total`, `aiops_runtime_source_errors_total`,
 //! `aiops_runtime_samples_late_total`, `aiops_runtime_rows_skipped_total{reason}`,
-//! `aiops_runtime_values_filled_total`, `aiops_runtime_servers`.
+//! `aiops_runtime_values_filled_total`, `aiops_runtime_servers`, and
+//! `aiops_runtime_anomaly_score{server}` (the latest score of each of the first
+//! `[http] score_gauge_servers` servers seen, default 1000: cardinality stays bounded on any
+//! fleet; the others are not exported).
 
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
@@ -87,6 +92,9 @@ pub struct Telemetry {
     pub values_filled: Counter,
     /// Servers monitored.
     pub servers: Gauge,
+    /// Latest anomaly score per server (bounded, see [`Telemetry::set_score`]).
+    pub anomaly_score: Family<Labels, Gauge<f64, AtomicU64>>,
+    score_servers: Mutex<HashSet<String>>,
     readiness: Mutex<Readiness>,
 }
 
@@ -118,6 +126,8 @@ impl Telemetry {
             rows_skipped: Family::default(),
             values_filled: Counter::default(),
             servers: Gauge::default(),
+            anomaly_score: Family::default(),
+            score_servers: Mutex::new(HashSet::new()),
             readiness: Mutex::new(Readiness::default()),
         };
         let r = &mut t.registry;
@@ -138,7 +148,22 @@ impl Telemetry {
         r.register("rows_skipped", "Rows skipped, by reason", t.rows_skipped.clone());
         r.register("values_filled", "Missing or non-finite values filled with the last value", t.values_filled.clone());
         r.register("servers", "Servers monitored by this process", t.servers.clone());
+        r.register("anomaly_score", "Latest anomaly score per server (the first score_gauge_servers seen)", t.anomaly_score.clone());
         t
+    }
+
+    /// Export `score` as `server`'s latest anomaly score, unless `limit` other servers have one
+    /// already.
+    pub fn set_score(&self, server: &str, score: f64, limit: usize) {
+        let mut admitted = self.score_servers.lock().expect("score servers");
+        if !admitted.contains(server) {
+            if admitted.len() >= limit {
+                return;
+            }
+            admitted.insert(server.to_string());
+        }
+        drop(admitted);
+        self.anomaly_score.get_or_create(&label("server", server)).set(score);
     }
 
     /// Prometheus text exposition.

@@ -104,24 +104,35 @@ fn deseasonalised(y: &[f64], p: usize, s: MethodSettings) -> (Vec<f64>, Vec<f64>
     let n = y.len();
     let seasons = s.seasons.min(n / p).max(2);
     let profile = seasonal_profile(y, p, seasons);
-    // Phase of row i is (i + p − n % p) % p, so that row n − p + j has phase j.
-    let phase = |i: usize| (i + p - n % p) % p;
+    // Phase of row i is (i + p − n % p) % p, so that row n − p + j has phase j; counted up from
+    // the first row rather than divided per row.
     let start = n.saturating_sub(s.fit_rows.max(2 * p));
-    let adjusted = (start..n).map(|i| y[i] - profile[phase(i)]).collect();
+    let mut phase = (start + p - n % p) % p;
+    let adjusted = y[start..]
+        .iter()
+        .map(|v| {
+            let a = v - profile[phase];
+            phase = if phase + 1 == p { 0 } else { phase + 1 };
+            a
+        })
+        .collect();
     (profile, adjusted)
 }
 
+/// What is already known about a history when forecasting from it (each `None`: computed).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Hints {
+    /// The smoothing constant of the smoothing methods (fitted once, see [`smoothing_constant`]).
+    pub(super) alpha: Option<f64>,
+    /// The history's [`settled_window`] (shared by the long mean and median).
+    pub(super) settled: Option<usize>,
+}
+
 /// The `h`-step point forecast of `method` from `y` (oldest first), `None` when the history is
-/// too short for it (or a seasonal method has no period). `alpha` is the smoothing constant of
-/// the smoothing methods (fitted once, see [`smoothing_constant`]); `None` fits it on `y`.
-pub(super) fn forecast(
-    method: Method,
-    y: &[f64],
-    h: usize,
-    period: Option<usize>,
-    s: MethodSettings,
-    alpha: Option<f64>,
-) -> Option<Vec<f64>> {
+/// too short for it (or a seasonal method has no period).
+pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize>, s: MethodSettings, hints: Hints) -> Option<Vec<f64>> {
+    let alpha = hints.alpha;
+    let settled = || hints.settled.unwrap_or_else(|| settled_window(y, s.window, s.long_window));
     let n = y.len();
     if n == 0 || h == 0 {
         return None;
@@ -129,7 +140,7 @@ pub(super) fn forecast(
     match method {
         Method::LastValue => Some(vec![y[n - 1]; h]),
         Method::MovingAverage | Method::MovingAverageLong => {
-            let w = if method == Method::MovingAverage { s.window } else { settled_window(y, s.window, s.long_window) }.min(n);
+            let w = if method == Method::MovingAverage { s.window.min(n) } else { settled() };
             Some(vec![y[n - w..].iter().sum::<f64>() / w as f64; h])
         }
         Method::SeasonalNaive => {
@@ -149,7 +160,7 @@ pub(super) fn forecast(
             )
         }
         Method::MovingMedian => {
-            let w = settled_window(y, s.window, s.long_window);
+            let w = settled();
             Some(vec![median(&mut y[n - w..].to_vec()); h])
         }
         Method::SeasonalMedian => {
@@ -201,11 +212,11 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// The rows since the level last shifted, at most `long`: of the windows `short`, 2·`short`,
+/// The rows since the level last shifted, at most `long` (and `y.len()`): of the windows `short`, 2·`short`,
 /// … up to `long` rows (`short` = twice the moving average's window), the longest whose every
 /// added block (the rows from the previous window's start back to its own) has a median within
 /// `SHIFT_SCALES` robust scales (1.4826 × MAD of the long window) of the short window's median.
-fn settled_window(y: &[f64], short: usize, long: usize) -> usize {
+pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> usize {
     const SHIFT_SCALES: f64 = 3.0;
     let n = y.len();
     let long = long.min(n);
@@ -268,15 +279,11 @@ fn theta(y: &[f64], h: usize, alpha: f64) -> Vec<f64> {
     if n < 3 {
         return vec![level; h];
     }
+    // Least-squares slope on t = 0..n−1: Σ (t − t̄) y / Σ (t − t̄)², the latter n (n² − 1) / 12.
     let mean_t = (n as f64 - 1.0) / 2.0;
-    let mean_y = y.iter().sum::<f64>() / n as f64;
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    for (i, v) in y.iter().enumerate() {
-        let dt = i as f64 - mean_t;
-        sxy += dt * (v - mean_y);
-        sxx += dt * dt;
-    }
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let sxy: f64 = y.iter().enumerate().map(|(i, v)| (i as f64 - mean_t) * v).sum();
+    let nf = n as f64;
+    let slope = sxy / (nf * (nf * nf - 1.0) / 12.0);
     (1..=h).map(|k| level + slope / 2.0 * (k as f64 - 1.0 + 1.0 / alpha)).collect()
 }
 
@@ -298,27 +305,27 @@ mod tests {
     #[test]
     fn each_method_forecasts_what_it_promises() {
         let y: Vec<f64> = (0..48).map(|i| (i % 6) as f64).collect();
-        assert_eq!(forecast(Method::LastValue, &y, 3, None, S, None), Some(vec![5.0; 3]));
-        assert_eq!(forecast(Method::SeasonalNaive, &y, 7, Some(6), S, None), Some(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 0.0]));
-        assert_eq!(forecast(Method::SeasonalMean, &y, 2, Some(6), S, None), Some(vec![0.0, 1.0]));
-        assert_eq!(forecast(Method::MovingAverage, &y, 1, None, S, None), Some(vec![3.5]));
-        assert_eq!(forecast(Method::MovingAverageLong, &y, 1, None, S, None), Some(vec![3.0]));
-        assert_eq!(forecast(Method::SeasonalNaive, &y, 3, None, S, None), None, "no period");
+        assert_eq!(forecast(Method::LastValue, &y, 3, None, S, Hints::default()), Some(vec![5.0; 3]));
+        assert_eq!(forecast(Method::SeasonalNaive, &y, 7, Some(6), S, Hints::default()), Some(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 0.0]));
+        assert_eq!(forecast(Method::SeasonalMean, &y, 2, Some(6), S, Hints::default()), Some(vec![0.0, 1.0]));
+        assert_eq!(forecast(Method::MovingAverage, &y, 1, None, S, Hints::default()), Some(vec![3.5]));
+        assert_eq!(forecast(Method::MovingAverageLong, &y, 1, None, S, Hints::default()), Some(vec![3.0]));
+        assert_eq!(forecast(Method::SeasonalNaive, &y, 3, None, S, Hints::default()), None, "no period");
         // A pure seasonal pattern: seasonal theta reproduces it; a straight line: theta follows it.
-        let st = forecast(Method::SeasonalTheta, &y, 6, Some(6), S, None).unwrap();
+        let st = forecast(Method::SeasonalTheta, &y, 6, Some(6), S, Hints::default()).unwrap();
         for (k, v) in st.iter().enumerate() {
             assert!((v - k as f64).abs() < 1e-6, "{st:?}");
         }
         let line: Vec<f64> = (0..100).map(|i| 2.0 * i as f64).collect();
-        let th = forecast(Method::Theta, &line, 2, None, S, None).unwrap();
+        let th = forecast(Method::Theta, &line, 2, None, S, Hints::default()).unwrap();
         assert!((th[0] - 200.0).abs() < 1.5 && th[1] > th[0], "{th:?}");
-        let ses = forecast(Method::Ses, &[1.0, 1.0, 5.0, 5.0, 5.0, 5.0], 1, None, S, None).unwrap();
+        let ses = forecast(Method::Ses, &[1.0, 1.0, 5.0, 5.0, 5.0, 5.0], 1, None, S, Hints::default()).unwrap();
         // Medians ignore a spike; the seasonal median a one-off day.
         let spiky = [1.0, 1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0];
-        assert_eq!(forecast(Method::MovingMedian, &spiky, 2, None, S, None), Some(vec![1.0; 2]));
+        assert_eq!(forecast(Method::MovingMedian, &spiky, 2, None, S, Hints::default()), Some(vec![1.0; 2]));
         let mut days: Vec<f64> = (0..30).map(|i| (i % 6) as f64).collect();
         days[26] = 50.0;
-        assert_eq!(forecast(Method::SeasonalMedian, &days, 3, Some(6), S, None), Some(vec![0.0, 1.0, 2.0]));
+        assert_eq!(forecast(Method::SeasonalMedian, &days, 3, Some(6), S, Hints::default()), Some(vec![0.0, 1.0, 2.0]));
         assert!((ses[0] - 5.0).abs() < 0.1, "{ses:?}");
     }
 
@@ -331,13 +338,13 @@ mod tests {
         let mut y: Vec<f64> = (0..170).map(|i| 10.0 + wobble(i)).collect();
         y.extend((0..30).map(|i| 40.0 + wobble(i)));
         for m in [Method::MovingAverageLong, Method::MovingMedian] {
-            let f = forecast(m, &y, 1, None, s, None).unwrap()[0];
+            let f = forecast(m, &y, 1, None, s, Hints::default()).unwrap()[0];
             assert!((f - 40.0).abs() < 1.0, "{m:?} {f}");
         }
         // One spike in a steady level keeps the whole window (the median ignores it).
         let mut steady: Vec<f64> = (0..200).map(|i| 10.0 + wobble(i)).collect();
         steady[195] = 90.0;
         assert_eq!(settled_window(&steady, 12, 180), 180);
-        assert!((forecast(Method::MovingMedian, &steady, 1, None, s, None).unwrap()[0] - 10.25).abs() < 0.3);
+        assert!((forecast(Method::MovingMedian, &steady, 1, None, s, Hints::default()).unwrap()[0] - 10.25).abs() < 0.3);
     }
 }

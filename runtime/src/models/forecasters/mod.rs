@@ -25,7 +25,7 @@ mod methods;
 use serde::{Deserialize, Serialize};
 
 pub use methods::Method;
-use methods::{MethodSettings, forecast, smoothing_constant};
+use methods::{Hints, MethodSettings, forecast, settled_window, smoothing_constant};
 
 /// Invalid forecaster settings or a history too short to fit.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -266,13 +266,19 @@ impl ForecasterParams {
         }
         let mut scored: Vec<Scored> = Vec::new();
         let mut alphas: Vec<(MethodKey, f64)> = Vec::new();
+        // The level-shift window of every origin's history, shared by the long mean and median.
+        let settled: Vec<usize> = origins.iter().map(|&o| settled_window(&y[..o], s.window, s.long_window)).collect();
         for (m, period) in candidates {
             // Smoothing constants are fitted once, on the history before the first origin.
             let alpha = smoothing_constant(m, &y[..first], period, s);
             if let Some(a) = alpha {
                 alphas.push(((m, period), a));
             }
-            let preds: Option<Vec<Vec<f64>>> = origins.iter().map(|&o| forecast(m, &y[..o], horizon, period, s, alpha)).collect();
+            let preds: Option<Vec<Vec<f64>>> = origins
+                .iter()
+                .zip(&settled)
+                .map(|(&o, &w)| forecast(m, &y[..o], horizon, period, s, Hints { alpha, settled: Some(w) }))
+                .collect();
             if let Some(preds) = preds {
                 let err: f64 = origins
                     .iter()
@@ -358,6 +364,11 @@ fn combination_weights(
         return inverse;
     }
     let units = (1.0 / step).round() as usize;
+    // The members' forecasts and the actual values of the bucket, flat (origin-major).
+    let cols: Vec<Vec<f64>> =
+        ranked.iter().map(|&(ci, _)| scored[ci].3.iter().flat_map(|f| f[first_step..=last_step].iter().copied()).collect()).collect();
+    let actual: Vec<f64> = origins.iter().flat_map(|&o| y[o + first_step..=o + last_step].iter().copied()).collect();
+    let mut combined = vec![0.0; actual.len()];
     // Every composition of `units` into k parts.
     let mut best = (f64::INFINITY, inverse.clone());
     let mut parts = vec![0usize; k];
@@ -366,13 +377,11 @@ fn combination_weights(
         if used <= units {
             parts[k - 1] = units - used;
             let w: Vec<f64> = parts.iter().map(|p| *p as f64 / units as f64).collect();
-            let mut err = 0.0;
-            for (oi, &o) in origins.iter().enumerate() {
-                for kk in first_step..=last_step {
-                    let c: f64 = ranked.iter().zip(&w).map(|(&(ci, _), wi)| wi * scored[ci].3[oi][kk]).sum();
-                    err += (c - y[o + kk]).abs();
-                }
+            combined.iter_mut().zip(&cols[0]).for_each(|(c, v)| *c = w[0] * v);
+            for (col, wi) in cols.iter().zip(&w).skip(1) {
+                combined.iter_mut().zip(col).for_each(|(c, v)| *c += wi * v);
             }
+            let err: f64 = combined.iter().zip(&actual).map(|(c, a)| (c - a).abs()).sum();
             if err < best.0 {
                 best = (err, w);
             }
@@ -470,7 +479,7 @@ impl FittedForecaster {
                 let i = match runs.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        runs.push((key, forecast(m.method, history, h, m.period, s, m.alpha)));
+                        runs.push((key, forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, settled: None })));
                         runs.len() - 1
                     }
                 };
@@ -491,7 +500,7 @@ impl FittedForecaster {
     /// family's members).
     pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
         let alpha = self.alphas.iter().find(|(k, _)| *k == (method, self.period)).map(|(_, a)| *a);
-        forecast(method, history, self.horizon, self.period, self.settings, alpha)
+        forecast(method, history, self.horizon, self.period, self.settings, Hints { alpha, settled: None })
     }
 }
 
