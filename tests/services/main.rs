@@ -1,6 +1,8 @@
 //! Tests against the real InfluxDB and Prometheus started by `tests/run`, and against the
-//! shared labelled datasets (`AIOPS_DATASETS`, default `../shared/datasets`).
+//! shared labelled datasets (`AIOPS_DATASETS`, default `../shared/datasets`), and in headless
+//! Chromium.
 
+mod browser;
 mod datasets;
 mod flux;
 mod influxdb;

@@ -744,7 +744,7 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
             print!("{}", report.render(false));
         }
         doc["sim"] = serde_json::to_value(&report)?;
-        sim_out = Some(report);
+        sim_out = Some((report, dir, sim_cfg));
     }
     if let Some(dir) = report_dir {
         let path = workbench::evaluation::report::write_report(
@@ -752,9 +752,9 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
             &cfg,
             nab_out.as_ref().map(|(r, s)| (r, s.as_slice())),
             smd_out.as_ref().map(|(name, r)| (*name, r.as_slice())),
-            sim_out.as_ref(),
+            sim_out.as_ref().map(|(r, d, c)| (r, d.as_path(), c)),
         )?;
-        eprintln!("✓ report → {}", path.display());
+        eprintln!("✓ report → {} and {}", path.display(), path.with_file_name("report.html").display());
     }
     if json {
         println!("{doc}");
@@ -826,7 +826,13 @@ fn cmd_sweep(args_sweep: SweepArgs) -> Result<()> {
             shown.iter().map(|m| format!("{:>w$.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN), w = m.len())).collect();
         println!("{:<5} {:<17} {:>12.4}  {}  {}", i + 1, r.id, r.objective, extra.join(" "), params.join(" "));
     }
-    println!("✓ {} trials in {:.1} s; leaderboard → {}", done.len(), t.elapsed().as_secs_f64(), dir.join("leaderboard.md").display());
+    println!(
+        "✓ {} trials in {:.1} s; leaderboard → {} (in a browser: {})",
+        done.len(),
+        t.elapsed().as_secs_f64(),
+        dir.join("leaderboard.md").display(),
+        dir.join("report.html").display()
+    );
     if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
         match promote::block_on(workbench::mlflow::push_sweep(&client, &dir)) {
             Ok(r) => println!(

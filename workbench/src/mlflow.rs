@@ -450,7 +450,7 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
     // The parent: the objective of every trial as a metric history, the leaderboard and chart.
     if report.pushed > 0 {
         client.log_batch(&parent, &BTreeMap::new(), &objective_history, &BTreeMap::new()).await?;
-        for file in ["leaderboard.md", "objective.svg"] {
+        for file in ["leaderboard.md", "objective.svg", "report.html"] {
             if let Ok(bytes) = std::fs::read(dir.join(file)) {
                 client.log_artifact(&experiment_id, &parent, file, bytes).await?;
             }

@@ -519,7 +519,8 @@ pub fn run(
     Ok(done)
 }
 
-/// `leaderboard.md` and `objective.svg` (objective per trial, in trial order of the table).
+/// `leaderboard.md`, `objective.svg` (objective per trial, in trial order of the table) and
+/// `report.html` (the leaderboard with its charts inlined).
 fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<&Trial>, dir: &Path) -> Result<(), SweepError> {
     use std::fmt::Write;
     let keys: Vec<&String> = spec.space.keys().collect();
@@ -561,6 +562,11 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
         &spec.objective,
         &values,
     )?;
+    // The same page in a browser, charts inlined (written after them).
+    crate::evaluation::html::write(&md, &format!("Sweep {}", spec.name), dir).map_err(|e| SweepError::Io {
+        path: dir.join("report.html").display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     Ok(())
 }
 
@@ -568,8 +574,16 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
 /// its incident metric (top) and the trial's score (bottom), incidents shaded, threshold drawn.
 /// Returns the server charted.
 fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
+    let data = crate::frames::shipped_sim_dir();
+    fleet_detection_chart(path, &data, &format!("best trial {}", &trial.id[..8]), &trial.detector, trial.threshold)
+}
+
+/// A detector's scores on the simulator fleet in `data`: the server with the most incidents, its
+/// incident metric (top) and the score (bottom), incidents shaded, `threshold` drawn; `label`
+/// starts the title. Returns the server charted.
+pub fn fleet_detection_chart(path: &Path, data: &Path, label: &str, detector: &AnyDetector, threshold: f64) -> Result<String, SweepError> {
     let fail = |e: FrameError| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) };
-    let fleet = crate::evaluation::fleet::SimFleet::load(&crate::frames::shipped_sim_dir()).map_err(fail)?;
+    let fleet = crate::evaluation::fleet::SimFleet::load(data).map_err(fail)?;
     let (incidents, metrics) = (&fleet.incidents, &fleet.metrics);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for i in incidents {
@@ -577,7 +591,7 @@ fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
     }
     let server = counts.iter().max_by_key(|(_, n)| **n).map(|(s, _)| s.to_string()).unwrap_or_else(|| fleet.servers[0].clone());
     let input = fleet.server_input(&server);
-    let det = crate::detect::detect_rows(&trial.detector, &input, None)
+    let det = crate::detect::detect_rows(detector, &input, None)
         .map_err(|e| SweepError::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
     let mine: Vec<_> = incidents.iter().filter(|i| i.server == server).collect();
     let metric = mine.first().map(|i| i.metric.clone()).unwrap_or_else(|| metrics[0].clone());
@@ -592,8 +606,8 @@ fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
             Some((a, b))
         })
         .collect();
-    let title = format!("best trial {}: {server} {metric} (incidents shaded) and score", &trial.id[..8]);
-    crate::charts::series_chart(path, &title, &values, &det.scores, &windows, trial.threshold)?;
+    let title = format!("{label}: {server} {metric} (incidents shaded) and score");
+    crate::charts::series_chart(path, &title, &values, &det.scores, &windows, threshold)?;
     Ok(server)
 }
 

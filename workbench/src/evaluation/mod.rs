@@ -3,6 +3,7 @@
 //! false alerts per day; and the alert-level evaluation of a simulated fleet ([`fleet`]).
 
 pub mod fleet;
+pub mod html;
 pub mod metrics;
 pub mod nab;
 pub mod report;

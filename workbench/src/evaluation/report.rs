@@ -312,7 +312,7 @@ pub fn write_report(
     detector: &DetectorConfig,
     nab: Option<(&NabReport, &[ScoredSeries])>,
     smd: Option<(&str, &[SmdResult])>,
-    sim: Option<&super::fleet::SimReport>,
+    sim: Option<(&super::fleet::SimReport, &Path, &DetectorConfig)>,
 ) -> Result<std::path::PathBuf, FrameError> {
     use std::fmt::Write;
     let io = |e: std::io::Error| FrameError::Io { path: dir.display().to_string(), source: e };
@@ -362,10 +362,15 @@ pub fn write_report(
         crate::charts::roc_chart(&dir.join("smd_roc.svg"), "SMD ROC", &curves)?;
         let _ = writeln!(md, "\n![SMD ROC](smd_roc.svg)");
     }
-    if let Some(sim) = sim {
+    if let Some((sim, data, sim_detector)) = sim {
         let _ = write!(md, "\n## Simulator incidents, alert level\n\n{}", sim.render(true));
+        let chart = dir.join("sim_detection.svg");
+        let server = crate::sweep::fleet_detection_chart(&chart, data, &sim.detector, sim_detector, sim.threshold)
+            .map_err(|e| FrameError::Io { path: chart.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
+        let _ = writeln!(md, "\n### {server}: the incident metric and the score\n\n![detection](sim_detection.svg)");
     }
     let path = dir.join("report.md");
-    std::fs::write(&path, md).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
+    std::fs::write(&path, &md).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
+    super::html::write(&md, &format!("Evaluation: {}", detector.name()), dir)?;
     Ok(path)
 }
