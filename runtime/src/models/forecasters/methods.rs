@@ -104,19 +104,25 @@ fn deseasonalised(y: &[f64], p: usize, s: MethodSettings) -> (Vec<f64>, Vec<f64>
     let n = y.len();
     let seasons = s.seasons.min(n / p).max(2);
     let profile = seasonal_profile(y, p, seasons);
+    let adjusted = adjusted_rows(y, p, s, &profile);
+    (profile, adjusted)
+}
+
+/// The last `max(fit_rows, 2p)` values of `y` less `profile` (see [`deseasonalised`]).
+fn adjusted_rows(y: &[f64], p: usize, s: MethodSettings, profile: &[f64]) -> Vec<f64> {
+    let n = y.len();
     // Phase of row i is (i + p − n % p) % p, so that row n − p + j has phase j; counted up from
     // the first row rather than divided per row.
     let start = n.saturating_sub(s.fit_rows.max(2 * p));
     let mut phase = (start + p - n % p) % p;
-    let adjusted = y[start..]
+    y[start..]
         .iter()
         .map(|v| {
             let a = v - profile[phase];
             phase = if phase + 1 == p { 0 } else { phase + 1 };
             a
         })
-        .collect();
-    (profile, adjusted)
+        .collect()
 }
 
 /// What is already known about a history when forecasting from it (each `None`: computed).
@@ -125,7 +131,9 @@ pub(super) struct Hints {
     /// The smoothing constant of the smoothing methods (fitted once, see [`smoothing_constant`]).
     pub(super) alpha: Option<f64>,
     /// The history's [`settled_window`] (shared by the long mean and median).
-    pub(super) settled: Option<usize>,
+    pub(super) settled: Option<Settled>,
+    /// Σ t·y and Σ y over Theta's rows (the last `fit_rows`, t counted from 0 at the first).
+    pub(super) theta_sums: Option<(f64, f64)>,
 }
 
 /// The `h`-step point forecast of `method` from `y` (oldest first), `None` when the history is
@@ -140,7 +148,7 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
     match method {
         Method::LastValue => Some(vec![y[n - 1]; h]),
         Method::MovingAverage | Method::MovingAverageLong => {
-            let w = if method == Method::MovingAverage { s.window.min(n) } else { settled() };
+            let w = if method == Method::MovingAverage { s.window.min(n) } else { settled().rows };
             Some(vec![y[n - w..].iter().sum::<f64>() / w as f64; h])
         }
         Method::SeasonalNaive => {
@@ -159,10 +167,7 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
                     .collect(),
             )
         }
-        Method::MovingMedian => {
-            let w = settled();
-            Some(vec![median(&mut y[n - w..].to_vec()); h])
-        }
+        Method::MovingMedian => Some(vec![settled().median; h]),
         Method::SeasonalMedian => {
             let p = period.filter(|p| *p >= 2 && *p <= n)?;
             let seasons = s.median_seasons.min(n / p).max(1);
@@ -186,13 +191,16 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
         Method::Theta => {
             let tail = &y[n.saturating_sub(s.fit_rows)..];
             let alpha = alpha.unwrap_or_else(|| fit_ses(tail).1);
-            Some(theta(tail, h, alpha))
+            let sums = hints.theta_sums.unwrap_or_else(|| theta_sums(tail));
+            Some(theta_from(tail.len(), ses_level(tail, alpha), sums, h, alpha))
         }
         Method::SeasonalTheta => {
             let p = period.filter(|p| *p >= 2 && 2 * *p <= n)?;
-            let (profile, adjusted) = deseasonalised(y, p, s);
-            let alpha = alpha.unwrap_or_else(|| fit_ses(&adjusted).1);
-            let base = theta(&adjusted, h, alpha);
+            let alpha = alpha.unwrap_or_else(|| fit_ses(&deseasonalised(y, p, s).1).1);
+            let seasons = s.seasons.min(n / p).max(2);
+            let profile = seasonal_profile(y, p, seasons);
+            let adjusted = adjusted_rows(y, p, s, &profile);
+            let base = theta_from(adjusted.len(), ses_level(&adjusted, alpha), theta_sums(&adjusted), h, alpha);
             Some(base.iter().enumerate().map(|(k, b)| b + profile[k % p]).collect())
         }
     }
@@ -216,7 +224,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// … up to `long` rows (`short` = twice the moving average's window), the longest whose every
 /// added block (the rows from the previous window's start back to its own) has a median within
 /// `SHIFT_SCALES` robust scales (1.4826 × MAD of the long window) of the short window's median.
-pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> usize {
+pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> Settled {
     const SHIFT_SCALES: f64 = 3.0;
     let n = y.len();
     let long = long.min(n);
@@ -239,13 +247,29 @@ pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> usize {
         }
         best = w;
     }
-    best
+    // The window's median: known already for the long and the short window.
+    let median_of_window = if best == long {
+        m_long
+    } else if best == short {
+        m_short
+    } else {
+        block_median(0, best, &mut buf)
+    };
+    Settled { rows: best, median: median_of_window }
+}
+
+/// A [`settled_window`]: its rows and their median.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Settled {
+    /// Rows since the level last shifted (at most the long window).
+    pub(super) rows: usize,
+    /// Their median.
+    pub(super) median: f64,
 }
 
 /// SES over `y`: the final level and the smoothing constant (the one of a small grid with the
 /// smallest one-step squared error).
 fn fit_ses(y: &[f64]) -> (f64, f64) {
-    const ALPHAS: [f64; 9] = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0];
     let mut best = (f64::INFINITY, y[y.len() - 1], 1.0);
     for alpha in ALPHAS {
         let mut level = y[0];
@@ -263,28 +287,86 @@ fn fit_ses(y: &[f64]) -> (f64, f64) {
 }
 
 /// The SES level at the end of `y` for smoothing constant `alpha`, from the last rows whose
-/// weight is still above 1e-9 (earlier ones cannot move it), started at the first of them.
+/// weight is still above 1e-9 (earlier ones cannot move it), started at the first of them:
+/// the recursion `ℓ ← ℓ + α (v − ℓ)` unrolled into `(1 − α)^(m−1) y_s + Σ_k α (1 − α)^k y_(n−1−k)`,
+/// a dot product with the weights of the grid's constants (no serial dependency per row).
 fn ses_level(y: &[f64], alpha: f64) -> f64 {
     let n = y.len();
-    let reach = if alpha >= 1.0 { 1 } else { ((1e-9f64).ln() / (1.0 - alpha).ln()).ceil() as usize + 1 };
-    let tail = &y[n.saturating_sub(reach)..];
-    tail[1..].iter().fold(tail[0], |level, v| level + alpha * (v - level))
+    let tail = &y[n.saturating_sub(ses_reach(alpha))..];
+    let m = tail.len();
+    let Some(w) = grid_weights(alpha) else {
+        return tail[1..].iter().fold(tail[0], |level, v| level + alpha * (v - level));
+    };
+    // tail[m − 1 − k] has weight w[k] for k < m − 1; tail[0] the rest, (1 − α)^(m − 1).
+    let mut lanes = [0.0f64; 4];
+    let recent = &tail[1..];
+    let weights = &w[..m - 1];
+    let mut k = 0;
+    while k + 4 <= recent.len() {
+        for (lane, acc) in lanes.iter_mut().enumerate() {
+            *acc += weights[k + lane] * recent[recent.len() - 1 - k - lane];
+        }
+        k += 4;
+    }
+    let mut level = lanes.iter().sum::<f64>();
+    while k < recent.len() {
+        level += weights[k] * recent[recent.len() - 1 - k];
+        k += 1;
+    }
+    level + (1.0 - alpha).powi((m - 1) as i32) * tail[0]
+}
+
+/// The smoothing constants [`fit_ses`] chooses from.
+const ALPHAS: [f64; 9] = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0];
+
+/// `α (1 − α)^k` for k below [`ses_reach`], for each constant of [`ALPHAS`] (computed once).
+fn grid_weights(alpha: f64) -> Option<&'static [f64]> {
+    static TABLES: std::sync::OnceLock<Vec<Vec<f64>>> = std::sync::OnceLock::new();
+    let i = ALPHAS.iter().position(|a| *a == alpha)?;
+    let tables = TABLES.get_or_init(|| {
+        ALPHAS.iter().map(|&a| (0..ses_reach(a)).scan(a, |w, _| Some(std::mem::replace(w, *w * (1.0 - a)))).collect()).collect()
+    });
+    Some(&tables[i])
+}
+
+/// Rows back from the end whose SES weight for `alpha` is still above 1e-9.
+fn ses_reach(alpha: f64) -> usize {
+    if alpha >= 1.0 { 1 } else { ((1e-9f64).ln() / (1.0 - alpha).ln()).ceil() as usize + 1 }
 }
 
 /// The Theta method's forecast: SES level plus half the least-squares slope, as
 /// `ℓ + b/2 · (k − 1 + 1/α)` for step k = 1..h (the `(1 − α)^n` term vanishes for long series).
-fn theta(y: &[f64], h: usize, alpha: f64) -> Vec<f64> {
-    let n = y.len();
-    let level = ses_level(y, alpha);
+fn theta_from(n: usize, level: f64, (ty, sy): (f64, f64), h: usize, alpha: f64) -> Vec<f64> {
     if n < 3 {
         return vec![level; h];
     }
-    // Least-squares slope on t = 0..n−1: Σ (t − t̄) y / Σ (t − t̄)², the latter n (n² − 1) / 12.
-    let mean_t = (n as f64 - 1.0) / 2.0;
-    let sxy: f64 = y.iter().enumerate().map(|(i, v)| (i as f64 - mean_t) * v).sum();
-    let nf = n as f64;
-    let slope = sxy / (nf * (nf * nf - 1.0) / 12.0);
+    // Least-squares slope on t = 0..n−1: Σ (t − t̄) y / Σ (t − t̄)², the latter n (n² − 1) / 12,
+    // and Σ (t − t̄) y = Σ t y − t̄ Σ y.
+    let (nf, mean_t) = (n as f64, (n as f64 - 1.0) / 2.0);
+    let slope = (ty - mean_t * sy) / (nf * (nf * nf - 1.0) / 12.0);
     (1..=h).map(|k| level + slope / 2.0 * (k as f64 - 1.0 + 1.0 / alpha)).collect()
+}
+
+/// Σ t·y and Σ y over `y` (t = 0, 1, …), each in four independent lanes.
+pub(super) fn theta_sums(y: &[f64]) -> (f64, f64) {
+    let (mut ty, mut sy) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut t = [0.0, 1.0, 2.0, 3.0];
+    let chunks = y.chunks_exact(4);
+    let rest = chunks.remainder();
+    for block in chunks {
+        for lane in 0..4 {
+            ty[lane] += t[lane] * block[lane];
+            sy[lane] += block[lane];
+            t[lane] += 4.0;
+        }
+    }
+    let (mut ty, mut sy) = (ty.iter().sum::<f64>(), sy.iter().sum::<f64>());
+    let base = (y.len() - rest.len()) as f64;
+    for (i, v) in rest.iter().enumerate() {
+        ty += (base + i as f64) * v;
+        sy += v;
+    }
+    (ty, sy)
 }
 
 /// Additive seasonal profile (mean zero) of the last `seasons` periods of `y`, by phase, where
@@ -330,6 +412,19 @@ mod tests {
     }
 
     #[test]
+    fn the_unrolled_ses_level_is_the_recursion() {
+        let y: Vec<f64> = (0..1500).map(|i| ((i * 37) % 101) as f64 + (i as f64 / 50.0).sin() * 20.0).collect();
+        for alpha in ALPHAS.into_iter().chain([0.33]) {
+            for n in [1usize, 2, 5, 999, 1500] {
+                let tail = &y[n.saturating_sub(ses_reach(alpha))..n];
+                let recursion = tail[1..].iter().fold(tail[0], |l, v| l + alpha * (v - l));
+                let unrolled = ses_level(&y[..n], alpha);
+                assert!((recursion - unrolled).abs() < 1e-9 * recursion.abs().max(1.0), "α {alpha}, n {n}: {recursion} vs {unrolled}");
+            }
+        }
+    }
+
+    #[test]
     fn long_windows_restart_after_a_level_shift_and_not_for_a_spike() {
         let s = MethodSettings { window: 12, long_window: 180, ..S };
         // 170 rows around 10, then 20 rows around 40: the long mean and median follow the new
@@ -344,7 +439,7 @@ mod tests {
         // One spike in a steady level keeps the whole window (the median ignores it).
         let mut steady: Vec<f64> = (0..200).map(|i| 10.0 + wobble(i)).collect();
         steady[195] = 90.0;
-        assert_eq!(settled_window(&steady, 12, 180), 180);
+        assert_eq!(settled_window(&steady, 12, 180).rows, 180);
         assert!((forecast(Method::MovingMedian, &steady, 1, None, s, Hints::default()).unwrap()[0] - 10.25).abs() < 0.3);
     }
 }

@@ -264,30 +264,7 @@ impl ForecasterParams {
                 candidates.push((m, None));
             }
         }
-        let mut scored: Vec<Scored> = Vec::new();
-        let mut alphas: Vec<(MethodKey, f64)> = Vec::new();
-        // The level-shift window of every origin's history, shared by the long mean and median.
-        let settled: Vec<usize> = origins.iter().map(|&o| settled_window(&y[..o], s.window, s.long_window)).collect();
-        for (m, period) in candidates {
-            // Smoothing constants are fitted once, on the history before the first origin.
-            let alpha = smoothing_constant(m, &y[..first], period, s);
-            if let Some(a) = alpha {
-                alphas.push(((m, period), a));
-            }
-            let preds: Option<Vec<Vec<f64>>> = origins
-                .iter()
-                .zip(&settled)
-                .map(|(&o, &w)| forecast(m, &y[..o], horizon, period, s, Hints { alpha, settled: Some(w) }))
-                .collect();
-            if let Some(preds) = preds {
-                let err: f64 = origins
-                    .iter()
-                    .zip(&preds)
-                    .map(|(&o, p)| p.iter().zip(&y[o..o + horizon]).map(|(a, b)| (a - b).abs()).sum::<f64>())
-                    .sum();
-                scored.push((m, period, err / (origins.len() * horizon) as f64, preds));
-            }
-        }
+        let (scored, alphas) = score_candidates(y, &candidates, &origins, first, horizon, s);
         if scored.is_empty() {
             return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
         }
@@ -343,6 +320,54 @@ impl ForecasterParams {
             alphas,
         })
     }
+}
+
+/// Every candidate's forecasts from every origin and its validation MAE, and the smoothing
+/// constants fitted (once each, on the history before the first origin `first`).
+fn score_candidates(
+    y: &[f64],
+    candidates: &[MethodKey],
+    origins: &[usize],
+    first: usize,
+    horizon: usize,
+    s: MethodSettings,
+) -> (Vec<Scored>, Vec<(MethodKey, f64)>) {
+    let mut scored: Vec<Scored> = Vec::new();
+    let mut alphas: Vec<(MethodKey, f64)> = Vec::new();
+    // The level-shift window of every origin's history, shared by the long mean and median.
+    let settled: Vec<methods::Settled> = origins.iter().map(|&o| settled_window(&y[..o], s.window, s.long_window)).collect();
+    // Theta's sums at every origin from prefix sums of y and t·y (O(1) per origin).
+    let (mut p0, mut p1) = (vec![0.0; y.len() + 1], vec![0.0; y.len() + 1]);
+    for (i, v) in y.iter().enumerate() {
+        p0[i + 1] = p0[i] + v;
+        p1[i + 1] = p1[i] + i as f64 * v;
+    }
+    let theta_sums: Vec<(f64, f64)> = origins
+        .iter()
+        .map(|&o| {
+            let a = o.saturating_sub(s.fit_rows);
+            let sy = p0[o] - p0[a];
+            (p1[o] - p1[a] - a as f64 * sy, sy)
+        })
+        .collect();
+    for &(m, period) in candidates {
+        // Smoothing constants are fitted once, on the history before the first origin.
+        let alpha = smoothing_constant(m, &y[..first], period, s);
+        if let Some(a) = alpha {
+            alphas.push(((m, period), a));
+        }
+        let preds: Option<Vec<Vec<f64>>> = origins
+            .iter()
+            .zip(settled.iter().zip(&theta_sums))
+            .map(|(&o, (&w, &sums))| forecast(m, &y[..o], horizon, period, s, Hints { alpha, settled: Some(w), theta_sums: Some(sums) }))
+            .collect();
+        if let Some(preds) = preds {
+            let err: f64 =
+                origins.iter().zip(&preds).map(|(&o, p)| p.iter().zip(&y[o..o + horizon]).map(|(a, b)| (a - b).abs()).sum::<f64>()).sum();
+            scored.push((m, period, err / (origins.len() * horizon) as f64, preds));
+        }
+    }
+    (scored, alphas)
 }
 
 /// Weights of the `ranked` members over steps `[first_step, last_step]`: with `step` in (0, 1),
@@ -479,7 +504,7 @@ impl FittedForecaster {
                 let i = match runs.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        runs.push((key, forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, settled: None })));
+                        runs.push((key, forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, ..Hints::default() })));
                         runs.len() - 1
                     }
                 };
@@ -500,7 +525,7 @@ impl FittedForecaster {
     /// family's members).
     pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
         let alpha = self.alphas.iter().find(|(k, _)| *k == (method, self.period)).map(|(_, a)| *a);
-        forecast(method, history, self.horizon, self.period, self.settings, Hints { alpha, settled: None })
+        forecast(method, history, self.horizon, self.period, self.settings, Hints { alpha, ..Hints::default() })
     }
 }
 
