@@ -63,6 +63,20 @@ pub fn encode_into(s: &MetricSample, out: &mut String) {
     let _ = write!(out, " value={:?} {}", s.value, s.timestamp_ms);
 }
 
+/// Append one anomaly score point (no newline): measurement `aiops_anomaly_score`, tags
+/// `server`, `metric` (the row's top contributor) and `model`, field `value`, ms timestamp.
+pub fn encode_score_into(timestamp_ms: i64, server: &str, metric: &str, model: &str, score: f64, out: &mut String) {
+    use std::fmt::Write;
+    let tag = |v: &str| escape(v, &[',', '=', ' ']);
+    let _ = write!(
+        out,
+        "aiops_anomaly_score,server={},metric={},model={} value={score:?} {timestamp_ms}",
+        tag(server),
+        tag(metric),
+        tag(model)
+    );
+}
+
 /// Split `text` at unescaped `sep` outside double quotes.
 fn split_unescaped(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();

@@ -203,3 +203,62 @@ fn daemon_recovers_from_missing_model_and_source_then_alerts_through_alertmanage
     block_on(client.drop_database()).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `[output] influxdb_scores`: every scored row's score lands in InfluxDB next to the metrics
+/// (`aiops_anomaly_score`, tags server / metric / model), one point per row scored.
+#[test]
+fn scores_are_written_back_to_influxdb_one_point_per_scored_row() {
+    let influx_url = std::env::var("INFLUXDB_URL").unwrap_or_else(|_| "http://127.0.0.1:8086".into());
+    let dir = std::env::temp_dir().join(format!("rt-scores-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("rt_scores_{}_{}", std::process::id(), runtime::now_ms());
+    let influx = InfluxConfig { url: influx_url, database: db.clone(), ..InfluxConfig::default() };
+    let client = InfluxClient::new(influx.clone());
+    // Two servers, 3 h of 10 s history in InfluxDB.
+    let now = runtime::now_ms() / 10_000 * 10_000;
+    let start = now - 3 * 3_600_000;
+    let mut sim =
+        Simulator::new(SimConfig { servers: 2, start_ms: start, incidents_per_day: 0.0, confounders: false, ..SimConfig::default() });
+    let mut batch = Vec::new();
+    while sim.next_timestamp_ms() <= now {
+        let (t, rows) = sim.next_row();
+        for (s, v) in rows {
+            batch.extend(BASE_METRICS.iter().zip(v).map(|(m, x)| MetricSample::new(t, s.clone(), *m, x)));
+        }
+    }
+    block_on(async {
+        client.create_database().await.unwrap();
+        client.write(&batch).await.unwrap();
+    });
+    let registry = Registry::open(&format!("file://{}/registry", dir.display())).unwrap();
+    block_on(common::promote(&registry, &common::sim_bundle()));
+    let mut cfg = runtime::monitor::config::RuntimeConfig::default();
+    cfg.source.influxdb = influx;
+    cfg.model.registry = format!("file://{}/registry", dir.display());
+    cfg.outbox.dir = dir.join("outbox");
+    cfg.http.listen = String::new();
+    cfg.schedule.warmup_secs = 3600;
+    cfg.schedule.settle_secs = 0;
+    cfg.output.influxdb_scores = true;
+    let telemetry = std::sync::Arc::new(runtime::monitor::telemetry::Telemetry::new());
+    let mut m = runtime::monitor::Monitor::new(cfg, telemetry.clone()).unwrap();
+    let reports = block_on(m.replay(start + 3_600_000, now));
+    let scored: u64 = reports.iter().map(|r| r.rows_scored).sum();
+    assert!(scored > 500, "{scored} rows scored");
+    let points = block_on(
+        client.query_samples(&format!("SELECT \"value\" FROM \"aiops_anomaly_score\" WHERE time >= {}ms GROUP BY \"server\"", start)),
+    )
+    .unwrap();
+    assert_eq!(points.len() as u64, scored, "one score point per scored row");
+    let servers: std::collections::BTreeSet<&str> = points.iter().map(|p| p.server.as_str()).collect();
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    assert!(points.iter().all(|p| (0.0..=1.0).contains(&p.value)), "scores in [0, 1]");
+    let tagged =
+        block_on(client.query_samples("SELECT \"value\" FROM \"aiops_anomaly_score\" WHERE \"model\" = 'anomaly-detector@1' LIMIT 1"))
+            .unwrap();
+    assert_eq!(tagged.len(), 1, "the model tag names the bundle");
+    assert!(telemetry.encode().contains("aiops_runtime_score_write_errors_total 0"));
+    block_on(client.drop_database()).unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}

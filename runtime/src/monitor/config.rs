@@ -288,6 +288,21 @@ pub struct RuntimeConfig {
     pub http: HttpConfig,
     /// Predictive scaling.
     pub forecast: ForecastConfig,
+    /// Scores written back for charting.
+    pub output: OutputConfig,
+}
+
+/// `[output]`: each scored row's anomaly score written back to InfluxDB as
+/// `aiops_anomaly_score,server=…,metric=…,model=… value=…` (the metric tag is the row's top
+/// contributor), next to the metrics, so a dashboard can chart both. A failed write is logged and
+/// counted (`aiops_runtime_score_write_errors_total`); it never delays alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Write the scores (also `RUNTIME_WRITE_SCORES=1`).
+    pub influxdb_scores: bool,
+    /// Where to (default: `[source.influxdb]`, which also takes `INFLUXDB_*`).
+    pub influxdb: Option<InfluxConfig>,
 }
 
 /// A configuration error naming the file and key.
@@ -395,6 +410,9 @@ impl RuntimeConfig {
         if let Some(v) = var("FORECASTER_BUNDLE") {
             self.forecast.bundle = v;
         }
+        if let Some(v) = var("RUNTIME_WRITE_SCORES") {
+            self.output.influxdb_scores = matches!(v.trim(), "1" | "true" | "yes");
+        }
         match var("FORECAST_MODEL").as_deref().map(str::trim) {
             Some("auto") => self.forecast.model = crate::predict::ForecastModel::Auto,
             Some("lstm") => self.forecast.model = crate::predict::ForecastModel::Lstm,
@@ -452,6 +470,9 @@ impl RuntimeConfig {
             crate::sinks::SinkError::Config { key, reason } => ConfigError::Invalid { path: origin.to_string(), key, reason },
             other => ConfigError::Invalid { path: origin.to_string(), key: "sinks".into(), reason: other.to_string() },
         };
+        if self.output.influxdb_scores && !self.output.influxdb.as_ref().unwrap_or(&self.source.influxdb).url.starts_with("http") {
+            return bad("output.influxdb.url", "must be an http(s) URL".into());
+        }
         if !(self.forecast.now_minutes.is_finite() && self.forecast.now_minutes >= 0.0) {
             return bad("forecast.now_minutes", format!("{}: a finite number of minutes ≥ 0", self.forecast.now_minutes));
         }

@@ -141,6 +141,8 @@ pub struct Monitor {
     resume_from_ms: Option<i64>,
     rewarm: bool,
     http: reqwest::Client,
+    /// Where scores are written back (`[output] influxdb_scores`).
+    score_sink: Option<crate::sources::influxdb::InfluxClient>,
 }
 
 impl Monitor {
@@ -155,6 +157,9 @@ impl Monitor {
         for w in cfg.warnings() {
             tracing::warn!("{w}");
         }
+        let score_sink = cfg.output.influxdb_scores.then(|| {
+            crate::sources::influxdb::InfluxClient::new(cfg.output.influxdb.clone().unwrap_or_else(|| cfg.source.influxdb.clone()))
+        });
         let resume_from_ms = outbox.read_checkpoint();
         let pending = outbox.pending()?.len();
         if pending > 0 {
@@ -176,6 +181,7 @@ impl Monitor {
             resume_from_ms,
             rewarm: true,
             http,
+            score_sink,
         })
     }
 
@@ -355,6 +361,18 @@ impl Monitor {
         Ok(())
     }
 
+    /// Write scored rows' line protocol to the `[output]` InfluxDB (logged and counted on
+    /// failure; alerts are decided and queued either way).
+    async fn write_scores(&self, lines: &str) {
+        if let Some(sink) = &self.score_sink
+            && !lines.is_empty()
+            && let Err(e) = sink.write_lines(lines).await
+        {
+            self.telemetry.score_write_errors.inc();
+            tracing::warn!(error = %e, "writing scores to InfluxDB failed (alerts are not affected)");
+        }
+    }
+
     /// Align long samples into rows per monitored server, by timestamp (NaN = missing).
     fn align_rows(&self, metrics: &[String], samples: &[crate::MetricSample]) -> BTreeMap<String, BTreeMap<i64, Vec<f64>>> {
         let index: HashMap<&str, usize> = metrics.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
@@ -436,6 +454,8 @@ impl Monitor {
         let max_fill_ms = sched.max_fill_secs * 1000;
         let mut notifications: Vec<(&'static str, Notification)> = Vec::new();
         let mut decisions: Vec<Decision> = Vec::new();
+        let mut score_lines = String::new();
+        let model_label = model.label();
         for (server, by_time) in rows {
             if !self.servers.contains_key(&server) {
                 let detector = model.detector.build(metrics.len()).expect("validated when loaded");
@@ -473,6 +493,12 @@ impl Monitor {
                     report.anomalous_rows += 1;
                 }
                 let contributions = st.detector.contributions();
+                if self.score_sink.is_some() {
+                    let top = contributions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+                    let metric = metrics.get(top).map_or("", String::as_str);
+                    crate::line_protocol::encode_score_into(ts, &server, metric, &model_label, score, &mut score_lines);
+                    score_lines.push('\n');
+                }
                 let decider = self.decider.as_mut().expect("installed with the model");
                 decisions.extend(decider.observe(&server, ts, score, metrics, &values, &contributions));
             }
@@ -480,10 +506,10 @@ impl Monitor {
                 self.telemetry.set_score(&server, score, self.cfg.http.score_gauge_servers);
             }
         }
-        let label_of_model = model.label();
         for decision in decisions {
-            self.apply_decision(decision, &label_of_model, report, &mut notifications);
+            self.apply_decision(decision, &model_label, report, &mut notifications);
         }
+        self.write_scores(&score_lines).await;
         self.telemetry.rows_scored.inc_by(report.rows_scored - scored_before);
         self.telemetry.anomalous_rows.inc_by(report.anomalous_rows - anomalous_before);
         self.telemetry.servers.set(self.servers.len() as i64);

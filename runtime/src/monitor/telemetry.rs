@@ -9,7 +9,8 @@
 //! `aiops_runtime_outbox_pending`, `aiops_runtime_model_version{model}`,
 //! `aiops_runtime_model_load_errors_total`, `aiops_runtime_source_errors_total`,
 //! `aiops_runtime_samples_late_total`, `aiops_runtime_rows_skipped_total{reason}`,
-//! `aiops_runtime_values_filled_total`, `aiops_runtime_servers`, and
+//! `aiops_runtime_values_filled_total`, `aiops_runtime_servers`,
+//! `aiops_runtime_score_write_errors_total`, and
 //! `aiops_runtime_anomaly_score{server}` (the latest score of each of the first
 //! `[http] score_gauge_servers` servers seen, default 1000: cardinality stays bounded on any
 //! fleet; the others are not exported).
@@ -92,6 +93,8 @@ pub struct Telemetry {
     pub values_filled: Counter,
     /// Servers monitored.
     pub servers: Gauge,
+    /// Failed writes of scores to InfluxDB (`[output] influxdb_scores`).
+    pub score_write_errors: Counter,
     /// Latest anomaly score per server (bounded, see [`Telemetry::set_score`]).
     pub anomaly_score: Family<Labels, Gauge<f64, AtomicU64>>,
     score_servers: Mutex<HashSet<String>>,
@@ -126,6 +129,7 @@ impl Telemetry {
             rows_skipped: Family::default(),
             values_filled: Counter::default(),
             servers: Gauge::default(),
+            score_write_errors: Counter::default(),
             anomaly_score: Family::default(),
             score_servers: Mutex::new(HashSet::new()),
             readiness: Mutex::new(Readiness::default()),
@@ -148,6 +152,7 @@ impl Telemetry {
         r.register("rows_skipped", "Rows skipped, by reason", t.rows_skipped.clone());
         r.register("values_filled", "Missing or non-finite values filled with the last value", t.values_filled.clone());
         r.register("servers", "Servers monitored by this process", t.servers.clone());
+        r.register("score_write_errors", "Failed writes of scores to InfluxDB ([output] influxdb_scores)", t.score_write_errors.clone());
         r.register("anomaly_score", "Latest anomaly score per server (the first score_gauge_servers seen)", t.anomaly_score.clone());
         t
     }
