@@ -16,11 +16,17 @@ use workbench::frames::{self, nab::NabCorpus, smd::SmdMachine};
     name = "experiment",
     version,
     about = "AIOps workbench: load metric history, simulate fleets, detect and evaluate anomalies (NAB, SMD, simulator at alert level), sweep and track (MLflow), forecast, promote models, benchmark",
-    after_help = "Environment: AIOPS_DATASETS (folder of nab/ and smd/; default ../shared/datasets), AIOPS_REGISTRY (model registry for promote / models / rollback), MLFLOW_TRACKING_URI (MLflow server for sweep and promote)"
+    after_help = "Environment (each also a flag): AIOPS_DATASETS (--datasets: folder of nab/ and smd/; default ../shared/datasets), AIOPS_REGISTRY (--to / --registry of promote, models, rollback), MLFLOW_TRACKING_URI (--mlflow: MLflow server for sweep and promote)"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Folder of the labelled datasets (nab/, smd/); default ../shared/datasets.
+    #[arg(long, global = true, env = "AIOPS_DATASETS", value_name = "DIR")]
+    datasets: Option<PathBuf>,
+    /// MLflow tracking server (http://HOST:PORT) for sweep and promote; unset: tracking stays local.
+    #[arg(long, global = true, env = "MLFLOW_TRACKING_URI", value_name = "URI", hide_env_values = true)]
+    mlflow: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,8 +197,8 @@ struct SweepArgs {
 struct PromoteArgs {
     /// Trial id from a sweep leaderboard (a unique prefix of ≥ 6 characters), SWEEP/ID, or a trial folder.
     run_id: String,
-    /// Registry: file://DIR (default `file://models`, or $AIOPS_REGISTRY) or s3://BUCKET/PREFIX.
-    #[arg(long)]
+    /// Registry: file://DIR (default `file://models`) or s3://BUCKET/PREFIX.
+    #[arg(long, env = "AIOPS_REGISTRY")]
     to: Option<String>,
     /// Alias to move.
     #[arg(long, default_value = "champion")]
@@ -207,8 +213,8 @@ struct PromoteArgs {
 
 #[derive(clap::Args, Debug)]
 struct RollbackArgs {
-    /// Registry (default `file://models`, or $AIOPS_REGISTRY).
-    #[arg(long)]
+    /// Registry (default `file://models`).
+    #[arg(long, env = "AIOPS_REGISTRY")]
     registry: Option<String>,
     /// Model.
     #[arg(long, default_value = "anomaly-detector")]
@@ -327,8 +333,8 @@ enum MlflowCmd {
 enum ModelsCmd {
     /// Every version (with its aliases, source run and evaluation) of every model, or of one.
     List {
-        /// Registry (default `file://models`, or $AIOPS_REGISTRY).
-        #[arg(long)]
+        /// Registry (default `file://models`).
+        #[arg(long, env = "AIOPS_REGISTRY")]
         registry: Option<String>,
         /// Only this model.
         #[arg(long)]
@@ -464,7 +470,18 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The libraries read these from the environment; a flag given on the command line wins.
+    // SAFETY: still single-threaded (no runtime or pool started yet).
+    unsafe {
+        if let Some(d) = &cli.datasets {
+            std::env::set_var("AIOPS_DATASETS", d);
+        }
+        if let Some(m) = &cli.mlflow {
+            std::env::set_var("MLFLOW_TRACKING_URI", m);
+        }
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One readable line (with its causes), never a backtrace.

@@ -171,3 +171,15 @@ fn every_shipped_detector_config_and_sweep_spec_is_valid() {
     }
     assert!(checked >= 8, "{checked} files checked");
 }
+
+/// The environment variables `experiment` reads are flags too (`--datasets`, `--mlflow`), shown
+/// in `--help`; a flag wins over the environment.
+#[test]
+fn datasets_and_mlflow_are_flags_with_their_environment_variables() {
+    let help = String::from_utf8_lossy(&experiment().arg("--help").output().unwrap().stdout).to_string();
+    assert!(help.contains("--datasets <DIR>") && help.contains("env: AIOPS_DATASETS") && help.contains("--mlflow <URI>"), "{help}");
+    let dir = std::env::temp_dir().join(format!("wb-cli-no-datasets-{}", std::process::id()));
+    let out = experiment().args(["evaluate", "--nab", "--datasets"]).arg(&dir).env("AIOPS_DATASETS", "/elsewhere").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&dir.display().to_string()) && !err.contains("/elsewhere"), "{err}");
+}
