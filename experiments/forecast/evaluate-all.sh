@@ -2,22 +2,25 @@
 # Statistical forecasters over the shared real series (the same 33 as experiments/lstm/evaluate-all.sh:
 # every NAB realAWSCloudwatch and realKnownCause file, columns 0, 1 and 11 of each SMD machine's
 # train split): one JSON line per series (experiment forecast evaluate), then a summary against
-# the best naive baseline chosen after the fact. Minutes on 2 cores (release build).
+# the best naive baseline chosen after the fact, and a chart per series (the last origin: history,
+# auto's forecast with its 80 / 95 % intervals, the actual values) in charts/ next to OUT.
+# Seconds on 2 cores.
 #   experiments/forecast/evaluate-all.sh [OUT.jsonl]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${AIOPS_DATASETS:-../shared/datasets}"
 OUT="${1:-runs/forecast-eval/results.jsonl}"
 EXP="${EXPERIMENT:-target/release/experiment}"
-mkdir -p "$(dirname "$OUT")"
+CHARTS="$(dirname "$OUT")/charts"
+mkdir -p "$(dirname "$OUT")" "$CHARTS"
 : > "$OUT"
 [ -n "${EXPERIMENT:-}" ] || cargo build --release --bin experiment -q
 for f in "$DATA"/nab/realAWSCloudwatch/*.csv "$DATA"/nab/realKnownCause/*.csv; do
-  "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} >> "$OUT"
+  "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
 done
 for f in "$DATA"/smd/train/*.txt; do
   for c in ${SMD_COLUMNS:-0 1 11}; do
-    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} >> "$OUT"
+    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} --chart "$CHARTS/$(basename "$f" .txt)-$c.svg" >> "$OUT"
   done
 done
 python3 - "$OUT" <<'PY'

@@ -120,10 +120,34 @@ pub fn roc_chart(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)])
 /// The predictive-scaling chart: recent history, the forecast continuing it, and the threshold
 /// line. PNG, or SVG when `path` ends in `.svg`.
 pub fn forecast_chart(path: &Path, title: &str, history: &[f64], forecast: &[f64], threshold: f64) -> Result<(), FrameError> {
+    forecast_band_chart(path, title, history, forecast, None, threshold)
+}
+
+/// Prediction intervals drawn around a forecast, and what happened (when known).
+#[derive(Debug, Clone, Copy)]
+pub struct Band<'a> {
+    /// Lower and upper bounds of the 95 % interval per step.
+    pub interval_95: (&'a [f64], &'a [f64]),
+    /// Lower and upper bounds of the 80 % interval per step.
+    pub interval_80: (&'a [f64], &'a [f64]),
+    /// The actual values after the origin (evaluation), if known.
+    pub actual: Option<&'a [f64]>,
+}
+
+/// [`forecast_chart`] with the 80 % and 95 % intervals shaded (the band predictive scaling
+/// decides on) and, when evaluating, the actual values.
+pub fn forecast_band_chart(
+    path: &Path,
+    title: &str,
+    history: &[f64],
+    forecast: &[f64],
+    band: Option<Band<'_>>,
+    threshold: f64,
+) -> Result<(), FrameError> {
     if path.extension().is_some_and(|x| x == "svg") {
-        draw_forecast(SVGBackend::new(path, (1100, 450)).into_drawing_area(), path, title, history, forecast, threshold)
+        draw_forecast(SVGBackend::new(path, (1100, 450)).into_drawing_area(), path, title, (history, forecast, band), threshold)
     } else {
-        draw_forecast(BitMapBackend::new(path, (1100, 450)).into_drawing_area(), path, title, history, forecast, threshold)
+        draw_forecast(BitMapBackend::new(path, (1100, 450)).into_drawing_area(), path, title, (history, forecast, band), threshold)
     }
 }
 
@@ -131,14 +155,16 @@ fn draw_forecast<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     path: &Path,
     title: &str,
-    history: &[f64],
-    forecast: &[f64],
+    (history, forecast, band): (&[f64], &[f64], Option<Band<'_>>),
     threshold: f64,
 ) -> Result<(), FrameError> {
     let e = err(path);
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
     let n = history.len() + forecast.len();
-    let all = history.iter().chain(forecast).copied().chain(threshold.is_finite().then_some(threshold)).filter(|v| v.is_finite());
+    let extra: Vec<f64> =
+        band.map(|b| b.interval_95.0.iter().chain(b.interval_95.1).chain(b.actual.unwrap_or(&[])).copied().collect()).unwrap_or_default();
+    let all =
+        history.iter().chain(forecast).chain(&extra).copied().chain(threshold.is_finite().then_some(threshold)).filter(|v| v.is_finite());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
     let pad = (hi - lo) * 0.08;
@@ -155,6 +181,28 @@ fn draw_forecast<DB: DrawingBackend>(
         .map_err(|x| e(x.to_string()))?
         .label("history")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    if let Some(b) = band {
+        for ((lo, up), colour, label) in
+            [(b.interval_95, RGBColor(250, 215, 170), "95 % interval"), (b.interval_80, RGBColor(245, 180, 110), "80 % interval")]
+        {
+            let outline: Vec<(i64, f64)> = up
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as i64 + 1, *v))
+                .chain(lo.iter().enumerate().rev().map(|(i, v)| (i as i64 + 1, *v)))
+                .collect();
+            c.draw_series(std::iter::once(Polygon::new(outline, colour.filled())))
+                .map_err(|x| e(x.to_string()))?
+                .label(label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], colour.filled()));
+        }
+        if let Some(actual) = b.actual {
+            c.draw_series(LineSeries::new(actual.iter().enumerate().map(|(i, v)| (i as i64 + 1, *v)), BLACK.stroke_width(1)))
+                .map_err(|x| e(x.to_string()))?
+                .label("actual")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        }
+    }
     let last = history.last().copied().unwrap_or(f64::NAN);
     c.draw_series(LineSeries::new(
         std::iter::once((0i64, last)).chain(forecast.iter().enumerate().map(|(i, v)| (i as i64 + 1, *v))),

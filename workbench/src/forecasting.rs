@@ -166,6 +166,49 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     })
 }
 
+/// Chart the last origin of [`evaluate`]'s protocol: three horizons of history, `auto`'s
+/// forecast with its 80 % and 95 % intervals, the actual values and the spike threshold (the
+/// fitted part's 95th percentile).
+pub fn last_origin_chart(
+    series: &ForecastSeries,
+    params: &ForecasterParams,
+    p: &EvalProtocol,
+    path: &std::path::Path,
+) -> Result<(), ChartError> {
+    let y = series.target();
+    let (n, hz) = (y.len(), p.horizon);
+    let n_train = ((n as f64) * p.train_fraction).round() as usize;
+    let fitted = params.fit(&y[..n_train.min(n)], series.interval_secs, hz)?;
+    let o = n.checked_sub(hz).filter(|o| *o >= n_train).ok_or(ForecasterError::TooShort { rows: n, horizon: hz, needed: n_train + hz })?;
+    let f = fitted.forecast(&y[..o]);
+    let band = crate::charts::Band {
+        interval_95: (&f.lower_95, &f.upper_95),
+        interval_80: (&f.lower_80, &f.upper_80),
+        actual: Some(&y[o..o + hz]),
+    };
+    let title = format!("{} {}: auto from the last origin", series.name.rsplit('/').next().unwrap_or(&series.name), series.columns[0]);
+    crate::charts::forecast_band_chart(
+        path,
+        &title,
+        &y[o.saturating_sub(3 * hz)..o],
+        &f.point,
+        Some(band),
+        spike_threshold(&y[..n_train]),
+    )?;
+    Ok(())
+}
+
+/// Why a forecast chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// The forecaster could not be fitted.
+    #[error(transparent)]
+    Fit(#[from] ForecasterError),
+    /// The chart could not be written.
+    #[error(transparent)]
+    Draw(#[from] crate::frames::FrameError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +237,10 @@ mod tests {
         assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
         assert!(r.coverage["95"] > 0.85, "{:?}", r.coverage);
         assert!(r.spike.contains_key("auto_upper_80"));
+        let chart = std::env::temp_dir().join(format!("wb-forecast-chart-{}.svg", std::process::id()));
+        last_origin_chart(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }, &chart).unwrap();
+        let svg = std::fs::read_to_string(&chart).unwrap();
+        assert!(svg.contains("95 % interval") && svg.contains("actual") && svg.contains("<polygon"), "band, actuals and legend drawn");
+        std::fs::remove_file(chart).ok();
     }
 }

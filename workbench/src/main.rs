@@ -317,6 +317,10 @@ enum ForecastCmd {
         /// Forecast horizon, steps.
         #[arg(long, default_value_t = 180)]
         horizon: usize,
+        /// Chart of the last origin (SVG or PNG): history, `auto`'s forecast with its 80 % and
+        /// 95 % intervals, the actual values, the spike threshold.
+        #[arg(long)]
+        chart: Option<PathBuf>,
     },
 }
 
@@ -514,7 +518,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             println!("{}", workbench::lstm::cmd::bench(batches, inputs, engine)?);
         }
-        Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon } } => cmd_forecast_evaluate(eval, config, horizon)?,
+        Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon, chart } } => {
+            cmd_forecast_evaluate(eval, config, horizon, chart.as_deref())?
+        }
         Command::Lstm { which } => lstm_command(which)?,
         Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {
             println!("{}", workbench::bench::features(servers, days, interval_secs)?);
@@ -596,7 +602,7 @@ fn cmd_mlflow_push(dir: PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize) -> Result<()> {
+fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize, chart: Option<&std::path::Path>) -> Result<()> {
     let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps } = eval;
     if !(train_fraction > 0.0 && train_fraction < 1.0) {
         bail!("--train-fraction {train_fraction}: must be in (0, 1)");
@@ -614,6 +620,9 @@ fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizo
     let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
     let protocol = workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, ..Default::default() };
     let report = workbench::forecasting::evaluate(&data, &params, &protocol).with_context(|| input.display().to_string())?;
+    if let Some(path) = chart {
+        workbench::forecasting::last_origin_chart(&data, &params, &protocol, path).with_context(|| path.display().to_string())?;
+    }
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
