@@ -575,7 +575,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
         "bench": "tick",
         "detector": a.detector,
         "servers": a.servers,
-        "series": a.servers * 4,
+        "series": a.servers * runtime::BASE_METRICS.len(),
         "rows_per_tick": rows / a.ticks.max(1) as u64,
         "warmup_tick_ms": warm.duration_ms,
         "warmup_rows_learned": warm.rows_learned,

@@ -591,6 +591,12 @@ fn cmd_load(source: String) -> Result<()> {
 fn cmd_mlflow_push(dir: PathBuf) -> Result<()> {
     let client = workbench::mlflow::MlflowClient::from_env().context("set MLFLOW_TRACKING_URI to the MLflow server (http://HOST:PORT)")?;
     let r = promote::block_on(workbench::mlflow::push_sweep(&client, &dir))?;
+    print_pushed(&client, &r);
+    Ok(())
+}
+
+/// The line that says a sweep reached MLflow.
+fn print_pushed(client: &workbench::mlflow::MlflowClient, r: &workbench::mlflow::PushReport) {
     println!(
         "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
         client.uri(),
@@ -599,7 +605,6 @@ fn cmd_mlflow_push(dir: PathBuf) -> Result<()> {
         r.pushed,
         r.already
     );
-    Ok(())
 }
 
 fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize, chart: Option<&std::path::Path>) -> Result<()> {
@@ -861,14 +866,7 @@ fn cmd_sweep(args_sweep: SweepArgs) -> Result<()> {
     );
     if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
         match promote::block_on(workbench::mlflow::push_sweep(&client, &dir)) {
-            Ok(r) => println!(
-                "✓ MLflow {}: experiment {}, sweep run {} ({} trials pushed, {} already there)",
-                client.uri(),
-                r.experiment_id,
-                r.parent_run_id,
-                r.pushed,
-                r.already
-            ),
+            Ok(r) => print_pushed(&client, &r),
             Err(e) => eprintln!(
                 "warning: {e}\n  every trial is kept in {}; push it later: experiment mlflow push {}",
                 dir.display(),

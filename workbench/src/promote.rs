@@ -109,12 +109,19 @@ pub fn hash_dir(dir: &Path) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Columns of the SMD machines: the fields of the first train file's first line (0 when none).
+fn smd_columns(dir: &Path) -> usize {
+    let first = std::fs::read_dir(dir.join("train")).ok().and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).min());
+    first.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| t.lines().next().map(|l| l.split(',').count())).unwrap_or(0)
+}
+
 /// Metric columns and training data of a sweep dataset.
 fn dataset_info(dataset: &str) -> Result<(Vec<String>, TrainingData), PromoteError> {
     let dir = crate::sweep::dataset_dir(dataset);
     let metrics = match dataset {
         "nab" => vec!["value".to_string()],
-        "smd" => (1..=38).map(|i| format!("m{i:02}")).collect(),
+        // As many columns as the machines' files have (SMD: 38), named m01, m02, …
+        "smd" => (1..=smd_columns(&dir)).map(|i| format!("m{i:02}")).collect(),
         _ => runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
     };
     let tracked = |reason: String| PromoteError::Tracked { path: dir.display().to_string(), reason };

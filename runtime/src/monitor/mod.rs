@@ -215,13 +215,6 @@ impl Monitor {
         self.model.as_deref()
     }
 
-    /// Firing alerts by key.
-    pub fn active_alerts(&self) -> Vec<&Alert> {
-        let mut v: Vec<&Alert> = self.active.values().map(|(a, _)| a).collect();
-        v.sort_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
-        v
-    }
-
     /// Check the alias (when due) and swap in a new version if it loads and verifies.
     pub async fn refresh_model(&mut self, force: bool) {
         let due = force

@@ -252,12 +252,6 @@ impl InfluxClient {
         self.query_raw(&format!("DROP DATABASE {}", quote_ident(&self.cfg.database)), false).await.map(|_| ())
     }
 
-    /// Metric names (measurements) in the database.
-    pub async fn measurements(&self) -> Result<Vec<String>, SourceError> {
-        let series = self.query_raw("SHOW MEASUREMENTS", true).await?;
-        Ok(series.into_iter().flat_map(|s| s.values).filter_map(|v| v.first().and_then(|x| x.as_str()).map(String::from)).collect())
-    }
-
     /// Read the `value` field of the given measurements between `start_ms` (inclusive) and
     /// `end_ms` (exclusive), one sample per point, grouped by the `server` tag.
     pub async fn read_samples(&self, metrics: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<MetricSample>, SourceError> {
