@@ -30,6 +30,7 @@ pub mod models;
 pub mod monitor;
 pub mod predict;
 pub mod registry;
+pub mod retry;
 pub mod sinks;
 pub mod sources;
 

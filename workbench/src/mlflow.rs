@@ -128,9 +128,11 @@ impl MlflowClient {
     ) -> Result<Value, MlflowError> {
         let url = format!("{}{path}", self.uri);
         let op = path.split('?').next().unwrap_or(path).to_string();
-        let mut last = String::new();
-        let mut delay = self.backoff;
-        for attempt in 1..=attempts {
+        // The project's one retry policy: 408 / 429 / 5xx and transport errors retried with
+        // backoff (or the server's Retry-After), other answers final.
+        let policy =
+            runtime::retry::RetryPolicy { max_retries: attempts.saturating_sub(1), base: self.backoff, cap: Duration::from_secs(30) };
+        let build = || {
             let mut req = self.http.request(method.clone(), &url);
             req = match &self.auth {
                 Some(Auth::Bearer(t)) => req.bearer_auth(t),
@@ -143,32 +145,28 @@ impl MlflowClient {
                     req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
                 }
             }
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    if status.is_success() {
-                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
-                    }
-                    if status.is_server_error() || status.as_u16() == 429 {
-                        last = format!("HTTP {status}: {}", text.chars().take(300).collect::<String>());
-                    } else {
-                        return Err(MlflowError::Api {
-                            uri: self.uri.clone(),
-                            op,
-                            status: status.as_u16(),
-                            body: text.chars().take(500).collect(),
-                        });
-                    }
+            req
+        };
+        let reason = match policy.send(build).await.0 {
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                if status.is_success() {
+                    return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
                 }
-                Err(e) => last = without_url(&e),
+                if !runtime::retry::retryable_status(status.as_u16()) {
+                    return Err(MlflowError::Api {
+                        uri: self.uri.clone(),
+                        op,
+                        status: status.as_u16(),
+                        body: text.chars().take(500).collect(),
+                    });
+                }
+                format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())
             }
-            if attempt < attempts {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        Err(MlflowError::Unavailable { uri: self.uri.clone(), op, attempts, reason: last })
+            Err(e) => without_url(&e),
+        };
+        Err(MlflowError::Unavailable { uri: self.uri.clone(), op, attempts, reason })
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value, MlflowError> {

@@ -365,16 +365,7 @@ impl SinkError {
     }
 }
 
-/// A `Retry-After` header value (RFC 9110: delay-seconds or an HTTP-date) as the wait from `now`;
-/// `None` when absent or unreadable (a date in the past is a wait of zero).
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
+pub use crate::retry::parse_retry_after;
 
 /// POST JSON and map the answer: 2xx ok; 408, 429, 5xx and transport errors retryable; other
 /// 4xx permanent. Errors never contain the URL (it may be the secret).
@@ -397,11 +388,7 @@ pub(crate) async fn post_json(
         retry_after: None,
     })?;
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    let retry_after = crate::retry::retry_after(&resp);
     let text = resp.text().await.unwrap_or_default();
     if status.is_success() {
         return Ok(text);
@@ -410,7 +397,7 @@ pub(crate) async fn post_json(
     Err(SinkError::Delivery {
         sink,
         message: format!("HTTP {code}: {}", crate::sources::truncate(&text)),
-        retryable: code == 408 || code == 429 || status.is_server_error(),
+        retryable: crate::retry::retryable_status(code),
         retry_after,
     })
 }

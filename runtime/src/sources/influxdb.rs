@@ -168,6 +168,15 @@ impl InfluxClient {
         SourceError::Transport { service: "influxdb", url: self.cfg.url.clone(), message: e.without_url().to_string() }
     }
 
+    /// The shared retry policy with this client's `max_retries` and `retry_backoff_ms` (cap 30 s).
+    fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            max_retries: self.cfg.max_retries,
+            base: Duration::from_millis(self.cfg.retry_backoff_ms),
+            cap: Duration::from_secs(30),
+        }
+    }
+
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         let mut req = req;
         if !self.cfg.username.is_empty() {
@@ -191,55 +200,40 @@ impl InfluxClient {
 
     /// Run an InfluxQL statement through `POST /query` (millisecond epochs, chunked).
     async fn query_raw(&self, q: &str, database: bool) -> Result<Vec<Series>, SourceError> {
-        let mut attempt = 0;
-        loop {
-            let mut req = self.http.post(format!("{}/query", self.cfg.url));
-            let mut params = vec![("q", q), ("epoch", "ms"), ("chunked", "true"), ("chunk_size", "10000")];
-            if database {
-                params.push(("db", self.cfg.database.as_str()));
-                if !self.cfg.retention_policy.is_empty() {
-                    params.push(("rp", self.cfg.retention_policy.as_str()));
-                }
+        let mut params = vec![("q", q), ("epoch", "ms"), ("chunked", "true"), ("chunk_size", "10000")];
+        if database {
+            params.push(("db", self.cfg.database.as_str()));
+            if !self.cfg.retention_policy.is_empty() {
+                params.push(("rp", self.cfg.retention_policy.as_str()));
             }
-            req = self.auth(req.form(&params));
-            let result = req.send().await;
-            let retryable = match &result {
-                Err(_) => true,
-                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
-            };
-            if retryable && attempt < self.cfg.max_retries {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms << (attempt - 1).min(10))).await;
-                continue;
+        }
+        let (result, _) = self.retry_policy().send(|| self.auth(self.http.post(format!("{}/query", self.cfg.url)).form(&params))).await;
+        let resp = result.map_err(|e| self.transport(e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| self.transport(e))?;
+        if !status.is_success() {
+            return Err(SourceError::Status {
+                service: "influxdb",
+                url: self.cfg.url.clone(),
+                status: status.as_u16(),
+                body: truncate(&String::from_utf8_lossy(&body)),
+            });
+        }
+        // Chunked responses are a sequence of JSON documents.
+        let mut series = Vec::new();
+        for doc in serde_json::Deserializer::from_slice(&body).into_iter::<QueryResponse>() {
+            let doc = doc.map_err(|e| SourceError::Decode { service: "influxdb", url: self.cfg.url.clone(), message: e.to_string() })?;
+            if let Some(e) = doc.error {
+                return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status: 200, body: e });
             }
-            let resp = result.map_err(|e| self.transport(e))?;
-            let status = resp.status();
-            let body = resp.bytes().await.map_err(|e| self.transport(e))?;
-            if !status.is_success() {
-                return Err(SourceError::Status {
-                    service: "influxdb",
-                    url: self.cfg.url.clone(),
-                    status: status.as_u16(),
-                    body: truncate(&String::from_utf8_lossy(&body)),
-                });
-            }
-            // Chunked responses are a sequence of JSON documents.
-            let mut series = Vec::new();
-            for doc in serde_json::Deserializer::from_slice(&body).into_iter::<QueryResponse>() {
-                let doc =
-                    doc.map_err(|e| SourceError::Decode { service: "influxdb", url: self.cfg.url.clone(), message: e.to_string() })?;
-                if let Some(e) = doc.error {
+            for r in doc.results {
+                if let Some(e) = r.error {
                     return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status: 200, body: e });
                 }
-                for r in doc.results {
-                    if let Some(e) = r.error {
-                        return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status: 200, body: e });
-                    }
-                    series.extend(r.series);
-                }
+                series.extend(r.series);
             }
-            return Ok(series);
         }
+        Ok(series)
     }
 
     /// `CREATE DATABASE` (idempotent).
@@ -318,32 +312,21 @@ impl InfluxClient {
 
     /// Write a body of line protocol (millisecond precision); returns the retry count.
     pub async fn write_lines(&self, body: &str) -> Result<usize, SourceError> {
-        let mut attempt = 0;
-        loop {
-            let mut params = vec![("db", self.cfg.database.as_str()), ("precision", "ms")];
-            if !self.cfg.retention_policy.is_empty() {
-                params.push(("rp", self.cfg.retention_policy.as_str()));
-            }
-            let req = self.auth(self.http.post(format!("{}/write", self.cfg.url)).query(&params).body(body.to_string()));
-            let result = req.send().await;
-            let retryable = match &result {
-                Err(_) => true,
-                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
-            };
-            if retryable && attempt < self.cfg.max_retries {
-                attempt += 1;
-                tracing::warn!(attempt, "influxdb write failed, retrying");
-                tokio::time::sleep(Duration::from_millis(self.cfg.retry_backoff_ms << (attempt - 1).min(10))).await;
-                continue;
-            }
-            let resp = result.map_err(|e| self.transport(e))?;
-            if resp.status().is_success() {
-                return Ok(attempt as usize);
-            }
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            return Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status, body: truncate(&text) });
+        let mut params = vec![("db", self.cfg.database.as_str()), ("precision", "ms")];
+        if !self.cfg.retention_policy.is_empty() {
+            params.push(("rp", self.cfg.retention_policy.as_str()));
         }
+        let (result, attempt) = self
+            .retry_policy()
+            .send(|| self.auth(self.http.post(format!("{}/write", self.cfg.url)).query(&params).body(body.to_string())))
+            .await;
+        let resp = result.map_err(|e| self.transport(e))?;
+        if resp.status().is_success() {
+            return Ok(attempt as usize);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Err(SourceError::Status { service: "influxdb", url: self.cfg.url.clone(), status, body: truncate(&text) })
     }
 }
 

@@ -85,7 +85,14 @@ impl PrometheusClient {
             ("end", format!("{:.3}", end_ms as f64 / 1000.0)),
             ("step", format!("{step_secs}")),
         ];
-        let resp = self.http.get(format!("{}/api/v1/query_range", self.url)).query(&params).send().await.map_err(|e| self.transport(e))?;
+        // The project's one retry policy (408 / 429 / 5xx / transport errors, Retry-After honoured).
+        let policy = crate::retry::RetryPolicy {
+            max_retries: 2,
+            base: std::time::Duration::from_millis(200),
+            cap: std::time::Duration::from_secs(10),
+        };
+        let (result, _) = policy.send(|| self.http.get(format!("{}/api/v1/query_range", self.url)).query(&params)).await;
+        let resp = result.map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| self.transport(e))?;
         let env: Envelope = serde_json::from_str(&text).map_err(|e| {
