@@ -275,7 +275,9 @@ async fn replay(config: ConfigArg, from: Option<String>, until: Option<String>) 
     };
     let from = ts(from, "from", span.map(|(a, b)| (a + warmup_ms).min(b) + settle_ms))?;
     let until = ts(until, "until", span.map(|(_, b)| b + settle_ms + 1))?;
-    let reports = monitor.replay(from, until).await;
+    let mut bar = Progress::new("replay", "ticks");
+    let reports = monitor.replay_with_progress(from, until, |done, total| bar.update(done, total)).await;
+    bar.finish();
     let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
     let (mut rows, mut alerts, mut resolved, mut errors) = (0, 0, 0, 0);
     for r in &reports {
@@ -514,6 +516,36 @@ fn bench_forecast(a: &BenchForecastArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Progress of a long step on stderr, when it is a terminal (the slim runtime has no indicatif):
+/// one line rewritten at each whole percent, with the elapsed time.
+struct Progress {
+    what: &'static str,
+    unit: &'static str,
+    tty: bool,
+    started: std::time::Instant,
+    shown: Option<usize>,
+}
+
+impl Progress {
+    fn new(what: &'static str, unit: &'static str) -> Self {
+        Self { what, unit, tty: std::io::IsTerminal::is_terminal(&std::io::stderr()), started: std::time::Instant::now(), shown: None }
+    }
+
+    fn update(&mut self, done: usize, total: usize) {
+        let percent = (100 * done).checked_div(total).unwrap_or(100).min(100);
+        if self.tty && self.shown != Some(percent) {
+            self.shown = Some(percent);
+            eprint!("\r{}: {done}/{total} {} ({percent} %, {:.0} s)", self.what, self.unit, self.started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty && self.shown.is_some() {
+            eprintln!();
+        }
+    }
+}
+
 fn proc_status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -674,7 +706,10 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
         println!("Generating {} of historical data...", humantime::format_duration(d));
         let mut batch = Vec::new();
         let mut written = 0;
-        while sim.next_timestamp_ms() < runtime::now_ms() - interval_ms {
+        let (first, end) = (sim.next_timestamp_ms(), runtime::now_ms() - interval_ms);
+        let mut bar = Progress::new("backfill", "minutes");
+        while sim.next_timestamp_ms() < end {
+            bar.update(((sim.next_timestamp_ms() - first) / 60_000) as usize, ((end - first) / 60_000).max(1) as usize);
             let (t, rows) = sim.next_row();
             batch.extend(samples(t, &rows));
             if batch.len() >= 20_000 {
@@ -683,6 +718,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
             }
         }
         written += client.write(&batch).await.map_err(|e| e.to_string())?.points;
+        bar.finish();
         println!("✓ wrote {written} points");
     }
     let mut host = HostSampler::new();

@@ -76,12 +76,16 @@ fn replay_from_day_two(cfg: RuntimeConfig, bundle: &Bundle) -> (Monitor, i64, i6
     let mut m = monitor(cfg);
     let span = m.source().span().unwrap();
     let from = span.0 + 24 * 3_600_000;
+    let mut progress = Vec::new();
     let reports: Vec<TickReport> = block_on(async {
-        let r = m.replay(from, span.1 + 1).await;
+        let r = m.replay_with_progress(from, span.1 + 1, |done, total| progress.push((done, total))).await;
         m.drain(Duration::from_secs(20)).await.unwrap();
         r
     });
     assert!(reports.iter().all(|r| r.error.is_none()), "{:?}", reports.iter().find(|r| r.error.is_some()));
+    // Progress (what `runtime replay` shows on a terminal): once per tick, ending at all of them.
+    assert_eq!(progress.len(), reports.len());
+    assert_eq!(progress.last().copied(), Some((reports.len(), reports.len())));
     (m, from, span.1, reports)
 }
 

@@ -720,10 +720,12 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
     let root = frames::datasets_root();
     let mut doc = serde_json::json!({ "detector": cfg });
     if do_nab || scores.is_some() {
+        let step = step_spinner("NAB: detecting and scoring every file");
         let (report, series) = match &scores {
             Some(dir) => workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), dir)?,
             None => workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?,
         };
+        step.finish_and_clear();
         if scores.is_some() {
             doc["detector"] = serde_json::json!({ "kind": report.detector });
         }
@@ -748,7 +750,9 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
         } else {
             workbench::detect::default_detector(true, 0)
         };
+        let step = step_spinner("SMD: fitting on each machine's train split, scoring its test split");
         let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &smd_cfg)?;
+        step.finish_and_clear();
         if do_nab || do_sim {
             doc["smd_detector"] = serde_json::to_value(&smd_cfg)?;
         }
@@ -769,7 +773,9 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
         if do_nab || do_smd {
             doc["sim_detector"] = serde_json::to_value(&sim_cfg)?;
         }
+        let step = step_spinner("simulator: scoring every server, deciding alerts");
         let report = workbench::evaluation::fleet::evaluate_sim(&dir, &sim_cfg, &decision)?;
+        step.finish_and_clear();
         if !json {
             println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
             print!("{}", report.render(false));
@@ -791,6 +797,15 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
         println!("{doc}");
     }
     Ok(())
+}
+
+/// A spinner with the step and its elapsed time on stderr (hidden when stderr is not a terminal).
+fn step_spinner(message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// The NAB table of `experiment evaluate`.

@@ -627,7 +627,13 @@ impl Monitor {
     /// Ticks on a virtual clock from `from_ms` to `until_ms` (inclusive) every `interval_secs`,
     /// flushing the outbox after each; returns every tick's report.
     pub async fn replay(&mut self, from_ms: i64, until_ms: i64) -> Vec<TickReport> {
+        self.replay_with_progress(from_ms, until_ms, |_, _| {}).await
+    }
+
+    /// [`Monitor::replay`], calling `progress(ticks done, ticks in all)` after each tick.
+    pub async fn replay_with_progress(&mut self, from_ms: i64, until_ms: i64, mut progress: impl FnMut(usize, usize)) -> Vec<TickReport> {
         let step = self.cfg.schedule.interval_secs as i64 * 1000;
+        let total = if until_ms >= from_ms { ((until_ms - from_ms) / step + 1) as usize } else { 0 };
         let mut out = Vec::new();
         let mut now = from_ms;
         while now <= until_ms {
@@ -635,6 +641,7 @@ impl Monitor {
             if let Err(e) = self.flush().await {
                 tracing::error!(error = %e, "outbox flush failed");
             }
+            progress(out.len(), total);
             now += step;
         }
         out
