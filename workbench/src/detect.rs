@@ -53,6 +53,9 @@ pub fn default_detector(has_training_split: bool, n_metrics: usize) -> (AnyDetec
 
 /// Read a detection input (see the module docs). Missing cells become NaN (skipped by detectors).
 pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return from_frame(&crate::frames::read_metrics_file(path)?, path);
+    }
     let text_head = std::fs::read(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
     let empty = |line: usize, message: &str| FrameError::Parse {
         path: path.display().to_string(),
@@ -70,16 +73,26 @@ pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
         let columns = (1..=rows.first().map_or(0, Vec::len)).map(|j| format!("m{j:02}")).collect();
         return Ok(DetectInput { columns, timestamps_ms: None, rows });
     }
-    let df = read_metrics_csv(path)?;
-    let columns = metric_columns(&df);
+    from_frame(&read_metrics_csv(path)?, path)
+}
+
+/// The rows of a metrics frame (CSV with a header, or Parquet) read from `path`.
+fn from_frame(df: &polars::prelude::DataFrame, path: &Path) -> Result<DetectInput, FrameError> {
+    let empty = |line: usize, message: &str| FrameError::Parse {
+        path: path.display().to_string(),
+        line,
+        field: "header".into(),
+        message: message.into(),
+    };
+    let columns = metric_columns(df);
     if columns.is_empty() {
         return Err(empty(1, "no numeric metric column besides the timestamp"));
     }
     if df.height() == 0 {
         return Err(empty(2, "no data rows after the header"));
     }
-    let ts = timestamps_ms(&df)?;
-    let cols: Vec<Vec<Option<f64>>> = columns.iter().map(|c| f64_column(&df, c)).collect::<Result<_, _>>()?;
+    let ts = timestamps_ms(df)?;
+    let cols: Vec<Vec<Option<f64>>> = columns.iter().map(|c| f64_column(df, c)).collect::<Result<_, _>>()?;
     let rows = (0..ts.len()).map(|r| cols.iter().map(|c| c[r].unwrap_or(f64::NAN)).collect()).collect();
     Ok(DetectInput { columns, timestamps_ms: Some(ts), rows })
 }
@@ -264,5 +277,19 @@ mod tests {
             "timestamp,anomaly_score,primary_metric,severity\n2014-04-01 00:00:00,0,value,\n2014-04-01 00:05:00,0.95,value,CRITICAL\n"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn parquet_and_csv_of_the_same_frame_read_the_same() {
+        let cfg = runtime::collector::simulate::SimConfig { servers: 1, seed: 3, ..Default::default() };
+        let (mut df, _, _) = crate::simulate::simulate_with_events(&cfg, 0.05, false).unwrap();
+        let dir = std::env::temp_dir().join(format!("wb-detect-parquet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        crate::frames::write_parquet(&mut df, &dir.join("m.parquet")).unwrap();
+        crate::frames::write_csv(&mut df, &dir.join("m.csv")).unwrap();
+        let (p, c) = (read_input(&dir.join("m.parquet")).unwrap(), read_input(&dir.join("m.csv")).unwrap());
+        assert!(!p.rows.is_empty());
+        assert_eq!((p.columns, p.timestamps_ms, p.rows.len()), (c.columns, c.timestamps_ms, c.rows.len()));
+        std::fs::remove_dir_all(dir).ok();
     }
 }
