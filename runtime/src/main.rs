@@ -401,23 +401,16 @@ async fn forecast(a: ForecastArgs) -> Result<(), String> {
         Predictor::Lstm(Box::new(runtime::forecast::Forecaster::load_dir(bundle).map_err(|e| e.to_string())?))
     };
     let inputs = fc.inputs();
-    let interval_ms = (fc.interval_secs() * 1000.0).round().max(1.0) as i64;
     let samples = match &a.input {
         Some(p) => runtime::monitor::source::read_file(p).map_err(|e| e.to_string())?,
         None => {
             let client = InfluxClient::new(InfluxConfig::from_env());
             let end = runtime::now_ms();
-            let span = fc.history_rows() as i64 * interval_ms * 2 + 60_000;
+            let span = fc.read_span_ms();
             client.read_samples(&inputs, end - span, end).await.map_err(|e| e.to_string())?
         }
     };
-    let (window, at, filled) = match &fc {
-        Predictor::Lstm(_) => {
-            runtime::forecast::latest_window(&samples, &a.server, &inputs, fc.history_rows()).map_err(|e| e.to_string())?
-        }
-        Predictor::Auto(_) => runtime::predict::bucketed(&samples, &a.server, fc.target_metric(), interval_ms, fc.history_rows())
-            .ok_or_else(|| format!("server `{}`: no `{}` samples", a.server, fc.target_metric()))?,
-    };
+    let (window, at, filled) = fc.window(&samples, &a.server).map_err(|e| e.to_string())?;
     let prediction = fc.predict(&window).map_err(|e| e.to_string())?;
     let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
     let current = *history.last().unwrap_or(&f64::NAN);

@@ -208,6 +208,30 @@ impl Predictor {
         }
     }
 
+    /// Milliseconds of samples to read for one forecast ending now (the LSTM's window is rows
+    /// of raw samples: read generously around it).
+    pub fn read_span_ms(&self) -> i64 {
+        let interval_ms = self.interval_ms();
+        match self {
+            Self::Lstm(_) => (self.history_rows() as f64 * self.interval_secs() * 2000.0) as i64 + 60_000,
+            Self::Auto(_) => self.history_rows() as i64 * interval_ms + interval_ms,
+        }
+    }
+
+    fn interval_ms(&self) -> i64 {
+        (self.interval_secs() * 1000.0).round().max(1.0) as i64
+    }
+
+    /// The latest window of `server` in `samples` that [`Predictor::predict`] reads (row-major
+    /// [`Predictor::inputs`]), the newest sample's time and the count of filled gaps.
+    pub fn window(&self, samples: &[crate::MetricSample], server: &str) -> Result<(Vec<f64>, i64, usize), ForecastError> {
+        match self {
+            Self::Lstm(_) => crate::forecast::latest_window(samples, server, &self.inputs(), self.history_rows()),
+            Self::Auto(s) => bucketed(samples, server, &s.metric, self.interval_ms(), self.history_rows())
+                .ok_or_else(|| ForecastError::Input(format!("server `{server}`: no `{}` samples", s.metric))),
+        }
+    }
+
     /// A short label for notifications.
     pub fn label(&self) -> String {
         match self {

@@ -94,6 +94,8 @@ struct ServerState {
     last_values: Vec<(i64, f64)>,
     /// Rows before this time only train the detector (history), rows from it on are scored.
     live_from_ms: i64,
+    /// Its `aiops_runtime_anomaly_score` gauge (`None` beyond `[http] score_gauge_servers`).
+    score_gauge: Option<telemetry::ScoreGauge>,
 }
 
 /// What one tick did.
@@ -459,6 +461,7 @@ impl Monitor {
                         last_ms: i64::MIN,
                         last_values: vec![(i64::MIN, f64::NAN); metrics.len()],
                         live_from_ms: live_from,
+                        score_gauge: self.telemetry.score_gauge(&server, self.cfg.http.score_gauge_servers),
                     },
                 );
             }
@@ -495,8 +498,8 @@ impl Monitor {
                 let decider = self.decider.as_mut().expect("installed with the model");
                 decisions.extend(decider.observe(&server, ts, score, metrics, &values, &contributions));
             }
-            if let Some(score) = latest_score {
-                self.telemetry.set_score(&server, score, self.cfg.http.score_gauge_servers);
+            if let (Some(score), Some(g)) = (latest_score, &st.score_gauge) {
+                g.set(score);
             }
         }
         for decision in decisions {
@@ -528,15 +531,10 @@ impl Monitor {
         now_ms: i64,
         fc: &crate::predict::Predictor,
     ) -> Result<Vec<(String, crate::forecast::ScalingAdvice)>, String> {
-        use crate::forecast::{default_threshold, latest_window, scaling_advice};
+        use crate::forecast::{default_threshold, scaling_advice};
         let inputs = fc.inputs();
         let target = fc.target_metric().to_string();
-        let interval_ms = (fc.interval_secs() * 1000.0).round().max(1.0) as i64;
-        let span = match fc {
-            // The LSTM's window is rows of raw samples; read generously around it.
-            crate::predict::Predictor::Lstm(_) => (fc.history_rows() as f64 * fc.interval_secs() * 2000.0) as i64 + 60_000,
-            crate::predict::Predictor::Auto(_) => fc.history_rows() as i64 * interval_ms + interval_ms,
-        };
+        let span = fc.read_span_ms();
         let samples = self.source.read(&inputs, now_ms - span, now_ms).await.map_err(|e| e.to_string())?;
         let mut servers: Vec<&str> = samples.iter().map(|s| s.server.as_str()).collect();
         servers.sort_unstable();
@@ -545,12 +543,7 @@ impl Monitor {
         let mut notifications = Vec::new();
         let model_label = fc.label();
         for server in servers.into_iter().filter(|s| self.cfg.selection.includes(s)) {
-            let window = match fc {
-                crate::predict::Predictor::Lstm(_) => latest_window(&samples, server, &inputs, fc.history_rows()).map(|(w, at, _)| (w, at)),
-                crate::predict::Predictor::Auto(_) => crate::predict::bucketed(&samples, server, &target, interval_ms, fc.history_rows())
-                    .map(|(w, at, _)| (w, at))
-                    .ok_or_else(|| crate::forecast::ForecastError::Input(format!("server `{server}`: no `{target}` samples"))),
-            };
+            let window = fc.window(&samples, server).map(|(w, at, _)| (w, at));
             let prediction = window.and_then(|(w, at)| fc.predict(&w).map(|p| (w, at, p)));
             let (window, at, prediction) = match prediction {
                 Ok(p) => p,
@@ -563,8 +556,7 @@ impl Monitor {
             let current = history.last().copied().unwrap_or(f64::NAN);
             let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&target, &history));
             let advice = scaling_advice(current, prediction.decision(), fc.interval_secs(), threshold, self.cfg.forecast.now_minutes);
-            let cfg_target = &target;
-            let key = format!("{server}/{cfg_target}/forecast");
+            let key = format!("{server}/{target}/forecast");
             let severity = match advice.recommendation.as_str() {
                 "SCALE_NOW" => Some(crate::decisions::Severity::High),
                 "SCALE_SOON" => Some(crate::decisions::Severity::Medium),
@@ -577,10 +569,10 @@ impl Monitor {
                         timestamp_ms: at,
                         severity,
                         score: 1.0,
-                        primary_metric: cfg_target.clone(),
+                        primary_metric: target.clone(),
                         primary_value: advice.predicted_peak,
                         values: vec![
-                            (cfg_target.clone(), current),
+                            (target.clone(), current),
                             ("predicted_peak".into(), advice.predicted_peak),
                             ("minutes_to_peak".into(), advice.minutes_to_peak),
                             ("scale_up_percent".into(), f64::from(advice.scale_up_percent)),

@@ -27,6 +27,9 @@ use prometheus_client::registry::Registry;
 
 type Labels = [(String, String); 1];
 
+/// The latest anomaly score of one server.
+pub type ScoreGauge = Gauge<f64, AtomicU64>;
+
 /// A labelled counter family.
 pub type CounterFamily = Family<Labels, Counter>;
 
@@ -96,7 +99,7 @@ pub struct Telemetry {
     /// Failed writes of scores to InfluxDB (`[output] influxdb_scores`).
     pub score_write_errors: Counter,
     /// Latest anomaly score per server (bounded, see [`Telemetry::set_score`]).
-    pub anomaly_score: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub anomaly_score: Family<Labels, ScoreGauge>,
     score_servers: Mutex<HashSet<String>>,
     readiness: Mutex<Readiness>,
 }
@@ -157,18 +160,26 @@ impl Telemetry {
         t
     }
 
-    /// Export `score` as `server`'s latest anomaly score, unless `limit` other servers have one
-    /// already.
-    pub fn set_score(&self, server: &str, score: f64, limit: usize) {
+    /// `server`'s anomaly-score gauge, unless `limit` other servers have one already (the
+    /// monitor keeps it per server, so scoring a row takes no lock and no allocation).
+    pub fn score_gauge(&self, server: &str, limit: usize) -> Option<ScoreGauge> {
         let mut admitted = self.score_servers.lock().expect("score servers");
         if !admitted.contains(server) {
             if admitted.len() >= limit {
-                return;
+                return None;
             }
             admitted.insert(server.to_string());
         }
         drop(admitted);
-        self.anomaly_score.get_or_create(&label("server", server)).set(score);
+        Some(self.anomaly_score.get_or_create(&label("server", server)).clone())
+    }
+
+    /// Export `score` as `server`'s latest anomaly score, unless `limit` other servers have one
+    /// already.
+    pub fn set_score(&self, server: &str, score: f64, limit: usize) {
+        if let Some(g) = self.score_gauge(server, limit) {
+            g.set(score);
+        }
     }
 
     /// Prometheus text exposition.
