@@ -5,6 +5,7 @@
 //!
 //! - [`features`]: the one [`features::FeatureSpec`] and its streaming twin;
 //! - [`line_protocol`]: InfluxDB line protocol, encoded and strictly parsed;
+//! - [`csv_file`]: the one CSV reader of file inputs (errors name file, line and field);
 //! - [`sources`]: InfluxDB 1.x (InfluxQL over HTTP, writes with batching and retry) and Prometheus;
 //! - [`collector`]: this host's metrics from `/proc`, and the seeded server simulator;
 //! - [`registry`]: model bundles (manifest + files, checksummed) in a local or S3 registry;
@@ -21,6 +22,7 @@
 //! ```
 
 pub mod collector;
+pub mod csv_file;
 pub mod decisions;
 pub mod features;
 pub mod forecast;
@@ -81,7 +83,7 @@ pub fn parse_ts(text: &str) -> Option<i64> {
 /// with `T`, then optionally `Z` or an offset (`+02:00`, `-0530`, `+02`; a form without one is
 /// UTC), as RFC 3339 and pandas write them; or integer epoch by magnitude (≤ 10 digits: seconds,
 /// ≤ 13: milliseconds, ≤ 16: microseconds, else nanoseconds). Impossible dates are refused.
-/// Used by the workbench's CSV reader and the runtime's replay source alike.
+/// Used by the workbench's CSV reader and the runtime's replay source alike (chrono parses).
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
     let t = text.trim();
     if !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) {
@@ -93,70 +95,18 @@ pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
             _ => v / 1_000_000,
         });
     }
-    let b = t.as_bytes();
-    if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && matches!(b[10], b' ' | b'T' | b't') && b[13] == b':' && b[16] == b':' {
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let s = std::str::from_utf8(&b[r]).ok()?;
-            if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
-        };
-        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-        // An impossible date (2024-02-31, 2023-02-29) is refused, never rolled into the next month.
-        if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo)).contains(&d) || h > 23 || mi > 59 || s > 60 {
-            return None;
-        }
-        let mut rest = t.get(19..)?;
-        let mut ms = 0;
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            let padded: String = frac[..digits].chars().chain(std::iter::repeat('0')).take(3).collect();
-            ms = padded.parse().ok()?;
-            rest = &frac[digits..];
-        }
-        let offset_secs = match rest {
-            "" | "Z" | "z" => 0,
-            _ => {
-                let (sign, hm) = match rest.as_bytes()[0] {
-                    b'+' => (1, &rest[1..]),
-                    b'-' => (-1, &rest[1..]),
-                    _ => return None,
-                };
-                let hm = hm.replace(':', "");
-                if !(hm.len() == 2 || hm.len() == 4) || !hm.bytes().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                let (oh, om): (i64, i64) = (hm[..2].parse().ok()?, if hm.len() == 4 { hm[2..].parse().ok()? } else { 0 });
-                if oh > 23 || om > 59 {
-                    return None;
-                }
-                sign * (oh * 3600 + om * 60)
-            }
-        };
-        return Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset_secs) * 1000 + ms);
+    // One layout for chrono: `T` between date and time, `Z` as `+00:00`.
+    let mut s = t.to_string();
+    if s.get(10..11).is_some_and(|c| c == " " || c == "t") {
+        s.replace_range(10..11, "T");
     }
-    parse_ts(t)
-}
-
-/// Days in month `mo` (1–12) of year `y`, proleptic Gregorian.
-fn days_in_month(y: i64, mo: i64) -> i64 {
-    match mo {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    if let Some(utc) = s.strip_suffix(['Z', 'z']) {
+        s = format!("{utc}+00:00");
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    if let Ok(d) = chrono::DateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f%#z") {
+        return Some(d.timestamp_millis());
+    }
+    chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|d| d.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -194,8 +144,42 @@ mod tests {
         {
             assert_eq!(super::parse_timestamp_ms(&text), Some(want), "{text}");
         }
-        for bad in ["2024-01-15T10:00:00+25:00", "2024-01-15T10:00:00 +02:00", "2024-01-15T10:00:00.", "2024-01-15T10:00:00+2"] {
+        assert_eq!(super::parse_timestamp_ms("2024-01-15 10:00:00 +0200"), Some(utc), "git's form");
+        assert_eq!(super::parse_timestamp_ms("2024-01-15T08:00:00.123456789Z"), Some(utc + 123), "nanoseconds");
+        for bad in ["2024-01-15T10:00:00+25:00", "2024-1-15 10:00:00", "2024-01-15T10:00:00.", "2024-01-15T10:00:00+2", "2024-01-15T08:00Z"]
+        {
             assert_eq!(super::parse_timestamp_ms(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_instant_in_any_written_form_reads_back(
+            ms in -2_000_000_000_000i64..8_000_000_000_000,
+            offset_min in -14 * 60i32..=14 * 60,
+            form in 0usize..6,
+        ) {
+            let utc = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+            let local = utc.with_timezone(&chrono::FixedOffset::east_opt(offset_min * 60).unwrap());
+            let (text, want) = match form {
+                0 => (local.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(), ms),
+                1 => (local.format("%Y-%m-%d %H:%M:%S%.6f%z").to_string(), ms),
+                2 => (utc.format("%Y-%m-%d %H:%M:%S").to_string(), ms.div_euclid(1000) * 1000),
+                3 => (utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(), ms),
+                4 => (ms.to_string(), ms),
+                _ => ((i128::from(ms) * 1_000_000).to_string(), ms),
+            };
+            // Epoch forms only where the magnitude rule applies (positive, 11–13 / 17–19 digits).
+            let epoch_ok = match form { 4 => (10_000_000_000..10_000_000_000_000).contains(&ms), 5 => (100_000_000_000..9_000_000_000_000).contains(&ms), _ => true };
+            if epoch_ok {
+                proptest::prop_assert_eq!(super::parse_timestamp_ms(&text), Some(want), "{}", text);
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_is_a_timestamp_or_none(text in "\\PC{0,40}") {
+            let _ = super::parse_timestamp_ms(&text);
         }
     }
 }

@@ -674,6 +674,9 @@ fn samples(t: i64, rows: &[(String, [f64; 4])]) -> Vec<MetricSample> {
 }
 
 async fn collect(args: CollectArgs) -> Result<(), String> {
+    if args.backfill.is_some() && args.simulate.is_none() {
+        return Err("--backfill needs --simulate (this host has no history to backfill)".into());
+    }
     let mut cfg = InfluxConfig::from_env();
     cfg.url = args.influx_url.clone();
     cfg.database = args.database.clone();
@@ -695,7 +698,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
         })
     });
     if let Some(d) = args.backfill {
-        let sim = sim.as_mut().ok_or("--backfill needs --simulate (this host has no history to backfill)")?;
+        let sim = sim.as_mut().ok_or("--backfill needs --simulate")?;
         println!("Generating {} of historical data...", humantime::format_duration(d));
         let mut batch = Vec::new();
         let mut written = 0;

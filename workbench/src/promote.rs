@@ -112,7 +112,8 @@ pub fn hash_dir(dir: &Path) -> std::io::Result<String> {
 /// Columns of the SMD machines: the fields of the first train file's first line (0 when none).
 fn smd_columns(dir: &Path) -> usize {
     let first = std::fs::read_dir(dir.join("train")).ok().and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).min());
-    first.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| t.lines().next().map(|l| l.split(',').count())).unwrap_or(0)
+    let mut csv = first.and_then(|p| runtime::csv_file::CsvReader::open(&p, false).ok());
+    csv.as_mut().and_then(|c| c.next_row().ok().flatten().map(|r| r.len())).unwrap_or(0)
 }
 
 /// Metric columns and training data of a sweep dataset.

@@ -96,22 +96,17 @@ pub fn write_labels(incidents: &[Incident], path: &Path) -> Result<(), FrameErro
 
 /// Read a `labels.csv`; errors name the line and field.
 pub fn read_labels(path: &Path) -> Result<Vec<Incident>, FrameError> {
-    let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
+    let mut csv = runtime::csv_file::CsvReader::open(path, true)?;
+    let [server, kind, metric, start, end] = ["server", "kind", "metric", "start", "end"].map(|c| csv.column(c));
+    let (server, kind, metric, start, end) = (server?, kind?, metric?, start?, end?);
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |field: &str, m: String| FrameError::Parse { path: p.clone(), line: i + 1, field: field.into(), message: m };
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 5 {
-            return Err(err("line", format!("{} fields, expected 5 (server,kind,metric,start,end)", f.len())));
-        }
-        let kind = IncidentKind::from_name(f[1]).ok_or_else(|| err("kind", format!("unknown kind `{}`", f[1])))?;
-        let start_ms = runtime::parse_ts(f[3]).ok_or_else(|| err("start", format!("`{}` is not a timestamp", f[3])))?;
-        let end_ms = runtime::parse_ts(f[4]).ok_or_else(|| err("end", format!("`{}` is not a timestamp", f[4])))?;
-        out.push(Incident { server: f[0].to_string(), kind, metric: f[2].to_string(), start_ms, end_ms });
+    while let Some(row) = csv.next_row()? {
+        let time = |c: usize, field: &str| {
+            runtime::parse_ts(row.cell(c)).ok_or_else(|| row.error(field, format!("`{}` is not a timestamp", row.cell(c))))
+        };
+        let k = IncidentKind::from_name(row.cell(kind)).ok_or_else(|| row.error("kind", format!("unknown kind `{}`", row.cell(kind))))?;
+        let (start_ms, end_ms) = (time(start, "start")?, time(end, "end")?);
+        out.push(Incident { server: row.cell(server).to_string(), kind: k, metric: row.cell(metric).to_string(), start_ms, end_ms });
     }
     Ok(out)
 }

@@ -112,6 +112,9 @@ fn bad_inputs_are_refused_by_name_and_nothing_stored_is_lost() {
     std::fs::write(dir.join("empty.csv"), "").unwrap();
     let (ok, err) = run(&[&os("detect"), &os("--input"), &path("empty.csv"), &os("--output"), &path("o.csv")]);
     assert!(!ok && err.contains("empty.csv:1") && err.contains("empty file"), "{err}");
+    // A missing file: named, its cause said once.
+    let (ok, err) = run(&[&os("detect"), &os("--input"), &path("absent.csv"), &os("--output"), &path("o.csv")]);
+    assert!(!ok && err.contains("absent.csv: No such file") && err.matches("No such file").count() == 1, "{err}");
     // An impossible date is an error naming the line, not March 2.
     std::fs::write(dir.join("feb.csv"), "timestamp,value\n2024-02-28 00:00:00,1\n2024-02-31 00:00:00,2\n").unwrap();
     let (ok, err) = run(&[&os("detect"), &os("--input"), &path("feb.csv"), &os("--output"), &path("o.csv")]);

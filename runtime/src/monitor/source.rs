@@ -39,18 +39,7 @@ pub enum LiveSource {
 }
 
 /// A file that cannot be replayed: names the file, line and field.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}:{line}: {field}: {message}")]
-pub struct FileError {
-    /// The file.
-    pub path: String,
-    /// 1-based line (0: the whole file).
-    pub line: usize,
-    /// Column or part.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
+pub use crate::csv_file::CsvError as FileError;
 
 /// Read a replay file: CSV long (`timestamp,server,metric,value`), CSV wide
 /// (`timestamp[,server],<metric>…`; a missing server column means server `file`) or line
@@ -59,40 +48,26 @@ pub struct FileError {
 pub fn read_file(path: &Path) -> Result<Vec<MetricSample>, FileError> {
     let name = path.display().to_string();
     let err = |line: usize, field: &str, message: String| FileError { path: name.clone(), line, field: field.into(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(0, "file", e.to_string()))?;
     let mut out = Vec::new();
     if path.extension().is_some_and(|e| e == "lp") {
+        let text = std::fs::read_to_string(path).map_err(|e| err(0, "file", e.to_string()))?;
         let (samples, _) = crate::line_protocol::parse(&text, &name, 1).map_err(|e| err(0, "line protocol", e.to_string()))?;
         out = samples;
     } else {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines.next().ok_or_else(|| err(1, "header", "empty file".into()))?;
-        let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-        let idx = |n: &str| cols.iter().position(|c| *c == n);
-        let ts = idx("timestamp").ok_or_else(|| err(1, "header", "no `timestamp` column".into()))?;
-        let server = idx("server");
-        let long = idx("metric").zip(idx("value"));
-        for (i, line) in lines {
-            let cells: Vec<&str> = line.split(',').collect();
-            let n = i + 1;
-            if cells.len() != cols.len() {
-                return Err(err(n, "row", format!("{} fields, header has {}", cells.len(), cols.len())));
-            }
-            let t = crate::parse_timestamp_ms(cells[ts])
-                .ok_or_else(|| err(n, "timestamp", format!("`{}` is not a timestamp", cells[ts].trim())))?;
-            let srv = server.map_or("file", |s| cells[s].trim()).to_string();
-            let value = |c: usize| -> Result<f64, FileError> {
-                let cell = cells[c].trim();
-                if cell.is_empty() || cell.eq_ignore_ascii_case("nan") {
-                    return Ok(f64::NAN);
-                }
-                cell.parse::<f64>().map_err(|_| err(n, cols[c], format!("`{cell}` is not a number")))
-            };
+        let mut csv = crate::csv_file::CsvReader::open(path, true)?;
+        let ts = csv.column("timestamp")?;
+        let server = csv.find("server");
+        let long = csv.find("metric").zip(csv.find("value"));
+        let cols = csv.header().to_vec();
+        while let Some(row) = csv.next_row()? {
+            let t = row.timestamp_ms(ts)?;
+            let srv = server.map_or("file", |s| row.cell(s)).to_string();
+            let value = |c: usize| row.number(c).map(|v| v.unwrap_or(f64::NAN));
             if let Some((m, v)) = long {
-                out.push(MetricSample::new(t, srv, cells[m].trim(), value(v)?));
+                out.push(MetricSample::new(t, srv, row.cell(m), value(v)?));
             } else {
                 for c in (0..cols.len()).filter(|c| *c != ts && Some(*c) != server) {
-                    out.push(MetricSample::new(t, srv.clone(), cols[c], value(c)?));
+                    out.push(MetricSample::new(t, srv.clone(), &cols[c], value(c)?));
                 }
             }
         }
@@ -221,7 +196,7 @@ mod tests {
         let bad = dir.join("bad.csv");
         std::fs::write(&bad, "timestamp,cpu_usage\n2024-01-15T00:00:00Z,1\n2024-01-15T00:00:10Z,abc\n").unwrap();
         let e = read_file(&bad).unwrap_err().to_string();
-        assert!(e.contains("bad.csv:3: cpu_usage") && e.contains("abc"), "{e}");
+        assert!(e.contains("bad.csv:3: field `cpu_usage`") && e.contains("abc"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

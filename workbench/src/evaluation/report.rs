@@ -209,33 +209,20 @@ fn results_file(dir: &Path, key: &str) -> Result<(std::path::PathBuf, String), F
 
 /// `anomaly_score` per row of a results CSV whose `timestamp` column matches `timestamps_ms`.
 fn read_results_scores(path: &Path, timestamps_ms: &[i64]) -> Result<Vec<f64>, FrameError> {
-    use crate::frames::csv::{parse_cell, split_csv_line};
-    let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
-    let bad = |line: usize, field: &str, message: String| FrameError::Parse { path: p.clone(), line, field: field.into(), message };
-    let mut lines = text.lines();
-    let header: Vec<String> =
-        split_csv_line(lines.next().unwrap_or_default().trim_start_matches('\u{feff}')).into_iter().map(|h| h.trim().to_string()).collect();
-    let col =
-        |name: &str| header.iter().position(|h| h == name).ok_or_else(|| bad(1, "header", format!("no `{name}` column in {header:?}")));
-    let (ts_col, score_col) = (col("timestamp")?, col("anomaly_score")?);
+    let mut csv = runtime::csv_file::CsvReader::open(path, true)?;
+    let (ts_col, score_col) = (csv.column("timestamp")?, csv.column("anomaly_score")?);
     let mut scores = Vec::with_capacity(timestamps_ms.len());
-    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let (n, cells) = (i + 2, split_csv_line(line));
-        let cell = |c: usize, field: &str| cells.get(c).map(String::as_str).ok_or_else(|| bad(n, field, "missing".into()));
-        let ts = cell(ts_col, "timestamp")?;
-        let ts_ms =
-            crate::frames::csv::parse_timestamp_ms(ts.trim()).ok_or_else(|| bad(n, "timestamp", format!("`{ts}` is not a timestamp")))?;
-        let want = timestamps_ms.get(scores.len()).copied();
-        if want != Some(ts_ms) {
-            return Err(bad(n, "timestamp", format!("`{ts}` does not match row {} of the NAB file", scores.len() + 1)));
+    while let Some(row) = csv.next_row()? {
+        let ts_ms = row.timestamp_ms(ts_col)?;
+        if timestamps_ms.get(scores.len()).copied() != Some(ts_ms) {
+            let message = format!("`{}` does not match row {} of the NAB file", row.cell(ts_col), scores.len() + 1);
+            return Err(row.error("timestamp", message).into());
         }
-        let score = parse_cell(cell(score_col, "anomaly_score")?)
-            .map_err(|m| bad(n, "anomaly_score", m))?
-            .filter(|s| s.is_finite())
-            .ok_or_else(|| bad(n, "anomaly_score", "missing or not finite".into()))?;
+        let score = row.number(score_col)?.filter(|s| s.is_finite()).ok_or_else(|| row.error("anomaly_score", "missing or not finite"))?;
         scores.push(score);
     }
+    let bad =
+        |line: usize, field: &str, message: String| FrameError::Parse { path: csv.path().to_string(), line, field: field.into(), message };
     if scores.len() != timestamps_ms.len() {
         return Err(bad(0, "rows", format!("{} score rows for {} NAB rows", scores.len(), timestamps_ms.len())));
     }

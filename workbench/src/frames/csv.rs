@@ -1,6 +1,8 @@
 //! A strict reader for timestamped metric CSV: a header with a `timestamp` column, an optional
-//! `server` column, and numeric columns. Every malformed cell is reported with file, line and
-//! column name. Empty cells and `NaN` become null (cleaning counts and repairs them).
+//! `server` column, and numeric columns, read by the runtime's [`runtime::csv_file`] (the same
+//! reader as the runtime's replay source: quotes, BOM, CRLF). Every malformed cell is reported
+//! with file, line and column name. Empty cells and `NaN` become null (cleaning counts and
+//! repairs them).
 //!
 //! Timestamps: `YYYY-MM-DD HH:MM:SS[.fff…]` (UTC), RFC 3339, or integer epoch (≤ 10 digits:
 //! seconds, else milliseconds).
@@ -9,91 +11,28 @@ use std::path::Path;
 
 use super::{FrameError, SERVER, TIMESTAMP, wide_frame};
 use polars::prelude::DataFrame;
+use runtime::csv_file::CsvReader;
 
 /// The one timestamp parser of file inputs, shared with the runtime's replay source.
-pub use runtime::{days_from_civil, parse_timestamp_ms};
-
-/// Split one CSV line (double quotes allowed around a field; no embedded newlines).
-pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-/// Parse a numeric cell: empty / `NaN` / `null` → `None`; anything else must be a number.
-pub(crate) fn parse_cell(cell: &str) -> Result<Option<f64>, String> {
-    let c = cell.trim();
-    if c.is_empty() || c.eq_ignore_ascii_case("nan") || c.eq_ignore_ascii_case("null") {
-        return Ok(None);
-    }
-    c.parse::<f64>().map(Some).map_err(|_| format!("`{c}` is not a number"))
-}
+pub use runtime::parse_timestamp_ms;
 
 /// Read a timestamped metrics CSV into a wide frame (see the module docs). Rows keep file order.
 /// Without a `server` column every row gets `default_server`: the file stem.
 pub fn read_metrics_csv(path: &Path) -> Result<DataFrame, FrameError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
-    let p = path.display().to_string();
-    let mut lines = text.lines().enumerate();
-    let (_, header) =
-        lines.next().ok_or_else(|| FrameError::Parse { path: p.clone(), line: 1, field: "header".into(), message: "empty file".into() })?;
-    let names: Vec<String> = split_csv_line(header.trim_start_matches('\u{feff}')).into_iter().map(|s| s.trim().to_string()).collect();
-    let ts_idx = names.iter().position(|n| n == TIMESTAMP).ok_or_else(|| FrameError::Parse {
-        path: p.clone(),
-        line: 1,
-        field: "header".into(),
-        message: format!("no `{TIMESTAMP}` column in {names:?}"),
-    })?;
-    let server_idx = names.iter().position(|n| n == SERVER);
+    let mut csv = CsvReader::open(path, true)?;
+    let ts_idx = csv.column(TIMESTAMP)?;
+    let server_idx = csv.find(SERVER);
+    let names = csv.header().to_vec();
     let metric_idx: Vec<usize> = (0..names.len()).filter(|i| *i != ts_idx && Some(*i) != server_idx).collect();
     let default_server = path.file_stem().and_then(|s| s.to_str()).unwrap_or("series").to_string();
     let mut ts = Vec::new();
     let mut servers = Vec::new();
     let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::new(); metric_idx.len()];
-    for (i, line) in lines {
-        let lineno = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells = split_csv_line(line);
-        if cells.len() != names.len() {
-            return Err(FrameError::Parse {
-                path: p,
-                line: lineno,
-                field: "line".into(),
-                message: format!("{} fields, header has {}", cells.len(), names.len()),
-            });
-        }
-        let t = parse_timestamp_ms(&cells[ts_idx]).ok_or_else(|| FrameError::Parse {
-            path: p.clone(),
-            line: lineno,
-            field: TIMESTAMP.into(),
-            message: format!("`{}` is not a timestamp", cells[ts_idx].trim()),
-        })?;
-        ts.push(t);
-        servers.push(server_idx.map_or_else(|| default_server.clone(), |s| cells[s].trim().to_string()));
+    while let Some(row) = csv.next_row()? {
+        ts.push(row.timestamp_ms(ts_idx)?);
+        servers.push(server_idx.map_or_else(|| default_server.clone(), |s| row.cell(s).to_string()));
         for (c, &j) in metric_idx.iter().enumerate() {
-            let v = parse_cell(&cells[j]).map_err(|message| FrameError::Parse {
-                path: p.clone(),
-                line: lineno,
-                field: names[j].clone(),
-                message,
-            })?;
-            cols[c].push(v);
+            cols[c].push(row.number(j)?);
         }
     }
     let metrics: Vec<String> = metric_idx.iter().map(|&j| names[j].clone()).collect();
@@ -132,6 +71,37 @@ mod tests {
         let df = read_metrics_csv(&f).unwrap();
         assert_eq!(df.height(), 2);
         assert_eq!(df.column("cpu_usage").unwrap().null_count(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_runtime_replays_a_file_as_the_workbench_reads_it() {
+        let dir = std::env::temp_dir().join(format!("wb-csv-same-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("export.csv");
+        let text = "\u{feff}timestamp,server,\"cpu_usage\",memory_usage\r\n\
+                    2024-01-15T10:00:00+02:00,\"web, eu\",45.5,\r\n\r\n\
+                    2024-01-15 08:00:45.123+00:00,web-2,\"12\",NaN\r\n";
+        std::fs::write(&f, text).unwrap();
+        let df = read_metrics_csv(&f).unwrap();
+        let samples = runtime::monitor::source::read_file(&f).unwrap();
+        let ts = crate::frames::timestamps_ms(&df).unwrap();
+        let servers = crate::frames::server_column(&df, "").unwrap();
+        let mut from_frame = Vec::new();
+        for m in ["cpu_usage", "memory_usage"] {
+            let values = crate::frames::f64_column(&df, m).unwrap();
+            for r in 0..df.height() {
+                from_frame.push((ts[r], servers[r].clone(), m.to_string(), values[r].map(f64::to_bits)));
+            }
+        }
+        let mut from_runtime: Vec<_> = samples
+            .iter()
+            .map(|s| (s.timestamp_ms, s.server.clone(), s.metric.clone(), Some(s.value).filter(|v| !v.is_nan()).map(f64::to_bits)))
+            .collect();
+        from_frame.sort();
+        from_runtime.sort();
+        assert_eq!(from_frame, from_runtime);
+        assert_eq!((ts[0], servers[0].as_str()), (1_705_305_600_000, "web, eu"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

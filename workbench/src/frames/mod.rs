@@ -83,6 +83,15 @@ pub enum FrameError {
     },
 }
 
+impl From<runtime::csv_file::CsvError> for FrameError {
+    fn from(e: runtime::csv_file::CsvError) -> Self {
+        match e.line {
+            0 => Self::Io { path: e.path, source: std::io::Error::other(e.message) },
+            line => Self::Parse { path: e.path, line, field: e.field, message: e.message },
+        }
+    }
+}
+
 /// What the labelled datasets are and where they come from.
 pub const DATASETS_HELP: &str = "set AIOPS_DATASETS to a folder holding nab/ (data/ and labels/ of github.com/numenta/NAB) and \
 smd/ (train/, test/, test_label/ of the ServerMachineDataset, github.com/NetManAIOps/OmniAnomaly); \

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use polars::prelude::DataFrame;
 
-use super::csv::parse_cell;
 use super::{FrameError, wide_frame};
 
 /// One labelled anomaly segment of a test split.
@@ -43,39 +42,13 @@ pub const SMD_INTERVAL_MS: i64 = 60_000;
 
 /// Read a headerless numeric file: rows × columns, with file/line/column errors.
 pub fn read_matrix(path: &Path) -> Result<Vec<Vec<f64>>, FrameError> {
-    let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FrameError::Io { path: p.clone(), source: e })?;
+    let mut csv = runtime::csv_file::CsvReader::open(path, false)?;
     let mut rows = Vec::new();
-    let mut width = None;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut row = Vec::new();
-        for (j, cell) in line.split(',').enumerate() {
-            let v = parse_cell(cell)
-                .map_err(|m| FrameError::Parse { path: p.clone(), line: i + 1, field: format!("m{:02}", j + 1), message: m })?
-                .ok_or_else(|| FrameError::Parse {
-                    path: p.clone(),
-                    line: i + 1,
-                    field: format!("m{:02}", j + 1),
-                    message: "empty value".into(),
-                })?;
-            row.push(v);
-        }
-        match width {
-            None => width = Some(row.len()),
-            Some(w) if w != row.len() => {
-                return Err(FrameError::Parse {
-                    path: p,
-                    line: i + 1,
-                    field: "line".into(),
-                    message: format!("{} values, earlier rows have {w}", row.len()),
-                });
-            }
-            _ => {}
-        }
-        rows.push(row);
+    while let Some(row) = csv.next_row()? {
+        let values = (0..row.len())
+            .map(|j| row.number(j)?.ok_or_else(|| row.error(&row.field_name(j), "empty value")))
+            .collect::<Result<Vec<f64>, _>>()?;
+        rows.push(values);
     }
     Ok(rows)
 }
