@@ -21,13 +21,8 @@ fn the_evaluation_report_renders_in_headless_chromium() {
     let dir = std::env::temp_dir().join(format!("aiops-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (cfg, _) = workbench::detect::default_detector(false, runtime::BASE_METRICS.len());
-    let sim = workbench::evaluation::fleet::evaluate_sim(
-        &workbench::frames::shipped_sim_dir(),
-        &cfg,
-        &runtime::decisions::DecisionConfig::default(),
-    )
-    .unwrap();
-    let data = workbench::frames::shipped_sim_dir();
+    let data = workbench::frames::shipped_sim_dir().unwrap();
+    let sim = workbench::evaluation::fleet::evaluate_sim(&data, &cfg, &runtime::decisions::DecisionConfig::default()).unwrap();
     workbench::evaluation::report::write_report(&dir, &cfg, None, None, Some((&sim, data.as_path(), &cfg))).unwrap();
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<table>") && html.contains("Simulator incidents") && html.contains("<figure><svg"), "{html}");

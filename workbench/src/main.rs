@@ -664,7 +664,10 @@ fn cmd_simulate(args_simulate: SimulateArgs) -> Result<()> {
 
 fn cmd_features(args_features: FeaturesArgs) -> Result<()> {
     let FeaturesArgs { input, spec, interval_secs, out } = args_features;
-    let input = input.unwrap_or_else(|| frames::shipped_sim_dir().join("metrics.parquet"));
+    let input = match input {
+        Some(i) => i,
+        None => frames::shipped_sim_dir()?.join("metrics.parquet"),
+    };
     refuse_overwrite(&input, &out, "--out")?;
     let df = frames::read_metrics_file(&input)?;
     println!("Loaded {} rows × {} metrics from {}", df.height(), frames::metric_columns(&df).len(), input.display());
@@ -774,7 +777,10 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
         smd_out = Some((smd_cfg.name(), results));
     }
     if do_sim {
-        let dir = sim.filter(|p| p.as_os_str() != "shipped").unwrap_or_else(frames::shipped_sim_dir);
+        let dir = match sim.filter(|p| p.as_os_str() != "shipped") {
+            Some(d) => d,
+            None => frames::shipped_sim_dir()?,
+        };
         let decision = runtime::decisions::DecisionConfig { threshold, ..Default::default() };
         let sim_cfg = if config.is_some() || detector.is_some() {
             cfg.clone()
@@ -858,9 +864,11 @@ fn print_smd_results(results: &[workbench::evaluation::report::SmdResult], detec
 
 fn cmd_sweep(args_sweep: SweepArgs) -> Result<()> {
     let SweepArgs { spec, resume, out } = args_sweep;
-    let path = spec.unwrap_or_else(workbench::sweep::default_spec_path);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let (spec, trials) = workbench::sweep::SweepSpec::parse(&text, &path.display().to_string())?;
+    let (text, name) = match spec {
+        Some(path) => (std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?, path.display().to_string()),
+        None => (workbench::sweep::DEFAULT_SPEC.to_string(), "experiments/default.toml (built in)".to_string()),
+    };
+    let (spec, trials) = workbench::sweep::SweepSpec::parse(&text, &name)?;
     let dir = out.join(&spec.name);
     println!(
         "Sweep {} on {}: {} trials, objective {} ({}), {} at a time → {}",

@@ -368,7 +368,7 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
     let name = spec.get("name").and_then(|v| v.as_str()).unwrap_or("sweep").to_string();
     let objective = spec.get("objective").and_then(|v| v.as_str()).unwrap_or("objective").to_string();
     let dataset = spec.get("dataset").and_then(|v| v.as_str()).unwrap_or("sim").to_string();
-    let dataset_hash = crate::promote::hash_dir(&crate::sweep::dataset_dir(&dataset)).unwrap_or_default();
+    let dataset_hash = crate::sweep::dataset_dir(&dataset).ok().and_then(|d| crate::promote::hash_dir(&d).ok()).unwrap_or_default();
     let git = crate::sweep::git_commit().unwrap_or_default();
     let state_path = dir.join("mlflow.json");
     let mut state = read_json(&state_path).unwrap_or(Value::Null);

@@ -118,7 +118,7 @@ fn smd_columns(dir: &Path) -> usize {
 
 /// Metric columns and training data of a sweep dataset.
 fn dataset_info(dataset: &str) -> Result<(Vec<String>, TrainingData), PromoteError> {
-    let dir = crate::sweep::dataset_dir(dataset);
+    let dir = crate::sweep::dataset_dir(dataset).map_err(|e| PromoteError::Tracked { path: dataset.to_string(), reason: e.to_string() })?;
     let metrics = match dataset {
         "nab" => vec!["value".to_string()],
         // As many columns as the machines' files have (SMD: 38), named m01, m02, …

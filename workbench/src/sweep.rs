@@ -366,7 +366,7 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
         }
         _ => {
             let r = crate::evaluation::fleet::evaluate_sim(
-                &crate::frames::shipped_sim_dir(),
+                &crate::frames::shipped_sim_dir()?,
                 &trial.detector,
                 &trial_decisions(trial.threshold),
             )?;
@@ -416,9 +416,9 @@ pub fn read_metrics(trial_dir: &Path) -> Vec<MetricPoint> {
 
 /// Folder of a sweep dataset: `nab` and `smd` under `$AIOPS_DATASETS`, anything else the
 /// shipped simulator fleet.
-pub fn dataset_dir(dataset: &str) -> PathBuf {
+pub fn dataset_dir(dataset: &str) -> Result<PathBuf, FrameError> {
     match dataset {
-        "nab" | "smd" => crate::frames::datasets_root().join(dataset),
+        "nab" | "smd" => Ok(crate::frames::datasets_root().join(dataset)),
         _ => crate::frames::shipped_sim_dir(),
     }
 }
@@ -574,7 +574,7 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
 /// its incident metric (top) and the trial's score (bottom), incidents shaded, threshold drawn.
 /// Returns the server charted.
 fn best_trial_chart(path: &Path, trial: &Trial) -> Result<String, SweepError> {
-    let data = crate::frames::shipped_sim_dir();
+    let data = crate::frames::shipped_sim_dir()?;
     fleet_detection_chart(path, &data, &format!("best trial {}", &trial.id[..8]), &trial.detector, trial.threshold)
 }
 
@@ -611,10 +611,9 @@ pub fn fleet_detection_chart(path: &Path, data: &Path, label: &str, detector: &A
     Ok(server)
 }
 
-/// The default spec (`experiments/default.toml`).
-pub fn default_spec_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/default.toml")
-}
+/// The default spec (`experiments/default.toml`), built into the binary so an installed
+/// `experiment sweep` has it too.
+pub const DEFAULT_SPEC: &str = include_str!("../../experiments/default.toml");
 
 /// Install a Ctrl-C handler that asks running sweeps to stop after their current trials.
 pub fn stop_flag() -> Arc<AtomicBool> {

@@ -9,16 +9,29 @@ fn experiment() -> Command {
 
 #[test]
 fn default_sweep_runs_on_shipped_data_and_tracks_every_trial() {
-    let out_dir = std::env::temp_dir().join(format!("wb-cli-sweep-{}", std::process::id()));
-    let out = experiment().args(["sweep", "--out"]).arg(&out_dir).output().unwrap();
+    // As an installed binary runs it: a copy of the binary in a folder of its own, started in
+    // another folder, with its own data directory; the shipped fleet and spec come from inside it.
+    let root = std::env::temp_dir().join(format!("wb-cli-sweep-{}", std::process::id()));
+    let (bin, work, data) = (root.join("bin"), root.join("work"), root.join("data"));
+    for d in [&bin, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let exe = bin.join("experiment");
+    std::fs::copy(env!("CARGO_BIN_EXE_experiment"), &exe).unwrap();
+    let out = Command::new(&exe).arg("sweep").current_dir(&work).env("AIOPS_DATA_DIR", &data).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("Sweep default on sim: 24 trials") && stdout.contains("✓ 24 trials"), "{stdout}");
+    let out_dir = work.join("runs/sweeps");
     let trials = std::fs::read_dir(out_dir.join("default/trials")).unwrap().count();
     assert_eq!(trials, 24);
     let board = std::fs::read_to_string(out_dir.join("default/leaderboard.md")).unwrap();
     assert!(board.contains("| 24 |"), "{board}");
-    std::fs::remove_dir_all(&out_dir).ok();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sim");
+    for f in ["metrics.parquet", "labels.csv", "events.csv"] {
+        assert!(std::fs::read(data.join("sim").join(f)).unwrap() == std::fs::read(shipped.join(f)).unwrap(), "{f} in the data directory");
+    }
+    std::fs::remove_dir_all(&root).ok();
 }
 
 #[test]

@@ -93,26 +93,74 @@ impl From<runtime::csv_file::CsvError> for FrameError {
 }
 
 /// What the labelled datasets are and where they come from.
-pub const DATASETS_HELP: &str = "set AIOPS_DATASETS to a folder holding nab/ (data/ and labels/ of github.com/numenta/NAB) and \
-smd/ (train/, test/, test_label/ of the ServerMachineDataset, github.com/NetManAIOps/OmniAnomaly); \
-the default is ../shared/datasets next to the repository";
+pub const DATASETS_HELP: &str = "set AIOPS_DATASETS (or --datasets) to a folder holding nab/ (data/ and labels/ of \
+github.com/numenta/NAB) and smd/ (train/, test/, test_label/, interpretation_label/ of the ServerMachineDataset, \
+github.com/NetManAIOps/OmniAnomaly); the default is ../shared/datasets next to the repository, else datasets/ in \
+the data directory ($AIOPS_DATA_DIR, else $XDG_DATA_HOME/aiops-workbench, else ~/.local/share/aiops-workbench)";
 
 pub(crate) fn polars_err(context: impl Into<String>) -> impl FnOnce(PolarsError) -> FrameError {
     let context = context.into();
     move |source| FrameError::Polars { context, source }
 }
 
-/// The datasets folder: `$AIOPS_DATASETS`, else `../shared/datasets` next to the workspace.
+/// The datasets folder: `$AIOPS_DATASETS`, else `../shared/datasets` next to the workspace
+/// when it exists (a checkout), else `datasets/` in the [`data_dir`] (an installed binary).
 pub fn datasets_root() -> PathBuf {
     if let Ok(p) = std::env::var("AIOPS_DATASETS") {
         return PathBuf::from(p);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets");
+    if checkout.is_dir() { checkout } else { data_dir().join("datasets") }
 }
 
-/// The shipped simulator dataset folder (`datasets/sim` of this repository).
-pub fn shipped_sim_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sim")
+/// The workbench's data directory: `$AIOPS_DATA_DIR`, else `$XDG_DATA_HOME/aiops-workbench`,
+/// else `~/.local/share/aiops-workbench` (the XDG default), else one under the temp folder.
+/// It holds the shipped simulator fleet (see [`shipped_sim_dir`]) and, for an installed
+/// binary, the default `datasets/`.
+pub fn data_dir() -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("AIOPS_DATA_DIR")
+        .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("aiops-workbench")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/share/aiops-workbench")))
+        .unwrap_or_else(|| std::env::temp_dir().join("aiops-workbench"))
+}
+
+/// The shipped simulator fleet (`datasets/sim` of the repository: 5 servers × 4 days at 10 s, seed 42),
+/// built into the binary so an installed `experiment` has it too.
+const SHIPPED_SIM: [(&str, &[u8]); 3] = [
+    ("metrics.parquet", include_bytes!("../../../datasets/sim/metrics.parquet")),
+    ("labels.csv", include_bytes!("../../../datasets/sim/labels.csv")),
+    ("events.csv", include_bytes!("../../../datasets/sim/events.csv")),
+];
+
+/// The shipped simulator dataset folder: `sim/` of the [`data_dir`], written there from the copy
+/// built into the binary (once per process, each file replaced atomically when it differs), so
+/// the default sweep and `evaluate --sim` work from any folder and from an installed binary.
+pub fn shipped_sim_dir() -> Result<PathBuf, FrameError> {
+    // Held while writing, so parallel trials wait for the files instead of reading half of one.
+    static DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut done = DIR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(dir) = done.as_ref() {
+        return Ok(dir.clone());
+    }
+    let dir = data_dir().join("sim");
+    write_shipped(&dir)
+        .map_err(|source| FrameError::Io { path: format!("{} (the data directory, $AIOPS_DATA_DIR)", dir.display()), source })?;
+    Ok(done.insert(dir).clone())
+}
+
+fn write_shipped(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, bytes) in SHIPPED_SIM {
+        let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|b| b == bytes) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(())
 }
 
 /// Metric columns of a wide frame: every numeric column except `timestamp`, `server`, `index`, `label`.

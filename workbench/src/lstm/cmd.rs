@@ -39,7 +39,7 @@ pub fn load_series_with(
     influx: &runtime::sources::influxdb::InfluxConfig,
 ) -> Result<ForecastSeries, LstmCmdError> {
     let (name, df) = if source == "sim" {
-        ("sim".to_string(), frames::read_parquet(&frames::shipped_sim_dir().join("metrics.parquet"))?)
+        ("sim".to_string(), frames::read_parquet(&frames::shipped_sim_dir()?.join("metrics.parquet"))?)
     } else if let Some(key) = source.strip_prefix("nab:") {
         let s = frames::nab::NabCorpus::open(&frames::datasets_root().join("nab"))?.load(key)?;
         (source.to_string(), s.frame)
