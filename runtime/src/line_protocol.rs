@@ -77,6 +77,34 @@ pub fn encode_score_into(timestamp_ms: i64, server: &str, metric: &str, model: &
     );
 }
 
+/// Append a forecast (one line per step, each ending in a newline): measurement
+/// `aiops_forecast`, tags `server`, `metric` and `model`, fields `point`, `lower_80`,
+/// `upper_80`, `lower_95`, `upper_95`, at the time each step forecasts (`from_ms` + k × `step_ms`,
+/// k = 1…). A later forecast of the same time overwrites the earlier one (InfluxDB keeps one
+/// point per series and time), so a chart shows the newest forecast of every future row.
+pub fn encode_forecast_into(
+    from_ms: i64,
+    step_ms: i64,
+    key: (&str, &str, &str),
+    forecast: &crate::models::forecasters::Forecast,
+    out: &mut String,
+) {
+    use std::fmt::Write;
+    let tag = |v: &str| escape(v, &[',', '=', ' ']);
+    let (server, metric, model) = (tag(key.0), tag(key.1), tag(key.2));
+    for (k, p) in forecast.point.iter().enumerate() {
+        let (l80, u80, l95, u95) = (forecast.lower_80[k], forecast.upper_80[k], forecast.lower_95[k], forecast.upper_95[k]);
+        if ![*p, l80, u80, l95, u95].iter().all(|v| v.is_finite()) {
+            continue;
+        }
+        let t = from_ms + (k as i64 + 1) * step_ms;
+        let _ = writeln!(
+            out,
+            "aiops_forecast,server={server},metric={metric},model={model} point={p:?},lower_80={l80:?},upper_80={u80:?},lower_95={l95:?},upper_95={u95:?} {t}"
+        );
+    }
+}
+
 /// Split `text` at unescaped `sep` outside double quotes.
 fn split_unescaped(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
@@ -225,6 +253,25 @@ mod tests {
         assert_eq!(e.field, "timestamp");
         let e = parse("cpu,server=a value=NaN 1", "d.lp", 1).unwrap_err();
         assert!(e.message.contains("finite"));
+    }
+
+    #[test]
+    fn forecasts_are_one_line_per_step_at_the_times_forecast() {
+        let f = crate::models::forecasters::Forecast {
+            point: vec![1.0, 2.0, f64::NAN],
+            lower_80: vec![0.5, 1.5, 0.0],
+            upper_80: vec![1.5, 2.5, 0.0],
+            lower_95: vec![0.0, 1.0, 0.0],
+            upper_95: vec![2.0, 3.0, 0.0],
+        };
+        let mut out = String::new();
+        encode_forecast_into(1_000, 60_000, ("web 1", "cpu_usage", "auto"), &f, &mut out);
+        assert_eq!(
+            out,
+            "aiops_forecast,server=web\\ 1,metric=cpu_usage,model=auto point=1.0,lower_80=0.5,upper_80=1.5,lower_95=0.0,upper_95=2.0 61000\n\
+             aiops_forecast,server=web\\ 1,metric=cpu_usage,model=auto point=2.0,lower_80=1.5,upper_80=2.5,lower_95=1.0,upper_95=3.0 121000\n",
+            "a step that is not finite is left out"
+        );
     }
 
     proptest! {

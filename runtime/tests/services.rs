@@ -258,6 +258,25 @@ fn scores_are_written_back_to_influxdb_one_point_per_scored_row() {
         block_on(client.query_samples("SELECT \"value\" FROM \"aiops_anomaly_score\" WHERE \"model\" = 'anomaly-detector@1' LIMIT 1"))
             .unwrap();
     assert_eq!(tagged.len(), 1, "the model tag names the bundle");
+    // Predictive scaling's forecasts land there too: per server, one point per step ahead, at
+    // the times forecast, with the bands.
+    let mut fcfg = runtime::monitor::config::ForecastConfig { model: runtime::predict::ForecastModel::Auto, ..Default::default() };
+    (fcfg.auto.interval_secs, fcfg.auto.horizon_minutes, fcfg.auto.history_hours) = (60.0, 30.0, 2.5);
+    let fc = runtime::predict::Predictor::from_config(&fcfg).unwrap().unwrap();
+    let advice = block_on(m.predict(now, &fc)).unwrap();
+    assert_eq!(advice.len(), 2);
+    let fields = block_on(client.query_samples(&format!(
+        "SELECT \"point\", \"upper_95\", \"lower_95\" FROM \"aiops_forecast\" WHERE time > {}ms GROUP BY \"server\"",
+        now - 60_000
+    )))
+    .unwrap();
+    let of = |field: &str| fields.iter().filter(|p| p.metric == format!("aiops_forecast_{field}")).collect::<Vec<_>>();
+    let (point, upper, lower) = (of("point"), of("upper_95"), of("lower_95"));
+    assert_eq!(point.len(), 2 * 30, "30 one-minute steps for each of 2 servers");
+    assert!(point.iter().all(|p| p.timestamp_ms > now && p.timestamp_ms <= now + 31 * 60_000), "at the times forecast");
+    for (p, (u, l)) in point.iter().zip(upper.iter().zip(&lower)) {
+        assert!(l.value <= p.value && p.value <= u.value && p.timestamp_ms == u.timestamp_ms, "{l:?} {p:?} {u:?}");
+    }
     assert!(telemetry.encode().contains("aiops_runtime_score_write_errors_total 0"));
     block_on(client.drop_database()).unwrap();
     std::fs::remove_dir_all(dir).ok();

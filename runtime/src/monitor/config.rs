@@ -294,12 +294,14 @@ pub struct RuntimeConfig {
 
 /// `[output]`: each scored row's anomaly score written back to InfluxDB as
 /// `aiops_anomaly_score,server=…,metric=…,model=… value=…` (the metric tag is the row's top
-/// contributor), next to the metrics, so a dashboard can chart both. A failed write is logged and
-/// counted (`aiops_runtime_score_write_errors_total`); it never delays alerts.
+/// contributor), and each forecast of predictive scaling as `aiops_forecast` (point and the 80 % /
+/// 95 % bounds at the times forecast; see [`crate::line_protocol::encode_forecast_into`]), next to
+/// the metrics, so a dashboard can chart them together. A failed write is logged and counted
+/// (`aiops_runtime_score_write_errors_total`); it never delays alerts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
-    /// Write the scores (also `RUNTIME_WRITE_SCORES=1`).
+    /// Write the scores and forecasts (also `RUNTIME_WRITE_SCORES=1`).
     pub influxdb_scores: bool,
     /// Where to (default: `[source.influxdb]`, which also takes `INFLUXDB_*`).
     pub influxdb: Option<InfluxConfig>,

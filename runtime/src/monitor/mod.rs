@@ -541,6 +541,7 @@ impl Monitor {
         servers.dedup();
         let mut out = Vec::new();
         let mut notifications = Vec::new();
+        let mut forecast_lines = String::new();
         let model_label = fc.label();
         for server in servers.into_iter().filter(|s| self.cfg.selection.includes(s)) {
             let window = fc.window(&samples, server).map(|(w, at, _)| (w, at));
@@ -552,6 +553,16 @@ impl Monitor {
                     continue;
                 }
             };
+            if self.score_sink.is_some() {
+                let step_ms = (fc.interval_secs() * 1000.0).round() as i64;
+                crate::line_protocol::encode_forecast_into(
+                    at,
+                    step_ms,
+                    (server, &target, &model_label),
+                    &prediction.forecast,
+                    &mut forecast_lines,
+                );
+            }
             let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
             let current = history.last().copied().unwrap_or(f64::NAN);
             let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&target, &history));
@@ -599,6 +610,7 @@ impl Monitor {
         for (sink, n) in notifications {
             self.outbox.enqueue(sink, &n).map_err(|e| e.to_string())?;
         }
+        self.write_scores(&forecast_lines).await;
         Ok(out)
     }
 
