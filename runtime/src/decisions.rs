@@ -176,13 +176,18 @@ pub enum Decision {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct ServerState {
     run: usize,
     normal_run: usize,
     last_alert_ms: HashMap<String, i64>,
     active: Vec<String>,
 }
+
+/// What decides a decider's next alerts, per server: consecutive-row counters, cooldown clocks
+/// and open alerts ([`AlertDecider::state`], [`AlertDecider::restore`]), kept across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeciderState(HashMap<String, ServerState>);
 
 /// Applies a [`DecisionConfig`] to scored rows, per server.
 #[derive(Debug)]
@@ -201,6 +206,16 @@ impl AlertDecider {
     /// The settings.
     pub fn config(&self) -> &DecisionConfig {
         &self.cfg
+    }
+
+    /// Its state, to carry over a restart.
+    pub fn state(&self) -> DeciderState {
+        DeciderState(self.servers.clone())
+    }
+
+    /// Continue from a [`Self::state`].
+    pub fn restore(&mut self, state: DeciderState) {
+        self.servers = state.0;
     }
 
     /// Mark an alert as active (carried over from a previous model or process) so it resolves,

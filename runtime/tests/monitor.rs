@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::receiver::Receiver;
-use common::{fleet_csv, promote, sim_bundle};
+use common::{fleet_csv, promote, runtime_cmd, sim_bundle};
 use runtime::collector::simulate::SimConfig;
 use runtime::decisions::Severity;
 use runtime::monitor::config::RuntimeConfig;
@@ -163,24 +163,6 @@ fn write_config(dir: &Path, data: &Path, receiver: &Receiver) -> PathBuf {
     let path = dir.join("runtime.toml");
     std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
     path
-}
-
-/// The runtime binary with no sink configured from the environment (tests/run exports
-/// `ALERTMANAGER_URL` for other tests): only the sinks of the test's config are used.
-fn runtime_cmd() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"));
-    for k in [
-        "ALERTMANAGER_URL",
-        "SLACK_WEBHOOK_URL",
-        "PAGERDUTY_ROUTING_KEY",
-        "PAGERDUTY_KEY",
-        "ALERT_WEBHOOK_URL",
-        "MODEL_URI",
-        "AIOPS_REGISTRY",
-    ] {
-        c.env_remove(k);
-    }
-    c
 }
 
 fn pending_files(dir: &Path) -> Vec<serde_json::Value> {

@@ -436,6 +436,17 @@ impl RuntimeConfig {
         {
             return bad("schedule", "warmup_secs, settle_secs, max_fill_secs and max_catchup_secs must not be negative".into());
         }
+        let o = &self.outbox;
+        for (key, v, min) in [
+            ("outbox.backoff_initial_secs", o.backoff_initial_secs, f64::MIN_POSITIVE),
+            ("outbox.backoff_max_secs", o.backoff_max_secs, f64::MIN_POSITIVE),
+            ("outbox.state_every_secs", o.state_every_secs, 0.0),
+            ("outbox.max_age_secs", o.max_age_secs as f64, 0.0),
+        ] {
+            if !(v.is_finite() && v >= min) {
+                return bad(key, format!("{v}: a finite number, {}", if min > 0.0 { "above 0" } else { "at least 0" }));
+            }
+        }
         if self.selection.shards == 0 || self.selection.shard >= self.selection.shards {
             return bad("selection.shard", format!("{} is not in 0..{}", self.selection.shard, self.selection.shards));
         }
@@ -529,6 +540,14 @@ mod tests {
         assert!(cfg.validate("rt.toml").unwrap_err().to_string().contains("selection.shard"));
         let cfg = RuntimeConfig::from_toml_str("[routing]\ncritical = [\"pager\"]\n", "rt.toml").unwrap();
         assert!(cfg.validate("rt.toml").unwrap_err().to_string().contains("routing.critical"));
+        for (text, key) in [
+            ("[outbox]\nstate_every_secs = nan\n", "outbox.state_every_secs"),
+            ("[outbox]\nbackoff_initial_secs = -1.0\n", "outbox.backoff_initial_secs"),
+            ("[outbox]\nbackoff_max_secs = inf\n", "outbox.backoff_max_secs"),
+        ] {
+            let e = RuntimeConfig::from_toml_str(text, "rt.toml").unwrap().validate("rt.toml").unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
         RuntimeConfig::default().validate("defaults").unwrap();
     }
 

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod source;
+mod state;
 pub mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
@@ -145,6 +146,11 @@ pub struct Monitor {
     http: reqwest::Client,
     /// Where scores are written back (`[output] influxdb_scores`).
     score_sink: Option<crate::sources::influxdb::InfluxClient>,
+    /// A previous run's saved state, until a model is installed (see `state`).
+    restored: Option<state::SavedState>,
+    /// Where the restored state stopped (checked against `max_catchup_secs` at the first tick).
+    restored_until_ms: Option<i64>,
+    state_saved_at: Option<Instant>,
 }
 
 impl Monitor {
@@ -167,7 +173,7 @@ impl Monitor {
         if pending > 0 {
             tracing::warn!(pending, dir = %outbox.dir().display(), "undelivered alerts from a previous run will be sent");
         }
-        Ok(Self {
+        let mut monitor = Self {
             cfg,
             source,
             registry,
@@ -184,7 +190,12 @@ impl Monitor {
             rewarm: true,
             http,
             score_sink,
-        })
+            restored: None,
+            restored_until_ms: None,
+            state_saved_at: None,
+        };
+        monitor.load_state();
+        Ok(monitor)
     }
 
     /// The configuration.
@@ -289,9 +300,12 @@ impl Monitor {
         for (key, (alert, _)) in &self.active {
             decider.mark_active(&alert.server, key, alert.timestamp_ms);
         }
-        self.decider = Some(decider);
         self.servers.clear();
         self.rewarm = true;
+        if self.resume_saved(&model, &mut decider) {
+            tracing::info!(model = %label, servers = self.servers.len(), "detectors and alert state restored");
+        }
+        self.decider = Some(decider);
         self.model = Some(Arc::new(model));
         self.telemetry.update(|r| {
             r.model = Some(label);
@@ -328,6 +342,14 @@ impl Monitor {
         let sched = &self.cfg.schedule;
         let end = now_ms - sched.settle_secs * 1000;
         let oldest = end - sched.warmup_secs * 1000;
+        if let Some(until) = self.restored_until_ms.take()
+            && until < end - sched.max_catchup_secs * 1000
+        {
+            tracing::warn!(until = %crate::format_ts(until), "saved state older than max_catchup_secs: detectors re-learned from history");
+            self.servers.clear();
+            self.rewarm = true;
+            self.fetched_until_ms = None;
+        }
         let start = match self.fetched_until_ms {
             Some(f) if !self.rewarm => f.max(oldest),
             _ => oldest,
@@ -510,7 +532,7 @@ impl Monitor {
         self.telemetry.anomalous_rows.inc_by(report.anomalous_rows - anomalous_before);
         self.telemetry.servers.set(self.servers.len() as i64);
         for (sink, n) in notifications {
-            if let Err(e) = self.outbox.enqueue(sink, &n) {
+            if let Err(e) = self.outbox.enqueue_once(sink, &n) {
                 tracing::error!(sink = %sink, key = %n.alert.dedup_key, error = %e, "cannot queue alert in the outbox");
                 return Err(("outbox_error", e.to_string()));
             }
@@ -519,6 +541,7 @@ impl Monitor {
         if let Err(e) = self.outbox.write_checkpoint(end) {
             tracing::error!(error = %e, "cannot write the checkpoint");
         }
+        self.save_state(model, end);
         Ok(n_samples)
     }
 
@@ -608,7 +631,7 @@ impl Monitor {
             out.push((server.to_string(), advice));
         }
         for (sink, n) in notifications {
-            self.outbox.enqueue(sink, &n).map_err(|e| e.to_string())?;
+            self.outbox.enqueue_once(sink, &n).map_err(|e| e.to_string())?;
         }
         self.write_scores(&forecast_lines).await;
         Ok(out)

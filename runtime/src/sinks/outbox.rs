@@ -11,6 +11,12 @@
 //!
 //! One process owns an outbox folder at a time (a lock on `DIR/outbox.lock`).
 //!
+//! Queued at most once: [`Outbox::enqueue_once`] names each notification by a key of what it
+//! says (sink, alert key, firing or resolved, the alert's and the resolve's times) and keeps a
+//! marker per key in `DIR/keys/` (seven days), so a restarted monitor that decides the same
+//! rows again does not queue what an earlier run already queued or delivered. `DIR/state.bin`
+//! holds the monitor's own state (see `Monitor`), written atomically.
+//!
 //! ```
 //! use runtime::sinks::outbox::{Outbox, OutboxConfig};
 //! use runtime::sinks::{test_notification, Status};
@@ -44,11 +50,22 @@ pub struct OutboxConfig {
     pub backoff_max_secs: f64,
     /// A notification still failing this long after it was queued goes to `dead/`.
     pub max_age_secs: i64,
+    /// The monitor's state (`state.bin`, what a restart resumes from) is saved after a
+    /// processed window at most this often, in seconds of wall time (0: after every window).
+    /// Longer writes less on a large fleet (≈ 11 KB per server for `fleet`); a restart then
+    /// decides more rows again (queued once all the same).
+    pub state_every_secs: f64,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("outbox"), backoff_initial_secs: 1.0, backoff_max_secs: 300.0, max_age_secs: 86_400 }
+        Self {
+            dir: PathBuf::from("outbox"),
+            backoff_initial_secs: 1.0,
+            backoff_max_secs: 300.0,
+            max_age_secs: 86_400,
+            state_every_secs: 60.0,
+        }
     }
 }
 
@@ -69,6 +86,23 @@ pub struct Delivery {
     pub next_attempt_ms: i64,
     /// The last failure.
     pub last_error: Option<String>,
+    /// [`Outbox::enqueue_once`]'s key (none for test messages and older entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// How long `keys/` remembers a queued notification (a restart re-decides far less).
+const KEY_RETENTION_SECS: u64 = 7 * 86_400;
+
+/// The key of a notification for `sink`: what it says, not when it was queued (`None` for a
+/// test message, which is sent every time it is asked for).
+pub fn notification_key(sink: &str, n: &Notification) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if n.test {
+        return None;
+    }
+    let text = format!("{sink}\0{}\0{:?}\0{}\0{:?}", n.alert.dedup_key, n.status, n.alert.timestamp_ms, n.resolved_ms);
+    Some(Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 /// What one [`Outbox::flush`] did.
@@ -117,6 +151,7 @@ pub struct Outbox {
     cfg: OutboxConfig,
     pending_dir: PathBuf,
     dead_dir: PathBuf,
+    keys_dir: PathBuf,
     _lock: File,
     seq: AtomicU64,
     buckets: Mutex<BTreeMap<String, Bucket>>,
@@ -142,7 +177,8 @@ impl Outbox {
     pub fn open(cfg: OutboxConfig) -> Result<Self, OutboxError> {
         let pending_dir = cfg.dir.join("pending");
         let dead_dir = cfg.dir.join("dead");
-        for d in [&pending_dir, &dead_dir] {
+        let keys_dir = cfg.dir.join("keys");
+        for d in [&pending_dir, &dead_dir, &keys_dir] {
             std::fs::create_dir_all(d).map_err(io_err(d))?;
         }
         let lock_path = cfg.dir.join("outbox.lock");
@@ -152,15 +188,35 @@ impl Outbox {
             Err(std::fs::TryLockError::WouldBlock) => return Err(OutboxError::Locked { path: cfg.dir.display().to_string() }),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
-        Ok(Self {
+        let outbox = Self {
             cfg,
             pending_dir,
             dead_dir,
+            keys_dir,
             _lock: lock,
             seq: AtomicU64::new(0),
             buckets: Mutex::new(BTreeMap::new()),
             flushing: tokio::sync::Mutex::new(()),
-        })
+        };
+        outbox.tidy_keys()?;
+        Ok(outbox)
+    }
+
+    /// Forget keys older than the retention, and mark every pending entry's key (a process
+    /// killed between queueing an entry and marking its key left it unmarked).
+    fn tidy_keys(&self) -> Result<(), OutboxError> {
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(KEY_RETENTION_SECS);
+        for e in std::fs::read_dir(&self.keys_dir).map_err(io_err(&self.keys_dir))?.filter_map(Result::ok) {
+            if e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        for key in self.pending()?.into_iter().filter_map(|d| d.key) {
+            if !self.keys_dir.join(&key).exists() {
+                write_durably(&self.keys_dir, &key, b"")?;
+            }
+        }
+        Ok(())
     }
 
     /// The folder.
@@ -170,6 +226,24 @@ impl Outbox {
 
     /// Queue a notification for a sink; durable when this returns.
     pub fn enqueue(&self, sink: &str, notification: &Notification) -> Result<Delivery, OutboxError> {
+        self.queue(sink, notification, None)
+    }
+
+    /// Queue a notification for a sink unless the same one (its [`notification_key`]) was queued
+    /// before, by this process or an earlier one; durable when this returns. `false`: it was.
+    pub fn enqueue_once(&self, sink: &str, notification: &Notification) -> Result<bool, OutboxError> {
+        let key = notification_key(sink, notification);
+        if key.as_ref().is_some_and(|k| self.keys_dir.join(k).exists()) {
+            return Ok(false);
+        }
+        self.queue(sink, notification, key.clone())?;
+        if let Some(k) = key {
+            write_durably(&self.keys_dir, &k, b"")?;
+        }
+        Ok(true)
+    }
+
+    fn queue(&self, sink: &str, notification: &Notification, key: Option<String>) -> Result<Delivery, OutboxError> {
         let now = crate::now_ms();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{now:013}-{}-{seq:06}-{sink}", std::process::id());
@@ -181,6 +255,7 @@ impl Outbox {
             attempts: 0,
             next_attempt_ms: now,
             last_error: None,
+            key,
         };
         self.store(&d)?;
         Ok(d)
@@ -228,6 +303,20 @@ impl Outbox {
         let dst = self.cfg.dir.join("checkpoint.json");
         let body = serde_json::json!({ "processed_until_ms": processed_until_ms, "at": crate::format_ts(processed_until_ms) });
         std::fs::write(&tmp, body.to_string()).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
+    }
+
+    /// The monitor's saved state (`DIR/state.bin`), if any.
+    pub fn read_state(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.cfg.dir.join("state.bin")).ok()
+    }
+
+    /// Replace the monitor's saved state (temp file, rename: a killed process leaves the old or
+    /// the new one, never a mix). Not fsynced, unlike queued notifications: it is rewritten
+    /// often, and a state lost to a power cut only means history is re-learned.
+    pub fn write_state(&self, bytes: &[u8]) -> Result<(), OutboxError> {
+        let (tmp, dst) = (self.cfg.dir.join(".state.bin.tmp"), self.cfg.dir.join("state.bin"));
+        std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
     }
 
@@ -391,6 +480,38 @@ mod tests {
         let d = std::env::temp_dir().join(format!("outbox-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn the_same_notification_is_queued_once_across_restarts() {
+        let dir = tmp("once");
+        let cfg = OutboxConfig { dir: dir.clone(), ..Default::default() };
+        let n = crate::sinks::Notification { test: false, ..test_notification(Severity::High) };
+        let o = Outbox::open(cfg.clone()).unwrap();
+        assert!(o.enqueue_once("slack", &n).unwrap());
+        assert!(!o.enqueue_once("slack", &n).unwrap(), "the same again: not queued");
+        assert!(o.enqueue_once("pagerduty", &n).unwrap(), "another sink is another notification");
+        let resolved = crate::sinks::Notification::resolved(n.alert.clone(), n.alert.timestamp_ms + 60_000, n.model.clone());
+        assert!(o.enqueue_once("slack", &resolved).unwrap(), "its resolve is another");
+        assert_eq!(o.pending().unwrap().len(), 3);
+        // Delivered (gone from pending) and the process restarted: still not queued again.
+        let first = o.pending().unwrap().remove(0);
+        std::fs::remove_file(dir.join("pending").join(format!("{}.json", first.id))).unwrap();
+        drop(o);
+        let o = Outbox::open(cfg.clone()).unwrap();
+        assert!(!o.enqueue_once("slack", &n).unwrap());
+        // Killed between queueing and marking: reopening marks what is pending.
+        let key = notification_key("pagerduty", &n).unwrap();
+        std::fs::remove_file(dir.join("keys").join(&key)).unwrap();
+        drop(o);
+        let o = Outbox::open(cfg).unwrap();
+        assert!(!o.enqueue_once("pagerduty", &n).unwrap());
+        // Test messages are sent every time they are asked for.
+        let t = test_notification(Severity::Low);
+        assert!(notification_key("slack", &t).is_none());
+        assert!(o.enqueue_once("slack", &t).unwrap() && o.enqueue_once("slack", &t).unwrap());
+        drop(o);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -56,3 +56,21 @@ pub async fn promote(registry: &Registry, bundle: &Bundle) -> u64 {
     registry.set_alias("anomaly-detector", "champion", version, current.as_ref()).await.unwrap();
     version
 }
+
+/// The runtime binary with no sink configured from the environment (tests/run exports
+/// `ALERTMANAGER_URL` for other tests): only the sinks of the test's config are used.
+pub fn runtime_cmd() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"));
+    for k in [
+        "ALERTMANAGER_URL",
+        "SLACK_WEBHOOK_URL",
+        "PAGERDUTY_ROUTING_KEY",
+        "PAGERDUTY_KEY",
+        "ALERT_WEBHOOK_URL",
+        "MODEL_URI",
+        "AIOPS_REGISTRY",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}

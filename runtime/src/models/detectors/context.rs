@@ -157,7 +157,7 @@ impl ContextTailConfig {
 }
 
 /// A view's history and the rank surprises of its last rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct View {
     history: SortedWindow,
     recent_ranks: VecDeque<f64>,
@@ -203,7 +203,7 @@ impl View {
 }
 
 /// One metric's views.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct MetricContext {
     value: View,
     level: View,
@@ -283,7 +283,7 @@ impl MetricContext {
 
 /// HTM-style anomaly likelihood of the short-term mean surprise against the past such means
 /// (the current one excluded), on HTM's log scale (1 at p = 1e-10).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Likelihood {
     short: VecDeque<f64>,
     history: VecDeque<f64>,
@@ -321,7 +321,7 @@ impl Likelihood {
 }
 
 /// The running detector.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ContextTail {
     cfg: ContextTailConfig,
     metrics: Vec<MetricContext>,
@@ -370,6 +370,14 @@ impl ContextTail {
 }
 
 impl StreamingDetector for ContextTail {
+    fn save_state(&self) -> Option<Vec<u8>> {
+        super::save_state(self)
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), String> {
+        super::load_state(self, state)
+    }
+
     fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
         let warm = self.rows >= self.cfg.warmup_rows;
         let surprise = self.step(timestamp_ms, values, warm);

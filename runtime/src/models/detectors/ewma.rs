@@ -62,7 +62,7 @@ impl EwmaConfig {
 }
 
 /// The running detector.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Ewma {
     cfg: EwmaConfig,
     alpha: f64,
@@ -92,6 +92,14 @@ impl Ewma {
 }
 
 impl StreamingDetector for Ewma {
+    fn save_state(&self) -> Option<Vec<u8>> {
+        super::save_state(self)
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), String> {
+        super::load_state(self, state)
+    }
+
     fn push(&mut self, _timestamp_ms: i64, values: &[f64]) -> f64 {
         let mut score = 0.0;
         if self.rows >= self.cfg.warmup_rows {

@@ -184,7 +184,7 @@ fn tail_surprise(z: f64) -> f64 {
 
 /// One residual stream (a metric against its baseline, or against the other metrics): level and
 /// sustained views, their scales and daily context.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Channel {
     rows: usize,
     /// Subtracted from the residual: the joint view's own baseline (0 for a metric's own).
@@ -313,7 +313,7 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct MetricState {
     rows: usize,
     base: f64,
@@ -332,7 +332,7 @@ impl MetricState {
 }
 
 /// The joint view's running mean, covariance and precision, and one channel per metric.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Joint {
     rows: usize,
     mean: Vec<f64>,
@@ -441,7 +441,7 @@ fn invert_ridged(cov: &[f64], n: usize) -> Option<Vec<f64>> {
 }
 
 /// The running detector.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Fleet {
     cfg: FleetConfig,
     a_base: f64,
@@ -561,6 +561,14 @@ impl Fleet {
 }
 
 impl StreamingDetector for Fleet {
+    fn save_state(&self) -> Option<Vec<u8>> {
+        super::save_state(self)
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), String> {
+        super::load_state(self, state)
+    }
+
     fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
         self.row(timestamp_ms, values, true)
     }

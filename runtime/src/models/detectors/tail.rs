@@ -138,7 +138,7 @@ impl TailEnsembleConfig {
 }
 
 /// History of one view.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct TailView(SortedWindow);
 
 impl TailView {
@@ -167,7 +167,7 @@ impl TailView {
 }
 
 /// The running ensemble.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct TailEnsemble {
     cfg: TailEnsembleConfig,
     views: Vec<TailView>,
@@ -312,6 +312,14 @@ impl TailEnsemble {
 }
 
 impl StreamingDetector for TailEnsemble {
+    fn save_state(&self) -> Option<Vec<u8>> {
+        super::save_state(self)
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), String> {
+        super::load_state(self, state)
+    }
+
     fn push(&mut self, timestamp_ms: i64, values: &[f64]) -> f64 {
         let warm = self.rows >= self.cfg.warmup_rows;
         let surprise = self.step(timestamp_ms, values, true);

@@ -2,8 +2,10 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// The last `cap` values, kept in arrival order (for eviction) and sorted (for ranks).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SortedWindow {
     cap: usize,
     ring: VecDeque<f64>,
@@ -46,7 +48,7 @@ impl SortedWindow {
 
 /// The refractory period of a detector's score: after a score ≥ `alarm_score`, the next `rows`
 /// rows' scores are multiplied by `factor`, so one incident raises one alarm.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Refractory {
     rows: usize,
     factor: f64,
