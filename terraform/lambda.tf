@@ -155,6 +155,14 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/*"]
   }
 
+  # The remote outbox: undelivered alerts kept beside the models so a recycled execution
+  # environment loses none (runtime::sinks::remote; create-only puts, deletes once delivered).
+  statement {
+    sid       = "OutboxInRegistry"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.models.arn}/${var.model_prefix}/outbox/*"]
+  }
+
   statement {
     sid     = "ReadSecrets"
     actions = ["secretsmanager:GetSecretValue"]

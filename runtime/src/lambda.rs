@@ -6,7 +6,10 @@
 //! time (less a margin) for it to drain. Monitors stay warm between invocations of the same
 //! execution environment, so detectors keep their history; a cold start re-warms them from
 //! `warmup_secs` of history. Undelivered alerts make the invocation fail (the scheduler's DLQ
-//! records it) and stay in the warm environment's outbox for the next tick.
+//! records it) and stay in the outbox for the next tick — with an `s3://` registry also in the
+//! bucket (`<registry>/outbox/shard-K-of-N/`, see [`crate::sinks::remote`]), so an execution
+//! environment recycled meanwhile loses nothing: the next invocation, in any environment,
+//! takes them from there and delivers them.
 //!
 //! Configuration: `RUNTIME_CONFIG` (a TOML file in the package, optional) plus the
 //! environment terraform sets (`MODEL_URI`, `MODEL_ALIAS`, `INFLUXDB_URL`, `MONITORED_SERVERS`, …).
@@ -108,6 +111,10 @@ impl Handler {
             cfg.selection.shard = shard;
             cfg.selection.shards = shards;
             cfg.outbox.dir = cfg.outbox.dir.join(format!("shard-{shard}-of-{shards}"));
+            // `/tmp` goes with the execution environment: keep what is undelivered in the bucket.
+            if cfg.outbox.remote.is_none() {
+                cfg.outbox.remote = Some(cfg.model.registry.starts_with("s3://"));
+            }
             cfg.http.listen = String::new();
             let m = Monitor::new(cfg, self.telemetry.clone()).map_err(|e| e.to_string())?;
             e.insert(m);

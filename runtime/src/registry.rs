@@ -375,6 +375,12 @@ impl Registry {
         &self.uri
     }
 
+    /// The store and the path of `parts` under the registry's root, for other objects kept
+    /// beside the models (the remote outbox).
+    pub fn store_at(&self, parts: &[&str]) -> (Arc<dyn ObjectStore>, StorePath) {
+        (Arc::clone(&self.store), self.path(parts))
+    }
+
     fn path(&self, parts: &[&str]) -> StorePath {
         let mut p = self.root.clone();
         for part in parts {

@@ -151,6 +151,9 @@ pub struct Monitor {
     /// Where the restored state stopped (checked against `max_catchup_secs` at the first tick).
     restored_until_ms: Option<i64>,
     state_saved_at: Option<Instant>,
+    /// The outbox's copy in the registry's bucket (`[outbox] remote`), and whether it was read.
+    remote: Option<crate::sinks::remote::RemoteOutbox>,
+    remote_pulled: std::sync::atomic::AtomicBool,
 }
 
 impl Monitor {
@@ -167,6 +170,11 @@ impl Monitor {
         }
         let score_sink = cfg.output.influxdb_scores.then(|| {
             crate::sources::influxdb::InfluxClient::new(cfg.output.influxdb.clone().unwrap_or_else(|| cfg.source.influxdb.clone()))
+        });
+        let remote = cfg.outbox.remote.unwrap_or(false).then(|| {
+            let shard = format!("shard-{}-of-{}", cfg.selection.shard, cfg.selection.shards);
+            let (store, root) = registry.store_at(&["outbox", &shard]);
+            crate::sinks::remote::RemoteOutbox::new(store, root)
         });
         let resume_from_ms = outbox.read_checkpoint();
         let pending = outbox.pending()?.len();
@@ -193,6 +201,8 @@ impl Monitor {
             restored: None,
             restored_until_ms: None,
             state_saved_at: None,
+            remote,
+            remote_pulled: std::sync::atomic::AtomicBool::new(false),
         };
         monitor.load_state();
         Ok(monitor)
@@ -316,6 +326,9 @@ impl Monitor {
     /// One tick at `now_ms` (wall clock, or a virtual clock in replay).
     pub async fn tick(&mut self, now_ms: i64) -> TickReport {
         let t0 = Instant::now();
+        if !self.remote_pulled.load(std::sync::atomic::Ordering::Relaxed) {
+            self.pull_remote().await;
+        }
         self.refresh_model(false).await;
         let mut report = TickReport { now_ms, ..TickReport::default() };
         let result = self.tick_inner(now_ms, &mut report).await;
@@ -644,11 +657,30 @@ impl Monitor {
         Ok(r)
     }
 
-    /// Flush until empty or `timeout` passes.
+    /// Flush until empty or `timeout` passes. With a remote outbox: first take what other
+    /// execution environments left there, and afterwards leave there what is still pending.
     pub async fn drain(&self, timeout: std::time::Duration) -> Result<crate::sinks::outbox::FlushReport, OutboxError> {
+        self.pull_remote().await;
         let r = self.outbox.drain(&self.cfg.sinks, &self.http, Instant::now() + timeout).await?;
         self.telemetry.record_flush(&r);
+        if let Some(remote) = &self.remote {
+            match remote.push(&self.outbox).await {
+                Ok(p) if p.pushed + p.removed > 0 => tracing::info!(pushed = p.pushed, removed = p.removed, "remote outbox updated"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot update the remote outbox (pending alerts stay in the local one)"),
+            }
+        }
         Ok(r)
+    }
+
+    /// Take into the local outbox what the remote one holds (logged on failure: the local
+    /// outbox goes on either way).
+    async fn pull_remote(&self) {
+        let Some(remote) = &self.remote else { return };
+        match remote.pull(&self.outbox).await {
+            Ok(_) => self.remote_pulled.store(true, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => tracing::error!(error = %e, "cannot read the remote outbox"),
+        }
     }
 
     /// Ticks on a virtual clock from `from_ms` to `until_ms` (inclusive) every `interval_secs`,

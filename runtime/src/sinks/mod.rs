@@ -21,6 +21,7 @@
 pub mod alertmanager;
 pub mod outbox;
 pub mod pagerduty;
+pub mod remote;
 pub mod slack;
 pub mod webhook;
 

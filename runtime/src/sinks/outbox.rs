@@ -55,6 +55,10 @@ pub struct OutboxConfig {
     /// Longer writes less on a large fleet (≈ 11 KB per server for `fleet`); a restart then
     /// decides more rows again (queued once all the same).
     pub state_every_secs: f64,
+    /// Keep a copy of what is pending in the registry's bucket (`<registry>/outbox/shard-K-of-N/`,
+    /// see [`super::remote`]) so it outlives this machine's folder. Unset: on in AWS Lambda with
+    /// an `s3://` registry, off elsewhere.
+    pub remote: Option<bool>,
 }
 
 impl Default for OutboxConfig {
@@ -65,6 +69,7 @@ impl Default for OutboxConfig {
             backoff_max_secs: 300.0,
             max_age_secs: 86_400,
             state_every_secs: 60.0,
+            remote: None,
         }
     }
 }
@@ -304,6 +309,27 @@ impl Outbox {
         let body = serde_json::json!({ "processed_until_ms": processed_until_ms, "at": crate::format_ts(processed_until_ms) });
         std::fs::write(&tmp, body.to_string()).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
+    }
+
+    /// Whether entry `id` is pending or dead here.
+    pub fn holds(&self, id: &str) -> bool {
+        let name = format!("{id}.json");
+        self.pending_dir.join(&name).exists() || self.dead_dir.join(&name).exists()
+    }
+
+    /// Take an entry queued elsewhere (another execution environment's, through the remote
+    /// outbox) as it is: same id, attempts and key (marked, so it is not queued again).
+    pub fn adopt(&self, d: &Delivery) -> Result<(), OutboxError> {
+        self.store(d)?;
+        if let Some(key) = &d.key {
+            write_durably(&self.keys_dir, key, b"")?;
+        }
+        Ok(())
+    }
+
+    /// The bytes of dead entry `id`, if it is one.
+    pub fn dead_entry(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dead_dir.join(format!("{id}.json"))).ok()
     }
 
     /// The monitor's saved state (`DIR/state.bin`), if any.
