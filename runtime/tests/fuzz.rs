@@ -1,7 +1,7 @@
 //! Every parser of untrusted input fed arbitrary bytes, and valid inputs with bytes spliced in:
 //! an error (or a repair), never a panic. Line protocol, replay files (CSV / line protocol),
 //! runtime and feature configs, detector settings, model bundles (manifest and detector files),
-//! Lambda events, timestamps and `Retry-After` values.
+//! Lambda events, timestamps, `Retry-After` values and a saved monitor state.
 
 use std::collections::BTreeMap;
 
@@ -104,5 +104,30 @@ proptest! {
         let _ = runtime::parse_timestamp_ms(&s);
         let _ = runtime::parse_ts(&s);
         let _ = runtime::sinks::parse_retry_after(&text(&bytes), std::time::SystemTime::now());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A damaged saved monitor state (`outbox/state.bin`) is ignored, and the history re-learned:
+    /// the monitor still starts.
+    #[test]
+    fn a_damaged_saved_state_is_ignored(junk in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let dir = std::env::temp_dir().join(format!("rt-fuzz-state-{}-{}", std::process::id(), junk.len()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("outbox")).unwrap();
+        std::fs::write(dir.join("outbox/state.bin"), &junk).unwrap();
+        std::fs::write(dir.join("data.csv"), CSV).unwrap();
+        let mut cfg = runtime::monitor::config::RuntimeConfig::default();
+        cfg.source.kind = runtime::monitor::config::SourceKind::File;
+        cfg.source.file.path = dir.join("data.csv");
+        cfg.model.registry = format!("file://{}/registry", dir.display());
+        cfg.outbox.dir = dir.join("outbox");
+        cfg.http.listen = String::new();
+        let monitor = runtime::monitor::Monitor::new(cfg, std::sync::Arc::new(runtime::monitor::telemetry::Telemetry::new()));
+        prop_assert!(monitor.is_ok(), "{:?}", monitor.err());
+        drop(monitor);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
