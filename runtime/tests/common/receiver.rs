@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
 use serde_json::Value;
 
 /// One accepted request.
@@ -30,6 +31,7 @@ struct Shared {
     accepted: Mutex<Vec<Received>>,
     rejected: Mutex<Vec<String>>,
     fail_next: AtomicUsize,
+    throttle_next: AtomicUsize,
     down: AtomicBool,
     hang: AtomicBool,
 }
@@ -125,23 +127,27 @@ pub fn check_pagerduty(body: &Value) -> Result<(), String> {
     Ok(())
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: String) -> (StatusCode, String) {
+async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: String) -> axum::response::Response {
     if shared.hang.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     if shared.down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "down".into());
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
     }
     if shared.fail_next.load(Ordering::SeqCst) > 0 {
         shared.fail_next.fetch_sub(1, Ordering::SeqCst);
-        return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure".into());
+        return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
+    }
+    if shared.throttle_next.load(Ordering::SeqCst) > 0 {
+        shared.throttle_next.fetch_sub(1, Ordering::SeqCst);
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "rate limited").into_response();
     }
     let path = uri.path().to_string();
     let parsed: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => {
             shared.rejected.lock().unwrap().push(format!("{path}: invalid JSON: {e}"));
-            return (StatusCode::BAD_REQUEST, "invalid_payload".into());
+            return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
         }
     };
     let check = if path.starts_with("/slack") {
@@ -153,14 +159,14 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
     };
     if let Err(e) = check {
         shared.rejected.lock().unwrap().push(format!("{path}: {e}"));
-        return (StatusCode::BAD_REQUEST, e);
+        return (StatusCode::BAD_REQUEST, e).into_response();
     }
     let headers = headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())).collect();
     shared.accepted.lock().unwrap().push(Received { path: path.clone(), headers, body: parsed });
     if path.starts_with("/pagerduty") {
-        (StatusCode::ACCEPTED, r#"{"status":"success","message":"Event processed"}"#.into())
+        (StatusCode::ACCEPTED, r#"{"status":"success","message":"Event processed"}"#).into_response()
     } else {
-        (StatusCode::OK, "ok".into())
+        (StatusCode::OK, "ok").into_response()
     }
 }
 
@@ -201,6 +207,11 @@ impl Receiver {
     /// Answer 500 to the next `n` requests.
     pub fn fail_next(&self, n: usize) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Answer 429 with `Retry-After: 1` to the next `n` requests.
+    pub fn throttle_next(&self, n: usize) {
+        self.shared.throttle_next.store(n, Ordering::SeqCst);
     }
 
     /// Answer 503 to everything while `down`.
