@@ -587,6 +587,39 @@ impl Forecaster {
     }
 }
 
+/// What predictive scaling recommends (JSON and text: `SCALE_NOW`, `SCALE_SOON`, `NONE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Recommendation {
+    /// The forecast crosses the threshold within `now_minutes` (or the metric already has).
+    ScaleNow,
+    /// It crosses later within the horizon.
+    ScaleSoon,
+    /// It does not cross.
+    None,
+}
+
+impl Recommendation {
+    /// The alert severity it is routed with: SCALE_NOW HIGH, SCALE_SOON MEDIUM, NONE no alert.
+    pub fn severity(self) -> Option<crate::decisions::Severity> {
+        match self {
+            Self::ScaleNow => Some(crate::decisions::Severity::High),
+            Self::ScaleSoon => Some(crate::decisions::Severity::Medium),
+            Self::None => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Recommendation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ScaleNow => "SCALE_NOW",
+            Self::ScaleSoon => "SCALE_SOON",
+            Self::None => "NONE",
+        })
+    }
+}
+
 /// Predictive-scaling recommendation (the reference README's block).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScalingAdvice {
@@ -597,7 +630,7 @@ pub struct ScalingAdvice {
     /// Minutes until the forecast peak.
     pub minutes_to_peak: f64,
     /// SCALE_NOW, SCALE_SOON or NONE.
-    pub recommendation: String,
+    pub recommendation: Recommendation,
     /// Suggested capacity increase, percent (0 for NONE).
     pub scale_up_percent: u32,
     /// Threshold the recommendation is judged against.
@@ -613,17 +646,17 @@ pub fn scaling_advice(current: f64, forecast: &[f64], interval_secs: f64, thresh
     let minutes_to_peak = (peak_i + 1) as f64 * interval_secs / 60.0;
     let first_cross = forecast.iter().position(|v| *v >= threshold).map(|i| (i + 1) as f64 * interval_secs / 60.0);
     let recommendation = match first_cross {
-        Some(m) if m <= now_minutes || current >= threshold => "SCALE_NOW",
-        Some(_) => "SCALE_SOON",
-        None => "NONE",
+        Some(m) if m <= now_minutes || current >= threshold => Recommendation::ScaleNow,
+        Some(_) => Recommendation::ScaleSoon,
+        None => Recommendation::None,
     };
-    let scale_up_percent = if recommendation == "NONE" || threshold <= 0.0 {
+    let scale_up_percent = if recommendation == Recommendation::None || threshold <= 0.0 {
         0
     } else {
         let need = (peak.max(current) / (0.8 * threshold) - 1.0) * 100.0;
         ((need.max(10.0) / 10.0).ceil() * 10.0) as u32
     };
-    ScalingAdvice { current, predicted_peak: peak, minutes_to_peak, recommendation: recommendation.into(), scale_up_percent, threshold }
+    ScalingAdvice { current, predicted_peak: peak, minutes_to_peak, recommendation, scale_up_percent, threshold }
 }
 
 /// The latest `lookback` rows of `server` in `samples`: one row per timestamp with `inputs` in
@@ -720,16 +753,16 @@ mod tests {
     #[test]
     fn advice_follows_the_forecast() {
         let flat = vec![50.0; 180];
-        assert_eq!(scaling_advice(50.0, &flat, 10.0, 80.0, 10.0).recommendation, "NONE");
+        assert_eq!(scaling_advice(50.0, &flat, 10.0, 80.0, 10.0).recommendation, Recommendation::None);
         let mut late = vec![50.0; 180];
         late[150] = 92.3;
         let a = scaling_advice(65.5, &late, 10.0, 80.0, 10.0);
-        assert_eq!(a.recommendation, "SCALE_SOON");
+        assert_eq!(a.recommendation, Recommendation::ScaleSoon);
         assert!((a.minutes_to_peak - 151.0 / 6.0).abs() < 1e-9);
         assert_eq!(a.scale_up_percent, 50);
         let mut soon = vec![50.0; 180];
         soon[5] = 85.0;
-        assert_eq!(scaling_advice(65.0, &soon, 10.0, 80.0, 10.0).recommendation, "SCALE_NOW");
+        assert_eq!(scaling_advice(65.0, &soon, 10.0, 80.0, 10.0).recommendation, Recommendation::ScaleNow);
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl Handler {
             if drained.pending > 0 {
                 return Err(format!("{} predictive alert deliveries still pending (kept in the outbox)", drained.pending));
             }
-            let alerting = advice.iter().filter(|(_, a)| a.recommendation != "NONE").count();
+            let alerting = advice.iter().filter(|(_, a)| a.recommendation != crate::forecast::Recommendation::None).count();
             return Ok(TickResponse {
                 mode,
                 shard: shard_label,

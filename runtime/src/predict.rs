@@ -18,7 +18,7 @@
 //! let p = cfg.predict(&y[..2016 - 288 + 135]).unwrap();
 //! assert_eq!(p.band, Band::Upper95);
 //! let advice = runtime::forecast::scaling_advice(40.0, p.decision(), cfg.interval_secs, 80.0, 10.0);
-//! assert_eq!(advice.recommendation, "SCALE_SOON");
+//! assert_eq!(advice.recommendation, runtime::forecast::Recommendation::ScaleSoon);
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -335,7 +335,7 @@ mod tests {
         let p = cfg.predict(&y).unwrap();
         let point = crate::forecast::scaling_advice(60.0, &p.forecast.point, 300.0, 75.0, 10.0);
         let band = crate::forecast::scaling_advice(60.0, p.decision(), 300.0, 75.0, 10.0);
-        assert_eq!(point.recommendation, "NONE");
-        assert_ne!(band.recommendation, "NONE", "{:?}", p.forecast.upper_95);
+        assert_eq!(point.recommendation, crate::forecast::Recommendation::None);
+        assert_ne!(band.recommendation, crate::forecast::Recommendation::None, "{:?}", p.forecast.upper_95);
     }
 }

@@ -12,6 +12,7 @@ use common::receiver::Receiver;
 use common::{fleet_csv, promote, runtime_cmd, sim_bundle};
 use runtime::collector::simulate::SimConfig;
 use runtime::decisions::Severity;
+use runtime::forecast::Recommendation;
 use runtime::monitor::config::RuntimeConfig;
 use runtime::monitor::telemetry::Telemetry;
 use runtime::monitor::{Monitor, TickReport};
@@ -339,9 +340,9 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
     // → SCALE_NOW (HIGH: Slack + PagerDuty); `cool` ≈ 48: NONE.
     let first = t0 + 59 * 10_000;
     let by = predict_at(first);
-    assert_eq!(by["hot"].recommendation, "SCALE_NOW", "{:?}", by["hot"]);
+    assert_eq!(by["hot"].recommendation, Recommendation::ScaleNow, "{:?}", by["hot"]);
     assert!((by["hot"].predicted_peak - 80.5).abs() < 1e-3, "{:?}", by["hot"]);
-    assert_eq!(by["cool"].recommendation, "NONE");
+    assert_eq!(by["cool"].recommendation, Recommendation::None);
     let pd = receiver.accepted("/pagerduty");
     assert_eq!(pd.len(), 1, "one trigger: {pd:?}");
     assert_eq!(pd[0].body["dedup_key"], "hot/cpu_usage/forecast");
@@ -351,7 +352,7 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
     predict_at(first);
     assert_eq!(receiver.accepted("/pagerduty").len(), 1, "still one alert while it stays above");
     let by = predict_at(t0 + 119 * 10_000);
-    assert!(by.values().all(|a| a.recommendation == "NONE"), "{by:?}");
+    assert!(by.values().all(|a| a.recommendation == Recommendation::None), "{by:?}");
     let pd = receiver.accepted("/pagerduty");
     assert_eq!(pd.len(), 2);
     assert_eq!(pd[1].body["event_action"], "resolve");
@@ -391,9 +392,9 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
         m.drain(Duration::from_secs(10)).await.unwrap();
         a.into_iter().collect()
     });
-    assert_eq!(by["hot"].recommendation, "SCALE_SOON", "{:?}", by["hot"]);
+    assert_eq!(by["hot"].recommendation, Recommendation::ScaleSoon, "{:?}", by["hot"]);
     assert!(by["hot"].predicted_peak > 80.0 && by["hot"].minutes_to_peak <= 60.0, "{:?}", by["hot"]);
-    assert_eq!(by["cool"].recommendation, "NONE", "{:?}", by["cool"]);
+    assert_eq!(by["cool"].recommendation, Recommendation::None, "{:?}", by["cool"]);
     let slack = receiver.accepted("/slack");
     assert_eq!(slack.len(), 1, "{slack:?}");
     assert!(slack[0].body["text"].as_str().unwrap_or("").contains("hot"), "{slack:?}");

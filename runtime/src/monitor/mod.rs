@@ -604,11 +604,7 @@ impl Monitor {
             let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&target, &history));
             let advice = scaling_advice(current, prediction.decision(), fc.interval_secs(), threshold, self.cfg.forecast.now_minutes);
             let key = format!("{server}/{target}/forecast");
-            let severity = match advice.recommendation.as_str() {
-                "SCALE_NOW" => Some(crate::decisions::Severity::High),
-                "SCALE_SOON" => Some(crate::decisions::Severity::Medium),
-                _ => None,
-            };
+            let severity = advice.recommendation.severity();
             match severity {
                 Some(severity) if !self.active.contains_key(&key) => {
                     let alert = Alert {

@@ -173,7 +173,7 @@ pub fn predict(
     let current = *history.last().expect("rows");
     let threshold = threshold.unwrap_or_else(|| default_threshold(&cfg.target_metric, &history));
     let advice = scaling_advice(current, &forecast, series.interval_secs, threshold, 10.0);
-    println!("🔮 PREDICTIVE SCALING {}", if advice.recommendation == "NONE" { "CHECK" } else { "ALERT" });
+    println!("🔮 PREDICTIVE SCALING {}", if advice.recommendation == runtime::forecast::Recommendation::None { "CHECK" } else { "ALERT" });
     println!("━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━");
     println!("Server: {server}");
     println!("Metric: {}", cfg.target_metric);
