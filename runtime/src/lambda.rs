@@ -33,12 +33,34 @@ use crate::monitor::telemetry::Telemetry;
 use crate::monitor::{Monitor, TickReport};
 use crate::sinks::Secret;
 
+/// What an invocation does (`"detect"` or `"predict"` in the event; `RUNTIME_MODE` otherwise).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LambdaMode {
+    /// One monitoring tick of the shard.
+    #[default]
+    Detect,
+    /// Predictive scaling of the shard's servers.
+    Predict,
+}
+
+impl std::str::FromStr for LambdaMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "detect" => Ok(Self::Detect),
+            "predict" => Ok(Self::Predict),
+            other => Err(format!("unknown mode `{other}`: use detect or predict")),
+        }
+    }
+}
+
 /// The scheduler's input.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct TickEvent {
     /// `detect` (default) or `predict`.
-    pub mode: Option<String>,
+    pub mode: Option<LambdaMode>,
     /// Shard of this invocation.
     pub shard: Option<u32>,
     /// Number of shards.
@@ -49,7 +71,7 @@ pub struct TickEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct TickResponse {
     /// The mode run.
-    pub mode: String,
+    pub mode: LambdaMode,
     /// Shard `k/n`.
     pub shard: String,
     /// The tick.
@@ -85,14 +107,20 @@ impl Handler {
 
     /// Run one invocation; `budget` is the time left before the Lambda deadline.
     pub async fn handle(&self, event: TickEvent, budget: Duration) -> Result<TickResponse, String> {
-        let mode = event.mode.clone().or_else(|| std::env::var("RUNTIME_MODE").ok()).unwrap_or_else(|| "detect".into());
+        let mode = match event.mode {
+            Some(m) => m,
+            None => std::env::var("RUNTIME_MODE").ok().map_or(Ok(LambdaMode::Detect), |m| m.parse())?,
+        };
         let shards = event.shards.unwrap_or(self.base.selection.shards).max(1);
         let shard = event.shard.unwrap_or(self.base.selection.shard);
         if shard >= shards {
             return Err(format!("event shard {shard} is not in 0..{shards}"));
         }
         let shard_label = format!("{shard}/{shards}");
-        if mode == "predict" && self.base.forecast.model == crate::predict::ForecastModel::Lstm && self.base.forecast.bundle.is_empty() {
+        if mode == LambdaMode::Predict
+            && self.base.forecast.model == crate::predict::ForecastModel::Lstm
+            && self.base.forecast.bundle.is_empty()
+        {
             return Ok(TickResponse {
                 mode,
                 shard: shard_label,
@@ -101,9 +129,6 @@ impl Handler {
                 note: Some("no forecaster configured ([forecast] bundle or FORECASTER_BUNDLE, or model = \"auto\")".into()),
                 advice: Vec::new(),
             });
-        }
-        if mode != "detect" && mode != "predict" {
-            return Err(format!("unknown mode `{mode}`: use detect or predict"));
         }
         let mut monitors = self.monitors.lock().await;
         if let std::collections::hash_map::Entry::Vacant(e) = monitors.entry((shard, shards)) {
@@ -120,7 +145,7 @@ impl Handler {
             e.insert(m);
         }
         let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
-        if mode == "predict" {
+        if mode == LambdaMode::Predict {
             let forecast_cfg = self.base.forecast.clone();
             let fc = self
                 .forecaster
@@ -298,5 +323,22 @@ mod emf_tests {
         }
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
         assert_eq!((line["Function"].as_str(), line["RowsScored"].as_u64()), (Some("aiops-anomaly-detector"), Some(7)));
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::{LambdaMode, TickEvent};
+
+    #[test]
+    fn modes_are_checked_when_the_event_is_read() {
+        let e: TickEvent = serde_json::from_str(r#"{"mode": "predict", "shard": 1, "shards": 4}"#).unwrap();
+        assert_eq!((e.mode, e.shard, e.shards), (Some(LambdaMode::Predict), Some(1), Some(4)));
+        assert_eq!(serde_json::from_str::<TickEvent>("{}").unwrap().mode, None);
+        let err = serde_json::from_str::<TickEvent>(r#"{"mode": "forecast"}"#).unwrap_err().to_string();
+        assert!(err.contains("forecast") && err.contains("detect") && err.contains("predict"), "{err}");
+        assert_eq!("detect".parse::<LambdaMode>(), Ok(LambdaMode::Detect));
+        assert!("Detect!".parse::<LambdaMode>().unwrap_err().contains("use detect or predict"));
+        assert_eq!(serde_json::to_value(LambdaMode::Predict).unwrap(), "predict", "responses keep the string");
     }
 }
