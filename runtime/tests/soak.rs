@@ -300,7 +300,7 @@ fn chaos_soak_delivers_every_alert_once_the_faults_stop() {
     assert_eq!(pending(&dir), 0, "the outbox is empty");
     assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
     let f: Vec<usize> = faults.iter().map(|a| a.load(Ordering::SeqCst)).collect();
-    println!(
+    let figures = format!(
         "chaos soak: {total} notifications expected (Slack/PagerDuty/webhook), {} delivered, {} unique = expected, {repeats} repeated; \
          faults: {} HTTP 500, {} HTTP 429 + Retry-After, {} hangs, 3 kill -9, {influx_restarts} InfluxDB restart; outbox empty; {:.0} s",
         got.values().sum::<usize>(),
@@ -310,6 +310,9 @@ fn chaos_soak_delivers_every_alert_once_the_faults_stop() {
         f[2],
         t_start.elapsed().as_secs_f64()
     );
+    println!("{figures}");
+    // tests/run prints this file after the tests (their output is captured).
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak-figures.txt"), &figures).unwrap();
     influx.down();
     std::fs::remove_dir_all(&base).ok();
 }
