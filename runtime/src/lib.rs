@@ -71,12 +71,15 @@ pub fn format_ts(timestamp_ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// Parse RFC 3339 (`2024-01-15T10:27:45Z`) or `YYYY-MM-DD HH:MM:SS` (UTC) into epoch milliseconds.
+/// Parse a written time (`2024-01-15T10:27:45Z`, `2024-01-15 10:27:45`, any offset or fraction) into
+/// epoch milliseconds: [`parse_timestamp_ms`] without the bare epoch numbers (a command-line time
+/// such as `--from` must say what it means).
 pub fn parse_ts(text: &str) -> Option<i64> {
     let t = text.trim();
-    let t = if t.len() == 19 && t.as_bytes()[10] == b' ' { format!("{}T{}Z", &t[..10], &t[11..]) } else { t.to_string() };
-    let st = humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok()?;
-    Some(st.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    parse_timestamp_ms(t)
 }
 
 /// Parse a timestamp cell of a file into epoch milliseconds: `YYYY-MM-DD HH:MM:SS[.fff…]` or

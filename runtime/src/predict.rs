@@ -218,7 +218,8 @@ impl Predictor {
         }
     }
 
-    fn interval_ms(&self) -> i64 {
+    /// Row spacing, milliseconds (at least 1).
+    pub fn interval_ms(&self) -> i64 {
         (self.interval_secs() * 1000.0).round().max(1.0) as i64
     }
 

@@ -101,11 +101,8 @@ pub fn read_labels(path: &Path) -> Result<Vec<Incident>, FrameError> {
     let (server, kind, metric, start, end) = (server?, kind?, metric?, start?, end?);
     let mut out = Vec::new();
     while let Some(row) = csv.next_row()? {
-        let time = |c: usize, field: &str| {
-            runtime::parse_ts(row.cell(c)).ok_or_else(|| row.error(field, format!("`{}` is not a timestamp", row.cell(c))))
-        };
         let k = IncidentKind::from_name(row.cell(kind)).ok_or_else(|| row.error("kind", format!("unknown kind `{}`", row.cell(kind))))?;
-        let (start_ms, end_ms) = (time(start, "start")?, time(end, "end")?);
+        let (start_ms, end_ms) = (row.timestamp_ms(start)?, row.timestamp_ms(end)?);
         out.push(Incident { server: row.cell(server).to_string(), kind: k, metric: row.cell(metric).to_string(), start_ms, end_ms });
     }
     Ok(out)

@@ -590,10 +590,9 @@ impl Monitor {
                 }
             };
             if self.score_sink.is_some() {
-                let step_ms = (fc.interval_secs() * 1000.0).round() as i64;
                 crate::line_protocol::encode_forecast_into(
                     at,
-                    step_ms,
+                    fc.interval_ms(),
                     (server, &target, &model_label),
                     &prediction.forecast,
                     &mut forecast_lines,

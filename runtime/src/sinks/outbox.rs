@@ -178,6 +178,14 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), OutboxError
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
+/// Replace `dir/name` with `bytes` (temp file + rename, no fsync): a killed process leaves the
+/// old or the new content, never a mix.
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), OutboxError> {
+    let (tmp, dst) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
+}
+
 impl Outbox {
     /// Open (create) the folder and take its lock.
     pub fn open(cfg: OutboxConfig) -> Result<Self, OutboxError> {
@@ -305,11 +313,8 @@ impl Outbox {
 
     /// Record progress (write + rename: a killed process leaves the old or the new one).
     pub fn write_checkpoint(&self, processed_until_ms: i64) -> Result<(), OutboxError> {
-        let tmp = self.cfg.dir.join(".checkpoint.json.tmp");
-        let dst = self.cfg.dir.join("checkpoint.json");
         let body = serde_json::json!({ "processed_until_ms": processed_until_ms, "at": crate::format_ts(processed_until_ms) });
-        std::fs::write(&tmp, body.to_string()).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
+        replace_file(&self.cfg.dir, "checkpoint.json", body.to_string().as_bytes())
     }
 
     /// Whether entry `id` is pending or dead here.
@@ -342,9 +347,7 @@ impl Outbox {
     /// the new one, never a mix). Not fsynced, unlike queued notifications: it is rewritten
     /// often, and a state lost to a power cut only means history is re-learned.
     pub fn write_state(&self, bytes: &[u8]) -> Result<(), OutboxError> {
-        let (tmp, dst) = (self.cfg.dir.join(".state.bin.tmp"), self.cfg.dir.join("state.bin"));
-        std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
+        replace_file(&self.cfg.dir, "state.bin", bytes)
     }
 
     /// Number of entries in `dead/`.
