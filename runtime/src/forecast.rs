@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub const FORECASTER_FORMAT: u32 = 1;
 
 /// Which code computes training gradients (the served forward is always burn's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// The workbench's fused LSTM kernel: hand-written forward and backward through time over

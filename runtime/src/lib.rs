@@ -60,6 +60,26 @@ impl MetricSample {
     }
 }
 
+/// An error and its causes on one line, as the binaries print it (never a backtrace); a cause
+/// the message above it already quotes (most errors here name their source) is not repeated.
+///
+/// ```
+/// let e = std::io::Error::other("disk full");
+/// assert_eq!(runtime::error_line(&e), "disk full");
+/// ```
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line = format!("{line}: {text}");
+        }
+        cause = c.source();
+    }
+    line
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)

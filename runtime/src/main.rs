@@ -8,6 +8,7 @@ use std::time::Duration;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use runtime::collector::host::HostSampler;
 use runtime::collector::simulate::{SimConfig, Simulator};
@@ -87,14 +88,29 @@ struct BenchArgs {
     ticks: usize,
     /// Detector: `default` (the fleet default, `fleet` with its default settings), fleet, ewma,
     /// context_tail or tail_ensemble.
-    #[arg(long, default_value = "default")]
-    detector: String,
+    #[arg(long, value_enum, default_value_t = BenchDetector::Default)]
+    detector: BenchDetector,
     /// History rows of context_tail / tail_ensemble (memory grows with it).
     #[arg(long, default_value_t = 8000)]
     history_rows: usize,
     /// History read by the warm-up tick, in seconds of 10 s data.
     #[arg(long, default_value_t = 1200)]
     warmup_secs: i64,
+}
+
+/// The detectors `bench` measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BenchDetector {
+    /// The fleet default (`fleet` with its default settings).
+    Default,
+    /// `fleet`.
+    Fleet,
+    /// `ewma`.
+    Ewma,
+    /// `context_tail` with `--history-rows`.
+    ContextTail,
+    /// `tail_ensemble` with `--history-rows`.
+    TailEnsemble,
 }
 
 #[derive(clap::Args, Debug)]
@@ -116,8 +132,8 @@ struct BenchForecastArgs {
 #[derive(clap::Args, Debug)]
 struct ForecastArgs {
     /// `lstm` (the bundle) or `auto` (the statistical forecaster, fitted on the server's history).
-    #[arg(long, env = "FORECAST_MODEL", default_value = "lstm", value_parser = ["lstm", "auto"])]
-    model: String,
+    #[arg(long, env = "FORECAST_MODEL", value_enum, default_value_t = runtime::predict::ForecastModel::Lstm)]
+    model: runtime::predict::ForecastModel,
     /// Bundle folder (`forecaster.json` + `weights.bpk`), for `--model lstm`.
     #[arg(long, env = "FORECASTER_BUNDLE")]
     bundle: Option<PathBuf>,
@@ -161,12 +177,23 @@ enum AlertCommand {
         #[command(flatten)]
         config: ConfigArg,
         /// slack, pagerduty, alertmanager, webhook or all (every configured sink).
-        #[arg(long, default_value = "all")]
-        sink: String,
+        #[arg(long, default_value = "all", value_parser = parse_sink)]
+        sink: SinkChoice,
         /// Severity of the test alert.
         #[arg(long, default_value = "high", value_parser = parse_severity)]
         severity: Severity,
     },
+}
+
+/// `alert test --sink`: one sink or every configured one.
+#[derive(Debug, Clone, Copy)]
+enum SinkChoice {
+    All,
+    One(runtime::sinks::SinkKind),
+}
+
+fn parse_sink(s: &str) -> Result<SinkChoice, String> {
+    if s == "all" { Ok(SinkChoice::All) } else { s.parse().map(SinkChoice::One).map_err(|e| format!("{e} or all")) }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -174,8 +201,8 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
         .map_err(|_| format!("`{s}`: use info, low, medium, high or critical"))
 }
 
-fn load_config(arg: &ConfigArg) -> Result<RuntimeConfig, String> {
-    RuntimeConfig::load(arg.config.as_deref()).map_err(|e| e.to_string())
+fn load_config(arg: &ConfigArg) -> Result<RuntimeConfig> {
+    Ok(RuntimeConfig::load(arg.config.as_deref())?)
 }
 
 fn print_alerts(r: &TickReport) {
@@ -196,20 +223,21 @@ fn print_alerts(r: &TickReport) {
     }
 }
 
-async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<(), String> {
+async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<()> {
     let cfg = load_config(&config)?;
     let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
     let predictor = if predict {
-        Some(runtime::predict::Predictor::from_config(&cfg.forecast).map_err(|e| e.to_string())?.ok_or_else(|| {
-            "--predict needs a forecaster: [forecast] bundle or FORECASTER_BUNDLE, or [forecast] model = \"auto\"".to_string()
-        })?)
+        Some(
+            runtime::predict::Predictor::from_config(&cfg.forecast)?
+                .context("--predict needs a forecaster: [forecast] bundle or FORECASTER_BUNDLE, or [forecast] model = \"auto\"")?,
+        )
     } else {
         None
     };
-    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new()))?;
     if let Some(fc) = predictor {
-        let advice = monitor.predict(runtime::now_ms(), &fc).await?;
-        let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+        let advice = monitor.predict(runtime::now_ms(), &fc).await.map_err(anyhow::Error::msg)?;
+        let drained = monitor.drain(timeout).await?;
         for (server, a) in &advice {
             if json {
                 println!("{}", serde_json::json!({"server": server, "advice": a}));
@@ -231,7 +259,7 @@ async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<(), String
         return Ok(());
     }
     let report = monitor.tick(runtime::now_ms()).await;
-    let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+    let drained = monitor.drain(timeout).await?;
     if json {
         println!("{}", serde_json::to_string(&report).expect("serializes"));
     } else {
@@ -255,22 +283,22 @@ async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<(), String
         );
     }
     match report.error {
-        Some(e) => Err(format!("tick failed: {e}")),
+        Some(e) => Err(anyhow!("tick failed: {e}")),
         None => Ok(()),
     }
 }
 
-async fn replay(config: ConfigArg, from: Option<String>, until: Option<String>) -> Result<(), String> {
+async fn replay(config: ConfigArg, from: Option<String>, until: Option<String>) -> Result<()> {
     let cfg = load_config(&config)?;
     let warmup_ms = cfg.schedule.warmup_secs * 1000;
     let settle_ms = cfg.schedule.settle_secs * 1000;
     let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
-    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new()))?;
     let span = monitor.source().span();
-    let ts = |t: Option<String>, what: &str, default: Option<i64>| -> Result<i64, String> {
+    let ts = |t: Option<String>, what: &str, default: Option<i64>| -> Result<i64> {
         match t {
-            Some(text) => runtime::parse_ts(&text).ok_or_else(|| format!("--{what}: `{text}` is not an RFC 3339 time")),
-            None => default.ok_or_else(|| format!("--{what} is required unless the source is a replay file")),
+            Some(text) => runtime::parse_ts(&text).with_context(|| format!("--{what}: `{text}` is not an RFC 3339 time")),
+            None => default.with_context(|| format!("--{what} is required unless the source is a replay file")),
         }
     };
     let from = ts(from, "from", span.map(|(a, b)| (a + warmup_ms).min(b) + settle_ms))?;
@@ -278,7 +306,7 @@ async fn replay(config: ConfigArg, from: Option<String>, until: Option<String>) 
     let mut bar = Progress::new("replay", "ticks");
     let reports = monitor.replay_with_progress(from, until, |done, total| bar.update(done, total)).await;
     bar.finish();
-    let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;
+    let drained = monitor.drain(timeout).await?;
     let (mut rows, mut alerts, mut resolved, mut errors) = (0, 0, 0, 0);
     for r in &reports {
         print_alerts(r);
@@ -294,12 +322,12 @@ async fn replay(config: ConfigArg, from: Option<String>, until: Option<String>) 
         drained.pending
     );
     if let Some(e) = reports.iter().find_map(|r| r.error.clone()) {
-        return Err(format!("{errors} ticks failed, first: {e}"));
+        bail!("{errors} ticks failed, first: {e}");
     }
     Ok(())
 }
 
-async fn check_config(config: ConfigArg) -> Result<(), String> {
+async fn check_config(config: ConfigArg) -> Result<()> {
     let cfg = load_config(&config)?;
     println!("✓ configuration valid ({})", config.config.as_ref().map_or("defaults + environment".into(), |p| p.display().to_string()));
     println!(
@@ -313,17 +341,21 @@ async fn check_config(config: ConfigArg) -> Result<(), String> {
         cfg.selection.shards
     );
     let configured = cfg.sinks.configured();
-    println!("  sinks configured: {}", if configured.is_empty() { "none (alerts are only logged)".into() } else { configured.join(", ") });
+    let names = |sinks: &[runtime::sinks::SinkKind], sep: &str| sinks.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(sep);
+    println!(
+        "  sinks configured: {}",
+        if configured.is_empty() { "none (alerts are only logged)".into() } else { names(&configured, ", ") }
+    );
     let router = runtime::sinks::AlertRouter::new(cfg.routing.clone(), &configured);
     for s in [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
         let r = router.route(s);
-        println!("  {:<8} → {}", s.name(), if r.is_empty() { "log only".to_string() } else { r.join(" + ") });
+        println!("  {:<8} → {}", s.name(), if r.is_empty() { "log only".to_string() } else { names(r, " + ") });
     }
     for w in cfg.warnings() {
         println!("⚠ {w}");
     }
     let telemetry = Arc::new(Telemetry::new());
-    let mut monitor = Monitor::new(cfg, telemetry.clone()).map_err(|e| e.to_string())?;
+    let mut monitor = Monitor::new(cfg, telemetry.clone())?;
     monitor.refresh_model(true).await;
     // Every check runs; the command fails (non-zero exit) when any did, naming each, so it can
     // gate a deploy.
@@ -344,24 +376,18 @@ async fn check_config(config: ConfigArg) -> Result<(), String> {
             failed.push("source");
         }
     }
-    if failed.is_empty() { Ok(()) } else { Err(format!("check-config: {} failed", failed.join(" and "))) }
+    if failed.is_empty() { Ok(()) } else { Err(anyhow!("check-config: {} failed", failed.join(" and "))) }
 }
 
-async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Result<(), String> {
+async fn alert_test(config: ConfigArg, sink: SinkChoice, severity: Severity) -> Result<()> {
     let cfg = load_config(&config)?;
     let configured = cfg.sinks.configured();
-    let targets: Vec<&str> = if sink == "all" {
-        configured.clone()
-    } else if runtime::sinks::SINK_NAMES.contains(&sink.as_str()) {
-        vec![runtime::sinks::SINK_NAMES.iter().copied().find(|n| *n == sink).expect("checked")]
-    } else {
-        return Err(format!("--sink `{sink}`: use slack, pagerduty, alertmanager, webhook or all"));
+    let targets = match sink {
+        SinkChoice::All => configured.clone(),
+        SinkChoice::One(kind) => vec![kind],
     };
     if targets.is_empty() {
-        return Err(
-            "no sink is configured (set SLACK_WEBHOOK_URL, PAGERDUTY_ROUTING_KEY, ALERTMANAGER_URL or ALERT_WEBHOOK_URL, or [sinks.*])"
-                .into(),
-        );
+        bail!("no sink is configured (set SLACK_WEBHOOK_URL, PAGERDUTY_ROUTING_KEY, ALERTMANAGER_URL or ALERT_WEBHOOK_URL, or [sinks.*])");
     }
     let http = reqwest::Client::new();
     let n = runtime::sinks::test_notification(severity);
@@ -380,13 +406,12 @@ async fn alert_test(config: ConfigArg, sink: String, severity: Severity) -> Resu
             }
         }
     }
-    if failed > 0 { Err(format!("{failed} sink(s) failed")) } else { Ok(()) }
+    if failed > 0 { Err(anyhow!("{failed} sink(s) failed")) } else { Ok(()) }
 }
 
-async fn forecast(a: ForecastArgs) -> Result<(), String> {
-    use runtime::forecast::{default_threshold, scaling_advice};
-    use runtime::predict::{Predictor, StatisticalForecast};
-    let fc = if a.model == "auto" {
+async fn forecast(a: ForecastArgs) -> Result<()> {
+    use runtime::predict::{Advised, Predictor, StatisticalForecast};
+    let fc = if a.model == runtime::predict::ForecastModel::Auto {
         let s = StatisticalForecast {
             metric: a.metric.clone(),
             interval_secs: a.interval_secs,
@@ -394,28 +419,23 @@ async fn forecast(a: ForecastArgs) -> Result<(), String> {
             history_hours: a.history_hours,
             ..Default::default()
         };
-        s.validate().map_err(|e| e.to_string())?;
+        s.validate()?;
         Predictor::Auto(s)
     } else {
-        let bundle = a.bundle.as_ref().ok_or("--model lstm needs --bundle (or FORECASTER_BUNDLE)")?;
-        Predictor::Lstm(Box::new(runtime::forecast::Forecaster::load_dir(bundle).map_err(|e| e.to_string())?))
+        let bundle = a.bundle.as_ref().context("--model lstm needs --bundle (or FORECASTER_BUNDLE)")?;
+        Predictor::Lstm(Box::new(runtime::forecast::Forecaster::load_dir(bundle)?))
     };
     let inputs = fc.inputs();
     let samples = match &a.input {
-        Some(p) => runtime::monitor::source::read_file(p).map_err(|e| e.to_string())?,
+        Some(p) => runtime::monitor::source::read_file(p)?,
         None => {
             let client = InfluxClient::new(InfluxConfig::from_env());
             let end = runtime::now_ms();
             let span = fc.read_span_ms();
-            client.read_samples(&inputs, end - span, end).await.map_err(|e| e.to_string())?
+            client.read_samples(&inputs, end - span, end).await?
         }
     };
-    let (window, at, filled) = fc.window(&samples, &a.server).map_err(|e| e.to_string())?;
-    let prediction = fc.predict(&window).map_err(|e| e.to_string())?;
-    let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
-    let current = *history.last().unwrap_or(&f64::NAN);
-    let threshold = a.threshold.unwrap_or_else(|| default_threshold(fc.target_metric(), &history));
-    let advice = scaling_advice(current, prediction.decision(), fc.interval_secs(), threshold, 10.0);
+    let Advised { at_ms: at, filled, prediction, threshold, advice, .. } = fc.advise(&samples, &a.server, a.threshold, 10.0)?;
     if a.json {
         let out = serde_json::json!({
             "server": a.server, "metric": fc.target_metric(), "model": a.model, "at": runtime::format_ts(at), "filled": filled,
@@ -464,7 +484,7 @@ fn synthetic_series(i: usize, rows: usize, interval_secs: f64) -> Vec<f64> {
         .collect()
 }
 
-fn bench_forecast(a: &BenchForecastArgs) -> Result<(), String> {
+fn bench_forecast(a: &BenchForecastArgs) -> Result<()> {
     use runtime::predict::StatisticalForecast;
     let cfg = StatisticalForecast {
         interval_secs: a.interval_secs,
@@ -472,9 +492,9 @@ fn bench_forecast(a: &BenchForecastArgs) -> Result<(), String> {
         horizon_minutes: a.horizon_minutes,
         ..Default::default()
     };
-    cfg.validate().map_err(|e| e.to_string())?;
+    cfg.validate()?;
     if a.series == 0 {
-        return Err("--series must be at least 1".into());
+        bail!("--series must be at least 1");
     }
     let rows = cfg.history_rows();
     // Progress on a terminal (the slim runtime has no indicatif): a line per tenth.
@@ -483,7 +503,7 @@ fn bench_forecast(a: &BenchForecastArgs) -> Result<(), String> {
     for i in 0..a.series {
         let y = synthetic_series(i, rows, a.interval_secs);
         let start = std::time::Instant::now();
-        let fitted = cfg.params.fit(&y, cfg.interval_secs, cfg.horizon()).map_err(|e| e.to_string())?;
+        let fitted = cfg.params.fit(&y, cfg.interval_secs, cfg.horizon())?;
         let f = fitted.forecast(&y);
         fit_secs += start.elapsed().as_secs_f64();
         seasonal += usize::from(fitted.period().is_some());
@@ -539,6 +559,11 @@ impl Progress {
     }
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn proc_status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -546,27 +571,29 @@ fn proc_status_mb(key: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-async fn bench(a: BenchArgs) -> Result<(), String> {
+async fn bench(a: BenchArgs) -> Result<()> {
     use runtime::models::detectors::{ContextTailConfig, DetectorConfig, EwmaConfig, FleetConfig, TailEnsembleConfig};
-    let detector = match a.detector.as_str() {
-        "default" | "fleet" => DetectorConfig::Fleet(FleetConfig::default()),
-        "ewma" => DetectorConfig::Ewma(EwmaConfig::default()),
-        "context_tail" => DetectorConfig::ContextTail(ContextTailConfig { history_rows: a.history_rows, ..Default::default() }),
-        "tail_ensemble" => DetectorConfig::TailEnsemble(TailEnsembleConfig { history_rows: a.history_rows, ..Default::default() }),
-        other => return Err(format!("--detector {other}: use default, fleet, ewma, context_tail or tail_ensemble")),
+    let detector = match a.detector {
+        BenchDetector::Default | BenchDetector::Fleet => DetectorConfig::Fleet(FleetConfig::default()),
+        BenchDetector::Ewma => DetectorConfig::Ewma(EwmaConfig::default()),
+        BenchDetector::ContextTail => DetectorConfig::ContextTail(ContextTailConfig { history_rows: a.history_rows, ..Default::default() }),
+        BenchDetector::TailEnsemble => {
+            DetectorConfig::TailEnsemble(TailEnsembleConfig { history_rows: a.history_rows, ..Default::default() })
+        }
     };
     let dir = std::env::temp_dir().join(format!("runtime-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let registry = runtime::registry::Registry::open(&dir.join("registry").display().to_string()).map_err(|e| e.to_string())?;
+    let registry = runtime::registry::Registry::open(&dir.join("registry").display().to_string())?;
     let manifest = runtime::registry::Manifest::new(
         "anomaly-detector",
         runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
         runtime::decisions::DecisionConfig::default(),
-        runtime::registry::TrainingData { dataset: "bench".into(), sha256: "0".repeat(64), rows: 0, start_ms: None, end_ms: None },
+        // No training data: the digest of nothing.
+        runtime::registry::TrainingData { dataset: "bench".into(), sha256: sha256_hex(b""), rows: 0, start_ms: None, end_ms: None },
         "bench",
     );
-    let (v, _) = registry.publish(&runtime::registry::Bundle::for_detector(manifest, &detector)).await.map_err(|e| e.to_string())?;
-    registry.set_alias("anomaly-detector", "champion", v, None).await.map_err(|e| e.to_string())?;
+    let (v, _) = registry.publish(&runtime::registry::Bundle::for_detector(manifest, &detector)).await?;
+    registry.set_alias("anomaly-detector", "champion", v, None).await?;
     let mut cfg = RuntimeConfig::default();
     cfg.source.kind = runtime::monitor::config::SourceKind::Simulator;
     cfg.source.simulator.servers = a.servers;
@@ -576,12 +603,12 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     cfg.outbox.dir = dir.join("outbox");
     cfg.http.listen = String::new();
     let rss_before = proc_status_mb("VmRSS:");
-    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new())).map_err(|e| e.to_string())?;
+    let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new()))?;
     let step = 30_000;
     let mut now = runtime::now_ms() / step * step;
     let warm = monitor.tick(now).await;
     if let Some(e) = warm.error {
-        return Err(e);
+        bail!(e);
     }
     let mut ms = Vec::new();
     let (mut rows, mut alerts) = (0u64, 0usize);
@@ -598,7 +625,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let exe_mb = std::env::current_exe().ok().and_then(|p| std::fs::metadata(p).ok()).map_or(f64::NAN, |m| m.len() as f64 / 1e6);
     let out = serde_json::json!({
         "bench": "tick",
-        "detector": a.detector,
+        "detector": clap::ValueEnum::to_possible_value(&a.detector).map(|v| v.get_name().to_string()),
         "servers": a.servers,
         "series": a.servers * runtime::BASE_METRICS.len(),
         "rows_per_tick": rows / a.ticks.max(1) as u64,
@@ -620,13 +647,13 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
 }
 
 #[cfg(feature = "lambda")]
-async fn lambda(config: ConfigArg) -> Result<(), String> {
+async fn lambda(config: ConfigArg) -> Result<()> {
     let cfg = load_config(&config)?;
-    runtime::lambda::run(cfg).await.map_err(|e| e.to_string())
+    runtime::lambda::run(cfg).await.map_err(|e| anyhow!(e))
 }
 
 #[cfg(not(feature = "lambda"))]
-async fn lambda(_config: ConfigArg) -> Result<(), String> {
+async fn lambda(_config: ConfigArg) -> Result<()> {
     Err("this binary was built without the `lambda` feature (cargo build --features lambda; terraform/package-lambda.sh does)".into())
 }
 
@@ -673,9 +700,9 @@ fn samples(t: i64, rows: &[(String, [f64; 4])]) -> Vec<MetricSample> {
         .collect()
 }
 
-async fn collect(args: CollectArgs) -> Result<(), String> {
+async fn collect(args: CollectArgs) -> Result<()> {
     if args.backfill.is_some() && args.simulate.is_none() {
-        return Err("--backfill needs --simulate (this host has no history to backfill)".into());
+        bail!("--backfill needs --simulate (this host has no history to backfill)");
     }
     let mut cfg = InfluxConfig::from_env();
     cfg.url = args.influx_url.clone();
@@ -683,7 +710,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
     let client = InfluxClient::new(cfg);
     match client.ping().await.and(client.create_database().await) {
         Ok(()) => println!("✓ InfluxDB connection: pass"),
-        Err(e) => return Err(format!("✗ InfluxDB connection: {e}")),
+        Err(e) => bail!("✗ InfluxDB connection: {e}"),
     }
     let interval_ms = i64::from(args.interval_secs) * 1000;
     let mut sim = args.simulate.map(|n| {
@@ -698,7 +725,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
         })
     });
     if let Some(d) = args.backfill {
-        let sim = sim.as_mut().ok_or("--backfill needs --simulate")?;
+        let sim = sim.as_mut().context("--backfill needs --simulate")?;
         println!("Generating {} of historical data...", humantime::format_duration(d));
         let mut batch = Vec::new();
         let mut written = 0;
@@ -709,17 +736,17 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
             let (t, rows) = sim.next_row();
             batch.extend(samples(t, &rows));
             if batch.len() >= 20_000 {
-                written += client.write(&batch).await.map_err(|e| e.to_string())?.points;
+                written += client.write(&batch).await?.points;
                 batch.clear();
             }
         }
-        written += client.write(&batch).await.map_err(|e| e.to_string())?.points;
+        written += client.write(&batch).await?.points;
         bar.finish();
         println!("✓ wrote {written} points");
     }
     let mut host = HostSampler::new();
     if sim.is_none() {
-        host.sample().map_err(|e| format!("cannot read /proc: {e}"))?;
+        host.sample().context("cannot read /proc")?;
     }
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms as u64));
     ticker.tick().await;
@@ -736,7 +763,7 @@ async fn collect(args: CollectArgs) -> Result<(), String> {
         let (t, rows) = match sim.as_mut() {
             Some(sim) => sim.next_row(),
             None => {
-                let v = host.sample().map_err(|e| format!("cannot read /proc: {e}"))?.unwrap_or([0.0; 4]);
+                let v = host.sample().context("cannot read /proc")?.unwrap_or([0.0; 4]);
                 (runtime::now_ms(), vec![(server.clone(), v)])
             }
         };
@@ -775,9 +802,9 @@ fn main() -> std::process::ExitCode {
             Command::Collect(a) => collect(a).await,
             Command::Monitor(c) => match load_config(&c).and_then(|cfg| {
                 let t = Arc::new(Telemetry::new());
-                Monitor::new(cfg, t.clone()).map(|m| (m, t)).map_err(|e| e.to_string())
+                Ok((Monitor::new(cfg, t.clone())?, t))
             }) {
-                Ok((m, t)) => runtime::monitor::run_daemon(m, t).await.map_err(|e| e.to_string()),
+                Ok((m, t)) => runtime::monitor::run_daemon(m, t).await.map_err(anyhow::Error::from),
                 Err(e) => Err(e),
             },
             Command::Once { config, json, predict } => once(config, json, predict).await,
@@ -793,7 +820,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", runtime::error_line(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

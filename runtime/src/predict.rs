@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::forecast::{ForecastError, Forecaster};
 use crate::models::forecasters::{Forecast, ForecasterParams};
 
-/// Which forecaster `[forecast]` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Which forecaster `[forecast]` (or `runtime forecast --model`) uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ForecastModel {
     /// The LSTM bundle of `[forecast] bundle`.
@@ -253,6 +253,45 @@ impl Predictor {
             }
             Self::Auto(s) => s.predict(window),
         }
+    }
+}
+
+/// One server's forecast and the scaling decision on it ([`Predictor::advise`]).
+#[derive(Debug, Clone)]
+pub struct Advised {
+    /// The newest sample's time, milliseconds.
+    pub at_ms: i64,
+    /// Gaps filled in the window read.
+    pub filled: usize,
+    /// The target metric's history the forecast read (oldest first).
+    pub history: Vec<f64>,
+    /// The forecast and the band decided on.
+    pub prediction: Prediction,
+    /// The level that needs capacity.
+    pub threshold: f64,
+    /// The recommendation.
+    pub advice: crate::forecast::ScalingAdvice,
+}
+
+impl Predictor {
+    /// The whole forecast → advice step for one server, as `runtime forecast`, `runtime once
+    /// --predict` and the daemon take it: its latest window in `samples`, the forecast, the
+    /// threshold (`threshold`, else [`crate::forecast::default_threshold`] of the history) and
+    /// the scaling advice on the decided band (SCALE_NOW within `now_minutes`).
+    pub fn advise(
+        &self,
+        samples: &[crate::MetricSample],
+        server: &str,
+        threshold: Option<f64>,
+        now_minutes: f64,
+    ) -> Result<Advised, ForecastError> {
+        let (window, at_ms, filled) = self.window(samples, server)?;
+        let prediction = self.predict(&window)?;
+        let history: Vec<f64> = window.iter().step_by(self.inputs().len().max(1)).copied().collect();
+        let current = history.last().copied().unwrap_or(f64::NAN);
+        let threshold = threshold.unwrap_or_else(|| crate::forecast::default_threshold(self.target_metric(), &history));
+        let advice = crate::forecast::scaling_advice(current, prediction.decision(), self.interval_secs(), threshold, now_minutes);
+        Ok(Advised { at_ms, filled, history, prediction, threshold, advice })
     }
 }
 

@@ -37,13 +37,13 @@ fn lstm_trained_from_influxdb_serves_the_same_forecast_in_the_runtime() {
     assert_eq!(series.len(), 2160, "rows read back for {server}");
     assert_eq!(series.interval_secs, 10.0);
     let out = std::env::temp_dir().join(format!("lstm-svc-{}", std::process::id()));
-    let (dir, trained) = cmd::train(&series, &cfg, &server, &out).unwrap();
+    let cmd::Trained { dir, model: trained, .. } = cmd::train(&series, &cfg, &server, &out).unwrap();
     assert_eq!(trained.meta.epochs_run, 3);
     assert!(dir.join("history.csv").exists());
 
     // Workbench: predictive-scaling block and chart from the polars series.
     let charts = out.join("predictions");
-    let (advice, chart) = cmd::predict(&series, &dir, &server, None, &charts).unwrap();
+    let cmd::ScalingReport { advice, chart, .. } = cmd::predict(&series, &dir, &server, None, &charts).unwrap();
     assert_eq!(chart.file_name().unwrap().to_str().unwrap(), format!("{server}_cpu_usage_prediction.png"));
     let png = std::fs::read(&chart).unwrap();
     assert_eq!(&png[1..4], b"PNG", "chart is a PNG");

@@ -30,6 +30,7 @@ pub mod notebook;
 pub mod promote;
 pub mod simulate;
 pub mod sweep;
+pub mod tracking;
 
 // Re-exported so notebooks (evcxr) and downstream code use the exact versions the workbench's
 // types come from.

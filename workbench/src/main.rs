@@ -104,9 +104,18 @@ struct SimulateArgs {
     /// Output folder.
     #[arg(long, default_value = "datasets/sim")]
     out: PathBuf,
-    /// `parquet` or `csv`.
-    #[arg(long, default_value = "parquet")]
-    format: String,
+    /// File format of the metrics.
+    #[arg(long, value_enum, default_value_t = DataFormat::Parquet)]
+    format: DataFormat,
+}
+
+/// Metrics file formats `simulate` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DataFormat {
+    /// Apache Parquet (what the workbench reads fastest).
+    Parquet,
+    /// CSV with a `timestamp` column.
+    Csv,
 }
 
 #[derive(clap::Args, Debug)]
@@ -147,10 +156,8 @@ struct EvaluateArgs {
     /// Detector TOML (default: `context_tail` on NAB; `knn` on SMD, which has a training split; `fleet` on the simulator).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Shorthand for a detector with default settings: `context_tail`, `fleet`, `tail_ensemble`,
-    /// `knn`, `mahalanobis`, `robust_z`, `ewma`, `iforest_features`, `kmeans`, `gmm`, `dbscan`
-    /// or `lstm_residual`.
-    #[arg(long)]
+    /// Shorthand for a detector with default settings (any `kind`).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(workbench::detectors::AnyDetector::KINDS))]
     detector: Option<String>,
     /// Only NAB.
     #[arg(long)]
@@ -365,9 +372,9 @@ enum BenchCmd {
         /// Input metrics.
         #[arg(long, default_value_t = 4)]
         inputs: usize,
-        /// `fused` (default) or `burn` (burn-autodiff).
-        #[arg(long, default_value = "fused")]
-        engine: String,
+        /// Gradient engine: the fused kernel or burn-autodiff.
+        #[arg(long, value_enum, default_value_t = runtime::forecast::Engine::Fused)]
+        engine: runtime::forecast::Engine,
     },
     /// Batch feature computation over a simulated fleet.
     Features {
@@ -394,24 +401,10 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
         cfg.build(1).map_err(|e| anyhow::anyhow!("invalid detector config {}: {e}", p.display()))?;
         return Ok(cfg);
     }
-    Ok(match kind {
-        None | Some("context_tail") => DetectorConfig::default().into(),
-        Some("tail_ensemble") => DetectorConfig::TailEnsemble(Default::default()).into(),
-        Some("iforest_features") => DetectorConfig::IforestFeatures(Default::default()).into(),
-        Some("robust_z") => DetectorConfig::RobustZ(Default::default()).into(),
-        Some("mahalanobis") => DetectorConfig::Mahalanobis(Default::default()).into(),
-        Some("knn") => DetectorConfig::Knn(Default::default()).into(),
-        Some("ewma") => DetectorConfig::Ewma(Default::default()).into(),
-        Some("fleet") => DetectorConfig::Fleet(Default::default()).into(),
-        Some(k @ ("kmeans" | "gmm" | "dbscan" | "lstm_residual")) => {
-            AnyDetector::from_toml_str(&format!("kind = \"{k}\""), "--detector").map_err(|e| anyhow::anyhow!(e))?
-        }
-        Some(other) => {
-            bail!(
-                "--detector {other}: expected context_tail, fleet, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features, kmeans, gmm, dbscan or lstm_residual"
-            )
-        }
-    })
+    match kind {
+        None => Ok(DetectorConfig::default().into()),
+        Some(k) => AnyDetector::default_for(k).map_err(|e| anyhow::anyhow!("--detector {e}")),
+    }
 }
 
 /// Refuse to write `output` over `input` (the same file, however it is spelled): the input
@@ -444,7 +437,8 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
                 cfg.input_metrics = series.inputs.clone();
             }
             let data = cmd::load_series(&series.source, &series.server, &cfg.inputs(), series.hours)?;
-            cmd::train(&data, &cfg, &series.server, &out)?;
+            println!("{}", cmd::training_preamble(&data, &cfg));
+            println!("{}", cmd::train(&data, &cfg, &series.server, &out)?);
         }
         LstmCmd::Predict { series, models, threshold, charts } => {
             let dir = if models.join(runtime::forecast::META_FILE).exists() {
@@ -454,7 +448,7 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
             };
             let meta = runtime::forecast::Forecaster::load_dir(&dir)?.meta;
             let data = cmd::load_series(&series.source, &series.server, &meta.config.inputs(), series.hours)?;
-            cmd::predict(&data, &dir, &series.server, threshold, &charts)?;
+            println!("{}", cmd::predict(&data, &dir, &series.server, threshold, &charts)?);
         }
         LstmCmd::Evaluate { eval, config } => {
             let cfg = lstm_config(config.as_deref())?;
@@ -488,22 +482,10 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            eprintln!("error: {}", runtime::error_line(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, never a backtrace; a cause the message above it already
-/// quotes (most library errors name their source) is not repeated.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = e.to_string();
-    for cause in e.chain().skip(1).map(ToString::to_string) {
-        if !line.contains(&cause) {
-            line = format!("{line}: {cause}");
-        }
-    }
-    line
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -522,11 +504,6 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", workbench::bench::iforest(rows, threads)?);
         }
         Command::Bench { which: BenchCmd::Lstm { batches, inputs, engine } } => {
-            let engine = match engine.as_str() {
-                "fused" => runtime::forecast::Engine::Fused,
-                "burn" => runtime::forecast::Engine::Burn,
-                other => bail!("--engine {other}: expected fused or burn"),
-            };
             println!("{}", workbench::lstm::cmd::bench(batches, inputs, engine)?);
         }
         Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon, chart } } => {
@@ -648,11 +625,10 @@ fn cmd_simulate(args_simulate: SimulateArgs) -> Result<()> {
     let cfg = SimConfig { servers, interval_secs, seed, incidents_per_day, confounders: !no_confounders, ..SimConfig::default() };
     let (mut df, incidents, events) = workbench::simulate::simulate_with_events(&cfg, days, true)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let data = out.join(format!("metrics.{format}"));
-    match format.as_str() {
-        "parquet" => frames::write_parquet(&mut df, &data)?,
-        "csv" => frames::write_csv(&mut df, &data)?,
-        other => bail!("--format {other}: expected parquet or csv"),
+    let data = out.join(if format == DataFormat::Csv { "metrics.csv" } else { "metrics.parquet" });
+    match format {
+        DataFormat::Parquet => frames::write_parquet(&mut df, &data)?,
+        DataFormat::Csv => frames::write_csv(&mut df, &data)?,
     }
     workbench::simulate::write_labels(&incidents, &out.join("labels.csv"))?;
     println!("✓ {} rows ({} servers × {} rows) → {}", df.height(), servers, df.height() / servers.max(1), data.display());
@@ -828,38 +804,18 @@ fn step_spinner(message: &'static str) -> indicatif::ProgressBar {
 /// The NAB table of `experiment evaluate`.
 fn print_nab_report(report: &workbench::evaluation::report::NabReport) {
     println!("NAB ({} files, detector {}, {:.2} s)", report.files, report.detector, report.detect_seconds);
-    println!("{:<20} {:>8} {:>10} {:>5} {:>5} {:>5}", "profile", "score", "threshold", "TP", "FP", "FN");
-    for p in &report.profiles {
-        println!("{:<20} {:>8.2} {:>10.4} {:>5} {:>5} {:>5}", p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_);
-    }
-    println!(
-        "mean ROC-AUC {:.3}  mean best F1 {:.3}  event recall {:.2}  MTTD {:.0} min  false alerts/day {:.3}",
-        report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
-    );
+    print!("{}", report.render(false));
 }
 
 /// The SMD table of `experiment evaluate` (and each machine's warnings).
 fn print_smd_results(results: &[workbench::evaluation::report::SmdResult], detector: &str, why: &str) {
     println!("SMD (fit on train, score test; detector {detector}, {why})");
-    println!("{:<12} {:>8} {:>8} {:>8} {:>8}", "machine", "ROC-AUC", "PR-AUC", "F1", "F1(PA)");
-    for r in results {
-        println!("{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}", r.machine, r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted);
-    }
+    print!("{}", workbench::evaluation::report::render_smd(results, false));
     for r in results {
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.machine);
         }
     }
-    let n = results.len().max(1) as f64;
-    let mean = |f: fn(&workbench::evaluation::report::SmdResult) -> f64| results.iter().map(f).sum::<f64>() / n;
-    println!(
-        "{:<12} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-        "mean",
-        mean(|r| r.roc_auc),
-        mean(|r| r.pr_auc),
-        mean(|r| r.best_f1),
-        mean(|r| r.best_f1_point_adjusted)
-    );
 }
 
 fn cmd_sweep(args_sweep: SweepArgs) -> Result<()> {
@@ -882,15 +838,7 @@ fn cmd_sweep(args_sweep: SweepArgs) -> Result<()> {
     );
     let t = std::time::Instant::now();
     let done = workbench::sweep::run(&spec, &text, trials, &dir, resume, workbench::sweep::stop_flag())?;
-    let keys: Vec<&String> = spec.space.keys().collect();
-    let shown: Vec<&str> = workbench::sweep::shown_metrics(&spec.dataset).iter().copied().filter(|m| *m != spec.objective).collect();
-    println!("{:<5} {:<17} {:>12}  {}  params", "rank", "trial", spec.objective, shown.join(" "));
-    for (i, r) in done.iter().enumerate().take(10) {
-        let params: Vec<String> = keys.iter().map(|k| format!("{k}={}", r.params.get(*k).cloned().unwrap_or_default())).collect();
-        let extra: Vec<String> =
-            shown.iter().map(|m| format!("{:>w$.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN), w = m.len())).collect();
-        println!("{:<5} {:<17} {:>12.4}  {}  {}", i + 1, r.id, r.objective, extra.join(" "), params.join(" "));
-    }
+    print!("{}", workbench::sweep::leaderboard(&spec, &done, 10, false));
     println!(
         "✓ {} trials in {:.1} s; leaderboard → {} (in a browser: {})",
         done.len(),

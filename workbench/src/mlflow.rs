@@ -363,12 +363,12 @@ pub struct PushReport {
 pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport, MlflowError> {
     let spec_text = std::fs::read_to_string(dir.join("spec.toml"))
         .map_err(|e| MlflowError::Local { path: dir.join("spec.toml").display().to_string(), reason: e.to_string() })?;
-    let spec: toml::Table = toml::from_str(&spec_text)
+    let spec: crate::sweep::SweepSpec = toml::from_str(&spec_text)
         .map_err(|e| MlflowError::Local { path: dir.join("spec.toml").display().to_string(), reason: e.to_string() })?;
-    let name = spec.get("name").and_then(|v| v.as_str()).unwrap_or("sweep").to_string();
-    let objective = spec.get("objective").and_then(|v| v.as_str()).unwrap_or("objective").to_string();
-    let dataset = spec.get("dataset").and_then(|v| v.as_str()).unwrap_or("sim").to_string();
-    let dataset_hash = crate::sweep::dataset_dir(&dataset).ok().and_then(|d| crate::promote::hash_dir(&d).ok()).unwrap_or_default();
+    let name = spec.name.clone();
+    let objective = spec.objective.as_str().to_string();
+    let dataset = spec.dataset.as_str().to_string();
+    let dataset_hash = crate::sweep::dataset_dir(spec.dataset).ok().and_then(|d| crate::promote::hash_dir(&d).ok()).unwrap_or_default();
     let git = crate::sweep::git_commit().unwrap_or_default();
     let state_path = dir.join("mlflow.json");
     let mut state = read_json(&state_path).unwrap_or(Value::Null);
@@ -418,22 +418,20 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
         if let Some(m) = metrics.iter().find(|m| m.0 == objective) {
             objective_history.push((objective.clone(), m.1, step as i64, m.3));
         }
-        let params: BTreeMap<String, String> = serde_json::from_value(read_json(&tdir.join("params.json"))?).unwrap_or_default();
-        let local_tags = read_json(&tdir.join("tags.json")).unwrap_or(Value::Null);
-        let start = local_tags["start_time"].as_i64().unwrap_or(now);
-        let end = local_tags["end_time"].as_i64().unwrap_or(now);
-        let mut tags = BTreeMap::from([
+        let local = |e: crate::tracking::TrackingError| MlflowError::Local { path: e.path, reason: e.reason };
+        let params = crate::tracking::read_params(tdir).map_err(local)?;
+        let local_tags = crate::tracking::TrialTags::read(tdir).map_err(local)?;
+        let (start, end) = (local_tags.start_time, local_tags.end_time);
+        let tags = BTreeMap::from([
             ("mlflow.parentRunId".to_string(), parent.clone()),
             ("mlflow.runName".to_string(), format!("trial {}", &id[..id.len().min(8)])),
-            ("mlflow.source.git.commit".to_string(), local_tags["git_commit"].as_str().unwrap_or(&git).to_string()),
+            ("mlflow.source.git.commit".to_string(), local_tags.git_commit.clone().unwrap_or_else(|| git.clone())),
             ("trial_id".to_string(), id.clone()),
             ("dataset_sha256".to_string(), dataset_hash.clone()),
+            ("sweep".to_string(), local_tags.sweep.clone()),
+            ("dataset".to_string(), local_tags.dataset.to_string()),
+            ("detector".to_string(), local_tags.detector.clone()),
         ]);
-        for key in ["sweep", "dataset", "detector"] {
-            if let Some(v) = local_tags[key].as_str() {
-                tags.insert(key.to_string(), v.to_string());
-            }
-        }
         let run = client.create_run(&experiment_id, &format!("trial {}", &id[..id.len().min(8)]), start, &tags).await?;
         client.log_batch(&run, &params, &metrics, &BTreeMap::new()).await?;
         for file in ["trial.json", "params.json", "tags.json"] {
@@ -441,7 +439,7 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
                 client.log_artifact(&experiment_id, &run, file, bytes).await?;
             }
         }
-        client.finish_run(&run, "FINISHED", end).await?;
+        client.finish_run(&run, local_tags.status.as_str(), end).await?;
         write_json(&marker, &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run}))?;
         report.pushed += 1;
     }

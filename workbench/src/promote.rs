@@ -9,6 +9,8 @@ use runtime::registry::{AliasPointer, Bundle, Manifest, Registry, RegistryError,
 use sha2::{Digest, Sha256};
 
 use crate::detectors::AnyDetector;
+use crate::sweep::Dataset;
+use crate::tracking::{TrackingError, TrialRecord, TrialTags};
 
 /// Registry used when none is given: `$AIOPS_REGISTRY` or `file://models`.
 pub fn default_registry() -> String {
@@ -82,10 +84,10 @@ pub fn find_run(runs: &Path, run: &str) -> Result<PathBuf, PromoteError> {
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, PromoteError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| PromoteError::Tracked { path: path.display().to_string(), reason: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| PromoteError::Tracked { path: path.display().to_string(), reason: e.to_string() })
+impl From<TrackingError> for PromoteError {
+    fn from(e: TrackingError) -> Self {
+        Self::Tracked { path: e.path, reason: e.reason }
+    }
 }
 
 /// SHA-256 over every file under `dir` (relative name and content, in name order).
@@ -117,18 +119,18 @@ fn smd_columns(dir: &Path) -> usize {
 }
 
 /// Metric columns and training data of a sweep dataset.
-fn dataset_info(dataset: &str) -> Result<(Vec<String>, TrainingData), PromoteError> {
+fn dataset_info(dataset: Dataset) -> Result<(Vec<String>, TrainingData), PromoteError> {
     let dir = crate::sweep::dataset_dir(dataset).map_err(|e| PromoteError::Tracked { path: dataset.to_string(), reason: e.to_string() })?;
     let metrics = match dataset {
-        "nab" => vec!["value".to_string()],
+        Dataset::Nab => vec!["value".to_string()],
         // As many columns as the machines' files have (SMD: 38), named m01, m02, …
-        "smd" => (1..=smd_columns(&dir)).map(|i| format!("m{i:02}")).collect(),
-        _ => runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
+        Dataset::Smd => (1..=smd_columns(&dir)).map(|i| format!("m{i:02}")).collect(),
+        Dataset::Sim => runtime::BASE_METRICS.iter().map(|m| m.to_string()).collect(),
     };
     let tracked = |reason: String| PromoteError::Tracked { path: dir.display().to_string(), reason };
     let sha256 = hash_dir(&dir).map_err(|e| tracked(e.to_string()))?;
     let (mut rows, mut start_ms, mut end_ms) = (0, None, None);
-    if dataset == "sim" {
+    if dataset == Dataset::Sim {
         let df = crate::frames::read_parquet(&dir.join("metrics.parquet")).map_err(|e| tracked(e.to_string()))?;
         let ts = crate::frames::timestamps_ms(&df).map_err(|e| tracked(e.to_string()))?;
         rows = ts.len() as u64;
@@ -140,30 +142,29 @@ fn dataset_info(dataset: &str) -> Result<(Vec<String>, TrainingData), PromoteErr
 
 /// Build the bundle of a tracked trial (`model` is the registered model name).
 pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> {
-    let trial = read_json(&dir.join("trial.json"))?;
-    let trial_path = dir.join("trial.json").display().to_string();
+    let trial = TrialRecord::read(dir)?;
+    let trial_path = dir.join(TrialRecord::FILE).display().to_string();
     let tracked = |reason: String| PromoteError::Tracked { path: trial_path.clone(), reason };
-    let detector: AnyDetector = serde_json::from_value(trial["detector"].clone()).map_err(|e| tracked(e.to_string()))?;
-    let AnyDetector::Runtime(detector) = detector else {
+    let AnyDetector::Runtime(detector) = trial.detector else {
         return Err(tracked(format!(
-            "`{}` is a workbench-only detector (linfa); the runtime serves fleet, context_tail, tail_ensemble, mahalanobis, knn, robust_z, ewma, iforest_features and ensemble",
-            detector.name()
+            "`{}` is a workbench-only detector; the runtime serves {}",
+            trial.detector.name(),
+            runtime::models::detectors::DetectorConfig::KINDS.join(", ")
         )));
     };
-    let threshold = trial["threshold"].as_f64().ok_or_else(|| tracked("no threshold".into()))?;
-    let dataset = trial["dataset"].as_str().unwrap_or("sim").to_string();
-    let params: BTreeMap<String, String> = serde_json::from_value(read_json(&dir.join("params.json"))?).unwrap_or_default();
-    let tags = read_json(&dir.join("tags.json"))?;
-    let evaluation: BTreeMap<String, f64> = crate::sweep::read_metrics(dir).into_iter().map(|m| (m.key, m.value)).collect();
-    let (metrics, training) = dataset_info(&dataset)?;
-    let sweep = tags["sweep"].as_str().unwrap_or("sweep");
+    let threshold = trial.threshold;
+    let params = crate::tracking::read_params(dir)?;
+    let tags = TrialTags::read(dir)?;
+    let evaluation: BTreeMap<String, f64> = crate::tracking::read_metrics(dir).into_iter().map(|m| (m.key, m.value)).collect();
+    let (metrics, training) = dataset_info(trial.dataset)?;
+    let sweep = &tags.sweep;
     let run_id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     // The bundle alerts exactly as the sweep evaluated the trial (its AlertDecider settings).
     let decisions = crate::sweep::trial_decisions(threshold);
     let manifest = Manifest {
         evaluation,
         params,
-        git_commit: tags["git_commit"].as_str().map(str::to_string),
+        git_commit: tags.git_commit.clone(),
         ..Manifest::new(model, metrics, decisions, training, &format!("{sweep}/{run_id}"))
     };
     Ok(Bundle::for_detector(manifest, &detector))

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detectors::AnyDetector;
 use crate::frames::FrameError;
+use crate::tracking::{RunStatus, TrialRecord, TrialTags};
 
 /// A parameter's search space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,22 +60,151 @@ pub enum Space {
     },
 }
 
+/// The datasets a sweep evaluates on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Dataset {
+    /// The shipped simulator fleet (alert-level metrics).
+    #[default]
+    Sim,
+    /// NAB under `$AIOPS_DATASETS/nab` (NAB scores, ROC AUC).
+    Nab,
+    /// SMD under `$AIOPS_DATASETS/smd` (ROC AUC, PR AUC, best F1).
+    Smd,
+}
+
+impl Dataset {
+    /// Its name in specs and tags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sim => "sim",
+            Self::Nab => "nab",
+            Self::Smd => "smd",
+        }
+    }
+
+    /// The objectives a sweep on it can optimize.
+    pub fn objectives(self) -> &'static [Objective] {
+        use Objective::*;
+        match self {
+            Self::Nab => &[NabStandard, NabLowFp, NabLowFn, RocAuc, BestF1],
+            Self::Smd => &[RocAuc, BestF1, PrAuc],
+            Self::Sim => &[EventF1, Recall, FalseAlertsPerDay],
+        }
+    }
+
+    /// Metrics shown next to the objective in the leaderboard: on the simulator the
+    /// alert-level recall, false alerts and hours open per server-day, so a setting that wins
+    /// the objective by alerting all the time (or never) shows it.
+    pub fn shown_metrics(self) -> &'static [&'static str] {
+        match self {
+            Self::Nab => &["nab_standard", "nab_low_fp", "nab_low_fn"],
+            Self::Smd => &["roc_auc", "best_f1"],
+            Self::Sim => &["event_f1", "recall", "false_alerts_per_day", "false_alert_hours_per_day"],
+        }
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a sweep optimizes: a metric of its dataset ([`Dataset::objectives`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// NAB score, standard profile.
+    NabStandard,
+    /// NAB score, reward-low-FP profile.
+    NabLowFp,
+    /// NAB score, reward-low-FN profile.
+    NabLowFn,
+    /// Mean ROC AUC.
+    RocAuc,
+    /// Mean best F1 over thresholds.
+    BestF1,
+    /// Mean PR AUC.
+    PrAuc,
+    /// Event-level F1 of the alerts.
+    EventF1,
+    /// Alert-level recall.
+    Recall,
+    /// False alerts per server-day.
+    FalseAlertsPerDay,
+}
+
+impl Objective {
+    /// The metric's key in a trial's metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NabStandard => "nab_standard",
+            Self::NabLowFp => "nab_low_fp",
+            Self::NabLowFn => "nab_low_fn",
+            Self::RocAuc => "roc_auc",
+            Self::BestF1 => "best_f1",
+            Self::PrAuc => "pr_auc",
+            Self::EventF1 => "event_f1",
+            Self::Recall => "recall",
+            Self::FalseAlertsPerDay => "false_alerts_per_day",
+        }
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the best trial has the largest or the smallest objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Largest first.
+    #[default]
+    Maximize,
+    /// Smallest first.
+    Minimize,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Maximize => "maximize",
+            Self::Minimize => "minimize",
+        })
+    }
+}
+
+/// How trials are drawn from the spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Search {
+    /// The product of every list (truncated to `budget`).
+    #[default]
+    Grid,
+    /// `budget` draws (lists uniformly, ranges uniformly or log-uniformly).
+    Random,
+}
+
 /// A sweep spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepSpec {
     /// Name (also the tracking folder).
     pub name: String,
-    /// `sim`, `nab` or `smd`.
-    pub dataset: String,
-    /// Metric to optimize.
-    pub objective: String,
-    /// `maximize` or `minimize`.
-    #[serde(default = "default_direction")]
-    pub direction: String,
-    /// `grid` or `random`.
-    #[serde(default = "default_search")]
-    pub search: String,
+    /// Where trials are evaluated.
+    pub dataset: Dataset,
+    /// Metric to optimize (one of the dataset's).
+    pub objective: Objective,
+    /// Best is largest or smallest.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Grid or random search.
+    #[serde(default)]
+    pub search: Search,
     /// Most trials.
     #[serde(default = "default_budget")]
     pub budget: usize,
@@ -94,12 +224,6 @@ pub struct SweepSpec {
     pub space: BTreeMap<String, Space>,
 }
 
-fn default_direction() -> String {
-    "maximize".into()
-}
-fn default_search() -> String {
-    "grid".into()
-}
 fn default_budget() -> usize {
     24
 }
@@ -108,24 +232,6 @@ fn default_parallelism() -> usize {
 }
 fn default_threshold() -> f64 {
     0.5
-}
-
-/// Objectives per dataset.
-const OBJECTIVES: [(&str, &[&str]); 3] = [
-    ("nab", &["nab_standard", "nab_low_fp", "nab_low_fn", "roc_auc", "best_f1"]),
-    ("smd", &["roc_auc", "best_f1", "pr_auc"]),
-    ("sim", &["event_f1", "recall", "false_alerts_per_day"]),
-];
-
-/// Metrics shown next to the objective in the leaderboard, per dataset: on the simulator the
-/// alert-level recall, false alerts and hours open per server-day, so a setting that wins the
-/// objective by alerting all the time (or never) shows it.
-pub fn shown_metrics(dataset: &str) -> &'static [&'static str] {
-    match dataset {
-        "nab" => &["nab_standard", "nab_low_fp", "nab_low_fn"],
-        "smd" => &["roc_auc", "best_f1"],
-        _ => &["event_f1", "recall", "false_alerts_per_day", "false_alert_hours_per_day"],
-    }
 }
 
 /// Per-kind recall and MTTD of a simulator trial (`kind recall/MTTD min`, `·`-separated).
@@ -206,16 +312,10 @@ impl SweepSpec {
 
     /// Check the spec and expand it into trials.
     pub fn plan(&self, origin: &str) -> Result<Vec<Trial>, SweepError> {
-        let objectives = OBJECTIVES
-            .iter()
-            .find(|(d, _)| *d == self.dataset)
-            .ok_or_else(|| bad(origin, "dataset", &self.dataset, "expected sim, nab or smd"))?
-            .1;
-        if !objectives.contains(&self.objective.as_str()) {
-            return Err(bad(origin, "objective", &self.objective, &format!("for dataset {} use one of {objectives:?}", self.dataset)));
-        }
-        if !matches!(self.direction.as_str(), "maximize" | "minimize") {
-            return Err(bad(origin, "direction", &self.direction, "maximize or minimize"));
+        let objectives = self.dataset.objectives();
+        if !objectives.contains(&self.objective) {
+            let names: Vec<&str> = objectives.iter().map(|o| o.as_str()).collect();
+            return Err(bad(origin, "objective", self.objective, &format!("for dataset {} use one of {}", self.dataset, names.join(", "))));
         }
         if self.budget == 0 || self.parallelism == 0 {
             return Err(bad(origin, if self.budget == 0 { "budget" } else { "parallelism" }, 0, "at least 1"));
@@ -266,8 +366,8 @@ impl SweepSpec {
     /// The parameter assignments of the search: the grid's product (truncated to `budget`) or
     /// `budget` random draws.
     fn assignments(&self, origin: &str) -> Result<Vec<BTreeMap<String, toml::Value>>, SweepError> {
-        match self.search.as_str() {
-            "grid" => {
+        match self.search {
+            Search::Grid => {
                 let mut out = vec![BTreeMap::new()];
                 for (k, space) in &self.space {
                     let Space::Values(values) = space else {
@@ -290,7 +390,7 @@ impl SweepSpec {
                 out.truncate(self.budget);
                 Ok(out)
             }
-            "random" => {
+            Search::Random => {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
                 Ok((0..self.budget)
                     .map(|_| {
@@ -314,7 +414,6 @@ impl SweepSpec {
                     })
                     .collect())
             }
-            other => Err(bad(origin, "search", other, "grid or random")),
         }
     }
 }
@@ -343,12 +442,12 @@ pub fn trial_decisions(threshold: f64) -> runtime::decisions::DecisionConfig {
 }
 
 /// Evaluate one trial on the dataset: all metrics of that dataset.
-pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f64>, FrameError> {
+pub fn evaluate_trial(dataset: Dataset, trial: &Trial) -> Result<BTreeMap<String, f64>, FrameError> {
     use crate::evaluation::report::{evaluate_nab, evaluate_smd};
     let root = crate::frames::datasets_root();
     let mut m = BTreeMap::new();
     match dataset {
-        "nab" => {
+        Dataset::Nab => {
             let (r, _) = evaluate_nab(&root.join("nab"), &trial.detector)?;
             for (key, p) in ["nab_standard", "nab_low_fp", "nab_low_fn"].iter().zip(&r.profiles) {
                 m.insert(key.to_string(), p.score);
@@ -357,14 +456,14 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
             m.insert("best_f1".into(), r.mean_best_f1);
             m.insert("false_alerts_per_day".into(), r.false_alerts_per_day);
         }
-        "smd" => {
+        Dataset::Smd => {
             let r = evaluate_smd(&root.join("smd"), &trial.detector)?;
             let n = r.len().max(1) as f64;
             m.insert("roc_auc".into(), r.iter().map(|x| x.roc_auc).sum::<f64>() / n);
             m.insert("pr_auc".into(), r.iter().map(|x| x.pr_auc).sum::<f64>() / n);
             m.insert("best_f1".into(), r.iter().map(|x| x.best_f1).sum::<f64>() / n);
         }
-        _ => {
+        Dataset::Sim => {
             let r = crate::evaluation::fleet::evaluate_sim(
                 &crate::frames::shipped_sim_dir()?,
                 &trial.detector,
@@ -384,42 +483,14 @@ pub fn evaluate_trial(dataset: &str, trial: &Trial) -> Result<BTreeMap<String, f
     Ok(m)
 }
 
-/// One tracked metric point (a line of a trial's `metrics.jsonl`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricPoint {
-    /// Metric name.
-    pub key: String,
-    /// Value.
-    pub value: f64,
-    /// Step.
-    pub step: i64,
-    /// Milliseconds since the epoch.
-    pub timestamp: i64,
-}
-
-/// The metric points tracked in `trial_dir/metrics.jsonl` (none when it is missing).
-pub fn read_metrics(trial_dir: &Path) -> Vec<MetricPoint> {
-    std::fs::read_to_string(trial_dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| {
-            Some(MetricPoint {
-                key: v["key"].as_str()?.to_string(),
-                value: v["value"].as_f64()?,
-                step: v["step"].as_i64().unwrap_or(0),
-                timestamp: v["timestamp"].as_i64().unwrap_or(0),
-            })
-        })
-        .collect()
-}
+pub use crate::tracking::{MetricPoint, read_metrics};
 
 /// Folder of a sweep dataset: `nab` and `smd` under `$AIOPS_DATASETS`, anything else the
 /// shipped simulator fleet.
-pub fn dataset_dir(dataset: &str) -> Result<PathBuf, FrameError> {
+pub fn dataset_dir(dataset: Dataset) -> Result<PathBuf, FrameError> {
     match dataset {
-        "nab" | "smd" => Ok(crate::frames::datasets_root().join(dataset)),
-        _ => crate::frames::shipped_sim_dir(),
+        Dataset::Nab | Dataset::Smd => Ok(crate::frames::datasets_root().join(dataset.as_str())),
+        Dataset::Sim => crate::frames::shipped_sim_dir(),
     }
 }
 
@@ -474,7 +545,7 @@ pub fn run(
                 let params: BTreeMap<String, String> = t.params.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
                 if resume {
                     let metrics: BTreeMap<String, f64> = read_metrics(&tdir).into_iter().map(|m| (m.key, m.value)).collect();
-                    if let Some(objective) = metrics.get(&spec.objective).copied() {
+                    if let Some(objective) = metrics.get(spec.objective.as_str()).copied() {
                         overall.inc(1);
                         return Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }));
                     }
@@ -486,68 +557,85 @@ pub fn run(
                 bar.set_message(format!("trial {} {:?}", &t.id[..8], params));
                 bar.enable_steady_tick(std::time::Duration::from_millis(200));
                 let started = runtime::now_ms();
-                let metrics = evaluate_trial(&spec.dataset, t)?;
+                let metrics = evaluate_trial(spec.dataset, t)?;
                 bar.finish_and_clear();
                 std::fs::create_dir_all(&tdir).map_err(io(&tdir))?;
-                write(&tdir.join("params.json"), &serde_json::to_string_pretty(&params).unwrap_or_default())?;
+                let tracked = |e: crate::tracking::TrackingError| SweepError::Io { path: e.path, source: std::io::Error::other(e.reason) };
+                crate::tracking::write_params(&tdir, &params).map_err(tracked)?;
                 let now = runtime::now_ms();
-                let lines: Vec<String> = metrics
-                    .iter()
-                    .map(|(k, v)| serde_json::json!({"key": k, "value": v, "step": 0, "timestamp": now}).to_string())
-                    .collect();
-                write(&tdir.join("metrics.jsonl"), &(lines.join("\n") + "\n"))?;
-                let tags = serde_json::json!({
-                    "sweep": spec.name, "dataset": spec.dataset, "detector": t.detector.name(),
-                    "start_time": started, "end_time": now, "status": "FINISHED", "git_commit": git_commit(),
-                });
-                write(&tdir.join("tags.json"), &tags.to_string())?;
+                crate::tracking::write_metrics(&tdir, &metrics, now).map_err(tracked)?;
+                let tags = TrialTags {
+                    sweep: spec.name.clone(),
+                    dataset: spec.dataset,
+                    detector: t.detector.name().to_string(),
+                    start_time: started,
+                    end_time: now,
+                    status: RunStatus::Finished,
+                    git_commit: git_commit(),
+                };
+                tags.write(&tdir).map_err(tracked)?;
                 // What `experiment promote` turns into a bundle: the resolved detector and threshold.
-                let model = serde_json::json!({"detector": t.detector, "threshold": t.threshold, "dataset": spec.dataset});
-                write(&tdir.join("trial.json"), &serde_json::to_string_pretty(&model).unwrap_or_default())?;
+                TrialRecord { detector: t.detector.clone(), threshold: t.threshold, dataset: spec.dataset }
+                    .write(&tdir)
+                    .map_err(tracked)?;
                 overall.inc(1);
-                let objective = metrics.get(&spec.objective).copied().unwrap_or(f64::NAN);
+                let objective = metrics.get(spec.objective.as_str()).copied().unwrap_or(f64::NAN);
                 Ok(Some(TrialResult { id: t.id.clone(), params, metrics, objective }))
             })
             .collect::<Result<Vec<_>, _>>()
     })?;
     overall.finish_and_clear();
     let mut done: Vec<TrialResult> = results.into_iter().flatten().collect();
-    let sign = if spec.direction == "minimize" { 1.0 } else { -1.0 };
+    let sign = if spec.direction == Direction::Minimize { 1.0 } else { -1.0 };
     done.sort_by(|a, b| (sign * a.objective).total_cmp(&(sign * b.objective)));
     let best_trial = done.first().and_then(|b| trials.iter().find(|t| t.id == b.id));
     write_leaderboard(spec, &done, best_trial, dir)?;
     Ok(done)
 }
 
+/// The leaderboard's first `top` rows, best first (terminal or Markdown): rank, trial id
+/// (8 characters), the swept parameters, the objective, the dataset's other shown metrics, and
+/// on the simulator recall / MTTD by incident kind.
+pub fn leaderboard(spec: &SweepSpec, done: &[TrialResult], top: usize, markdown: bool) -> String {
+    let keys: Vec<&String> = spec.space.keys().collect();
+    let shown: Vec<&str> = spec.dataset.shown_metrics().iter().copied().filter(|m| *m != spec.objective.as_str()).collect();
+    let by_kind = spec.dataset == Dataset::Sim;
+    let mut header: Vec<&str> = vec!["rank", "trial"];
+    header.extend(keys.iter().map(|k| k.as_str()));
+    header.push(spec.objective.as_str());
+    header.extend(&shown);
+    if by_kind {
+        header.push("recall / MTTD (min) by kind");
+    }
+    let mut t = crate::evaluation::table::TextTable::new(&header);
+    for (i, r) in done.iter().enumerate().take(top) {
+        let mut row = vec![(i + 1).to_string(), r.id[..8].to_string()];
+        row.extend(keys.iter().map(|k| r.params.get(*k).cloned().unwrap_or_default()));
+        row.push(format!("{:.4}", r.objective));
+        row.extend(shown.iter().map(|m| format!("{:.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN))));
+        if by_kind {
+            row.push(kind_summary(&r.metrics));
+        }
+        t.row(row);
+    }
+    t.render(markdown)
+}
+
 /// `leaderboard.md`, `objective.svg` (objective per trial, in trial order of the table) and
 /// `report.html` (the leaderboard with its charts inlined).
 fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<&Trial>, dir: &Path) -> Result<(), SweepError> {
     use std::fmt::Write;
-    let keys: Vec<&String> = spec.space.keys().collect();
-    let shown: Vec<&str> = shown_metrics(&spec.dataset).iter().copied().filter(|m| *m != spec.objective).collect();
-    let by_kind = spec.dataset == "sim";
     let mut md = format!(
-        "# Sweep `{}` on {} — objective {} ({})\n\n| rank | trial | {} | {} | {}{} |\n|---|---|",
+        "# Sweep `{}` on {} — objective {} ({})\n\n{}",
         spec.name,
         spec.dataset,
         spec.objective,
         spec.direction,
-        keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" | "),
-        spec.objective,
-        shown.join(" | "),
-        if by_kind { " | recall / MTTD (min) by kind" } else { "" }
+        leaderboard(spec, done, done.len(), true)
     );
-    md.push_str(&"---|".repeat(keys.len() + 1 + shown.len() + usize::from(by_kind)));
-    md.push('\n');
-    for (i, r) in done.iter().enumerate() {
-        let vals: Vec<String> = keys.iter().map(|k| r.params.get(*k).cloned().unwrap_or_default()).collect();
-        let extra: Vec<String> = shown.iter().map(|m| format!("{:.3}", r.metrics.get(*m).copied().unwrap_or(f64::NAN))).collect();
-        let kinds = if by_kind { format!(" | {}", kind_summary(&r.metrics)) } else { String::new() };
-        let _ = writeln!(md, "| {} | {} | {} | {:.4} | {}{kinds} |", i + 1, &r.id[..8], vals.join(" | "), r.objective, extra.join(" | "));
-    }
     md.push_str("\n![objective per trial](objective.svg)\n");
     if let Some(best) = done.first()
-        && spec.dataset == "sim"
+        && spec.dataset == Dataset::Sim
         && let Some(trial) = best_trial
     {
         let server = best_trial_chart(&dir.join("best_trial.svg"), trial)?;
@@ -559,7 +647,7 @@ fn write_leaderboard(spec: &SweepSpec, done: &[TrialResult], best_trial: Option<
         &dir.join("objective.svg"),
         &format!("sweep {}: {} by rank", spec.name, spec.objective),
         "rank",
-        &spec.objective,
+        spec.objective.as_str(),
         &values,
     )?;
     // The same page in a browser, charts inlined (written after them).

@@ -26,7 +26,7 @@ fn default_sweep_runs_on_shipped_data_and_tracks_every_trial() {
     let trials = std::fs::read_dir(out_dir.join("default/trials")).unwrap().count();
     assert_eq!(trials, 24);
     let board = std::fs::read_to_string(out_dir.join("default/leaderboard.md")).unwrap();
-    assert!(board.contains("| 24 |"), "{board}");
+    assert!(board.contains("\n| 24 | "), "{board}");
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sim");
     for f in ["metrics.parquet", "labels.csv", "events.csv"] {
         assert!(std::fs::read(data.join("sim").join(f)).unwrap() == std::fs::read(shipped.join(f)).unwrap(), "{f} in the data directory");

@@ -29,7 +29,7 @@ use crate::decisions::{Alert, AlertDecider, Decision};
 use crate::models::detectors::{DetectorConfig, StreamingDetector};
 use crate::registry::{Bundle, Manifest, Registry, RegistryError};
 use crate::sinks::outbox::{Outbox, OutboxError};
-use crate::sinks::{AlertRouter, Notification, SinksConfig};
+use crate::sinks::{AlertRouter, Notification, SinkKind, SinksConfig};
 use config::RuntimeConfig;
 use source::LiveSource;
 use telemetry::{Telemetry, label};
@@ -135,7 +135,7 @@ pub struct Monitor {
     servers: BTreeMap<String, ServerState>,
     decider: Option<AlertDecider>,
     /// Firing alerts by key, with the sinks they went to (resolves go to the same sinks).
-    active: HashMap<String, (Alert, Vec<&'static str>)>,
+    active: HashMap<String, (Alert, Vec<SinkKind>)>,
     router: AlertRouter,
     outbox: Arc<Outbox>,
     telemetry: Arc<Telemetry>,
@@ -421,7 +421,7 @@ impl Monitor {
     /// Act on one decision of the alert stage: a trigger is logged, counted, reported, queued
     /// for its severity's sinks and kept open; a resolve of an open alert is queued for the
     /// sinks that got its trigger.
-    fn apply_decision(&mut self, decision: Decision, model: &str, report: &mut TickReport, out: &mut Vec<(&'static str, Notification)>) {
+    fn apply_decision(&mut self, decision: Decision, model: &str, report: &mut TickReport, out: &mut Vec<(SinkKind, Notification)>) {
         match decision {
             Decision::Trigger(alert) => {
                 let sinks = self.router.route(alert.severity).to_vec();
@@ -482,7 +482,7 @@ impl Monitor {
         report.servers = report.servers.max(rows.len());
         let threshold = model.manifest.decisions.threshold;
         let max_fill_ms = sched.max_fill_secs * 1000;
-        let mut notifications: Vec<(&'static str, Notification)> = Vec::new();
+        let mut notifications: Vec<(SinkKind, Notification)> = Vec::new();
         let mut decisions: Vec<Decision> = Vec::new();
         let mut score_lines = String::new();
         let model_label = model.label();
@@ -567,7 +567,6 @@ impl Monitor {
         now_ms: i64,
         fc: &crate::predict::Predictor,
     ) -> Result<Vec<(String, crate::forecast::ScalingAdvice)>, String> {
-        use crate::forecast::{default_threshold, scaling_advice};
         let inputs = fc.inputs();
         let target = fc.target_metric().to_string();
         let span = fc.read_span_ms();
@@ -580,15 +579,14 @@ impl Monitor {
         let mut forecast_lines = String::new();
         let model_label = fc.label();
         for server in servers.into_iter().filter(|s| self.cfg.selection.includes(s)) {
-            let window = fc.window(&samples, server).map(|(w, at, _)| (w, at));
-            let prediction = window.and_then(|(w, at)| fc.predict(&w).map(|p| (w, at, p)));
-            let (window, at, prediction) = match prediction {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(server, error = %e, "no forecast");
-                    continue;
-                }
-            };
+            let crate::predict::Advised { at_ms: at, prediction, advice, .. } =
+                match fc.advise(&samples, server, self.cfg.forecast.threshold, self.cfg.forecast.now_minutes) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(server, error = %e, "no forecast");
+                        continue;
+                    }
+                };
             if self.score_sink.is_some() {
                 crate::line_protocol::encode_forecast_into(
                     at,
@@ -598,10 +596,6 @@ impl Monitor {
                     &mut forecast_lines,
                 );
             }
-            let history: Vec<f64> = window.iter().step_by(inputs.len()).copied().collect();
-            let current = history.last().copied().unwrap_or(f64::NAN);
-            let threshold = self.cfg.forecast.threshold.unwrap_or_else(|| default_threshold(&target, &history));
-            let advice = scaling_advice(current, prediction.decision(), fc.interval_secs(), threshold, self.cfg.forecast.now_minutes);
             let key = format!("{server}/{target}/forecast");
             let severity = advice.recommendation.severity();
             match severity {
@@ -614,7 +608,7 @@ impl Monitor {
                         primary_metric: target.clone(),
                         primary_value: advice.predicted_peak,
                         values: vec![
-                            (target.clone(), current),
+                            (target.clone(), advice.current),
                             ("predicted_peak".into(), advice.predicted_peak),
                             ("minutes_to_peak".into(), advice.minutes_to_peak),
                             ("scale_up_percent".into(), f64::from(advice.scale_up_percent)),

@@ -93,7 +93,7 @@ impl Monitor {
             }
         };
         for (key, alert, sinks) in &saved.active {
-            let sinks = sinks.iter().filter_map(|s| crate::sinks::SINK_NAMES.iter().find(|n| *n == s).copied()).collect();
+            let sinks: Vec<crate::sinks::SinkKind> = sinks.iter().filter_map(|s| s.parse().ok()).collect();
             self.active.insert(key.clone(), (alert.clone(), sinks));
         }
         tracing::info!(

@@ -11,8 +11,8 @@
 //!
 //! ```
 //! use runtime::decisions::Severity;
-//! use runtime::sinks::{AlertRouter, RoutingConfig};
-//! let router = AlertRouter::new(RoutingConfig::default(), &["slack", "pagerduty"]);
+//! use runtime::sinks::{AlertRouter, RoutingConfig, SinkKind};
+//! let router = AlertRouter::new(RoutingConfig::default(), &[SinkKind::Slack, SinkKind::Pagerduty]);
 //! assert!(router.route(Severity::Info).is_empty()); // log only
 //! assert_eq!(router.route(Severity::Medium), ["slack"]);
 //! assert_eq!(router.route(Severity::Critical), ["slack", "pagerduty"]);
@@ -140,8 +140,57 @@ pub struct SinksConfig {
     pub webhook: webhook::WebhookConfig,
 }
 
-/// Names of all sinks.
-pub const SINK_NAMES: [&str; 4] = ["slack", "pagerduty", "alertmanager", "webhook"];
+/// The sinks an alert can be routed to (`[routing]`, `runtime alert test --sink`, outbox
+/// entries): lower-case names in TOML, JSON and on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// Slack incoming webhook.
+    Slack,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// Prometheus Alertmanager.
+    Alertmanager,
+    /// Generic JSON webhook.
+    Webhook,
+}
+
+impl SinkKind {
+    /// Every sink, in routing order.
+    pub const ALL: [SinkKind; 4] = [Self::Slack, Self::Pagerduty, Self::Alertmanager, Self::Webhook];
+
+    /// Its name (`slack`, `pagerduty`, `alertmanager`, `webhook`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Pagerduty => "pagerduty",
+            Self::Alertmanager => "alertmanager",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+impl std::fmt::Display for SinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for SinkKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::str::FromStr for SinkKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown sink `{s}`; use {}", Self::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")))
+    }
+}
 
 impl SinksConfig {
     /// Fill unset secrets and URLs from the environment: `SLACK_WEBHOOK_URL`,
@@ -171,31 +220,38 @@ impl SinksConfig {
         }
     }
 
-    /// Names of the configured sinks.
-    pub fn configured(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if !self.slack.webhook_url.is_empty() {
-            out.push("slack");
+    /// The configured sinks.
+    pub fn configured(&self) -> Vec<SinkKind> {
+        SinkKind::ALL.into_iter().filter(|&k| self.is_configured(k)).collect()
+    }
+
+    /// Whether a sink has its URL (or routing key).
+    pub fn is_configured(&self, sink: SinkKind) -> bool {
+        match sink {
+            SinkKind::Slack => !self.slack.webhook_url.is_empty(),
+            SinkKind::Pagerduty => !self.pagerduty.routing_key.is_empty(),
+            SinkKind::Alertmanager => !self.alertmanager.url.trim().is_empty(),
+            SinkKind::Webhook => !self.webhook.url.is_empty(),
         }
-        if !self.pagerduty.routing_key.is_empty() {
-            out.push("pagerduty");
-        }
-        if !self.alertmanager.url.trim().is_empty() {
-            out.push("alertmanager");
-        }
-        if !self.webhook.url.is_empty() {
-            out.push("webhook");
-        }
-        out
     }
 
     /// Per-minute rate limit of a sink.
-    pub fn rate_limit_per_minute(&self, sink: &str) -> u32 {
+    pub fn rate_limit_per_minute(&self, sink: SinkKind) -> u32 {
         match sink {
-            "slack" => self.slack.rate_limit_per_minute,
-            "pagerduty" => self.pagerduty.rate_limit_per_minute,
-            "alertmanager" => self.alertmanager.rate_limit_per_minute,
-            _ => self.webhook.rate_limit_per_minute,
+            SinkKind::Slack => self.slack.rate_limit_per_minute,
+            SinkKind::Pagerduty => self.pagerduty.rate_limit_per_minute,
+            SinkKind::Alertmanager => self.alertmanager.rate_limit_per_minute,
+            SinkKind::Webhook => self.webhook.rate_limit_per_minute,
+        }
+    }
+
+    /// Request timeout of a sink, seconds.
+    pub fn timeout_secs(&self, sink: SinkKind) -> f64 {
+        match sink {
+            SinkKind::Slack => self.slack.timeout_secs,
+            SinkKind::Pagerduty => self.pagerduty.timeout_secs,
+            SinkKind::Alertmanager => self.alertmanager.timeout_secs,
+            SinkKind::Webhook => self.webhook.timeout_secs,
         }
     }
 
@@ -215,13 +271,8 @@ impl SinksConfig {
         if !url_ok(self.webhook.url.expose()) {
             return bad("sinks.webhook.url", "must be an http(s) URL");
         }
-        for name in SINK_NAMES {
-            let timeout = match name {
-                "slack" => self.slack.timeout_secs,
-                "pagerduty" => self.pagerduty.timeout_secs,
-                "alertmanager" => self.alertmanager.timeout_secs,
-                _ => self.webhook.timeout_secs,
-            };
+        for name in SinkKind::ALL {
+            let timeout = self.timeout_secs(name);
             if !(timeout.is_finite() && (0.1..=600.0).contains(&timeout)) {
                 return bad(&format!("sinks.{name}.timeout_secs"), "a number of seconds in [0.1, 600]");
             }
@@ -234,51 +285,51 @@ impl SinksConfig {
 
     /// Send one notification to one sink now (no outbox): the outbox and `runtime alert test`
     /// call this.
-    pub async fn send(&self, http: &reqwest::Client, sink: &str, n: &Notification) -> Result<(), SinkError> {
+    pub async fn send(&self, http: &reqwest::Client, sink: SinkKind, n: &Notification) -> Result<(), SinkError> {
         match sink {
-            "slack" => slack::send(http, &self.slack, n).await,
-            "pagerduty" => pagerduty::send(http, &self.pagerduty, n).await,
-            "alertmanager" => alertmanager::send(http, &self.alertmanager, n).await,
-            "webhook" => webhook::send(http, &self.webhook, n).await,
-            other => Err(SinkError::Config { key: format!("routing: {other}"), reason: format!("unknown sink; use {SINK_NAMES:?}") }),
+            SinkKind::Slack => slack::send(http, &self.slack, n).await,
+            SinkKind::Pagerduty => pagerduty::send(http, &self.pagerduty, n).await,
+            SinkKind::Alertmanager => alertmanager::send(http, &self.alertmanager, n).await,
+            SinkKind::Webhook => webhook::send(http, &self.webhook, n).await,
         }
     }
 }
 
-/// Severity → sink names (`[routing]`). Sinks routed but not configured are skipped.
+/// Severity → sinks (`[routing]`). Sinks routed but not configured are skipped; an unknown
+/// sink name is refused when the config is read, naming the key and the choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
     /// INFO: log only by default.
-    pub info: Vec<String>,
+    pub info: Vec<SinkKind>,
     /// LOW.
-    pub low: Vec<String>,
+    pub low: Vec<SinkKind>,
     /// MEDIUM.
-    pub medium: Vec<String>,
+    pub medium: Vec<SinkKind>,
     /// HIGH.
-    pub high: Vec<String>,
+    pub high: Vec<SinkKind>,
     /// CRITICAL.
-    pub critical: Vec<String>,
+    pub critical: Vec<SinkKind>,
 }
 
 impl Default for RoutingConfig {
     /// The reference README's table (INFO → log only; LOW, MEDIUM → Slack; HIGH, CRITICAL →
     /// Slack + PagerDuty), with Alertmanager and the webhook receiving LOW and above when configured.
     fn default() -> Self {
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        use SinkKind::*;
         Self {
-            info: v(&[]),
-            low: v(&["slack", "alertmanager", "webhook"]),
-            medium: v(&["slack", "alertmanager", "webhook"]),
-            high: v(&["slack", "pagerduty", "alertmanager", "webhook"]),
-            critical: v(&["slack", "pagerduty", "alertmanager", "webhook"]),
+            info: vec![],
+            low: vec![Slack, Alertmanager, Webhook],
+            medium: vec![Slack, Alertmanager, Webhook],
+            high: vec![Slack, Pagerduty, Alertmanager, Webhook],
+            critical: vec![Slack, Pagerduty, Alertmanager, Webhook],
         }
     }
 }
 
 impl RoutingConfig {
     /// Sinks of a severity as configured.
-    pub fn for_severity(&self, s: Severity) -> &[String] {
+    pub fn for_severity(&self, s: Severity) -> &[SinkKind] {
         match s {
             Severity::Info => &self.info,
             Severity::Low => &self.low,
@@ -287,41 +338,28 @@ impl RoutingConfig {
             Severity::Critical => &self.critical,
         }
     }
-
-    /// Unknown sink names are errors naming the key.
-    pub fn validate(&self) -> Result<(), SinkError> {
-        for s in [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
-            if let Some(bad) = self.for_severity(s).iter().find(|n| !SINK_NAMES.contains(&n.as_str())) {
-                return Err(SinkError::Config {
-                    key: format!("routing.{}", s.name().to_lowercase()),
-                    reason: format!("unknown sink `{bad}`; use {SINK_NAMES:?}"),
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Routes a severity to the configured sinks of [`RoutingConfig`].
 #[derive(Debug, Clone)]
 pub struct AlertRouter {
-    table: BTreeMap<Severity, Vec<&'static str>>,
+    table: BTreeMap<Severity, Vec<SinkKind>>,
 }
 
 impl AlertRouter {
     /// Keep only the sinks in `configured`.
-    pub fn new(routing: RoutingConfig, configured: &[&str]) -> Self {
+    pub fn new(routing: RoutingConfig, configured: &[SinkKind]) -> Self {
         let mut table = BTreeMap::new();
         for s in [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical] {
-            let sinks: Vec<&'static str> =
-                SINK_NAMES.iter().copied().filter(|n| configured.contains(n) && routing.for_severity(s).iter().any(|r| r == n)).collect();
+            let sinks: Vec<SinkKind> =
+                SinkKind::ALL.into_iter().filter(|n| configured.contains(n) && routing.for_severity(s).contains(n)).collect();
             table.insert(s, sinks);
         }
         Self { table }
     }
 
     /// The sinks of a severity (empty: log only).
-    pub fn route(&self, s: Severity) -> &[&'static str] {
+    pub fn route(&self, s: Severity) -> &[SinkKind] {
         self.table.get(&s).map_or(&[], Vec::as_slice)
     }
 }
@@ -447,19 +485,19 @@ mod tests {
 
     #[test]
     fn default_routing_is_the_reference_table() {
-        let r = AlertRouter::new(RoutingConfig::default(), &SINK_NAMES);
+        let r = AlertRouter::new(RoutingConfig::default(), &SinkKind::ALL);
         assert!(r.route(Severity::Info).is_empty());
         assert_eq!(r.route(Severity::Low), ["slack", "alertmanager", "webhook"]);
         assert_eq!(r.route(Severity::High), ["slack", "pagerduty", "alertmanager", "webhook"]);
-        let only_slack = AlertRouter::new(RoutingConfig::default(), &["slack"]);
+        let only_slack = AlertRouter::new(RoutingConfig::default(), &[SinkKind::Slack]);
         assert_eq!(only_slack.route(Severity::Critical), ["slack"]);
     }
 
     #[test]
     fn unknown_sinks_and_bad_urls_are_named() {
-        let r = RoutingConfig { high: vec!["sms".into()], ..Default::default() };
-        let e = r.validate().unwrap_err().to_string();
-        assert!(e.contains("routing.high") && e.contains("sms"), "{e}");
+        let e = toml::from_str::<RoutingConfig>("low = [\"slack\"]\nhigh = [\"sms\"]").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("high") && e.contains("sms") && e.contains("pagerduty"), "{e}");
+        assert_eq!("sms".parse::<SinkKind>().unwrap_err(), "unknown sink `sms`; use slack, pagerduty, alertmanager, webhook");
         let mut s = SinksConfig::default();
         s.slack.webhook_url = Secret::new("hooks.slack.com/x");
         assert!(s.validate().unwrap_err().to_string().contains("sinks.slack.webhook_url"));

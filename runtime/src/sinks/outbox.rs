@@ -19,10 +19,10 @@
 //!
 //! ```
 //! use runtime::sinks::outbox::{Outbox, OutboxConfig};
-//! use runtime::sinks::{test_notification, Status};
+//! use runtime::sinks::{test_notification, SinkKind, Status};
 //! let dir = std::env::temp_dir().join(format!("outbox-doc-{}", std::process::id()));
 //! let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), ..Default::default() }).unwrap();
-//! outbox.enqueue("slack", &test_notification(runtime::decisions::Severity::High)).unwrap();
+//! outbox.enqueue(SinkKind::Slack, &test_notification(runtime::decisions::Severity::High)).unwrap();
 //! assert_eq!(outbox.pending().unwrap().len(), 1);
 //! # drop(outbox); std::fs::remove_dir_all(dir).unwrap();
 //! ```
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Notification, SinksConfig};
+use super::{Notification, SinkKind, SinksConfig};
 
 /// `[outbox]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,8 +80,8 @@ impl Default for OutboxConfig {
 pub struct Delivery {
     /// `<created ms>-<pid>-<seq>-<sink>`: sorts by creation.
     pub id: String,
-    /// Sink name.
-    pub sink: String,
+    /// The sink.
+    pub sink: SinkKind,
     /// What to send.
     pub notification: Notification,
     /// When it was queued.
@@ -102,7 +102,7 @@ const KEY_RETENTION_SECS: u64 = 7 * 86_400;
 
 /// The key of a notification for `sink`: what it says, not when it was queued (`None` for a
 /// test message, which is sent every time it is asked for).
-pub fn notification_key(sink: &str, n: &Notification) -> Option<String> {
+pub fn notification_key(sink: SinkKind, n: &Notification) -> Option<String> {
     use sha2::{Digest, Sha256};
     if n.test {
         return None;
@@ -160,7 +160,7 @@ pub struct Outbox {
     keys_dir: PathBuf,
     _lock: File,
     seq: AtomicU64,
-    buckets: Mutex<BTreeMap<String, Bucket>>,
+    buckets: Mutex<BTreeMap<SinkKind, Bucket>>,
     flushing: tokio::sync::Mutex<()>,
 }
 
@@ -239,13 +239,13 @@ impl Outbox {
     }
 
     /// Queue a notification for a sink; durable when this returns.
-    pub fn enqueue(&self, sink: &str, notification: &Notification) -> Result<Delivery, OutboxError> {
+    pub fn enqueue(&self, sink: SinkKind, notification: &Notification) -> Result<Delivery, OutboxError> {
         self.queue(sink, notification, None)
     }
 
     /// Queue a notification for a sink unless the same one (its [`notification_key`]) was queued
     /// before, by this process or an earlier one; durable when this returns. `false`: it was.
-    pub fn enqueue_once(&self, sink: &str, notification: &Notification) -> Result<bool, OutboxError> {
+    pub fn enqueue_once(&self, sink: SinkKind, notification: &Notification) -> Result<bool, OutboxError> {
         let key = notification_key(sink, notification);
         if key.as_ref().is_some_and(|k| self.keys_dir.join(k).exists()) {
             return Ok(false);
@@ -257,13 +257,13 @@ impl Outbox {
         Ok(true)
     }
 
-    fn queue(&self, sink: &str, notification: &Notification, key: Option<String>) -> Result<Delivery, OutboxError> {
+    fn queue(&self, sink: SinkKind, notification: &Notification, key: Option<String>) -> Result<Delivery, OutboxError> {
         let now = crate::now_ms();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{now:013}-{}-{seq:06}-{sink}", std::process::id());
         let d = Delivery {
             id,
-            sink: sink.to_string(),
+            sink,
             notification: notification.clone(),
             created_ms: now,
             attempts: 0,
@@ -355,11 +355,11 @@ impl Outbox {
         std::fs::read_dir(&self.dead_dir).map_or(0, |r| r.filter_map(Result::ok).count())
     }
 
-    fn take_token(&self, sinks: &SinksConfig, sink: &str, now_ms: i64) -> bool {
+    fn take_token(&self, sinks: &SinksConfig, sink: SinkKind, now_ms: i64) -> bool {
         let per_min = f64::from(sinks.rate_limit_per_minute(sink).max(1));
         let capacity = (per_min / 6.0).max(1.0);
         let mut buckets = self.buckets.lock().expect("bucket lock");
-        let b = buckets.entry(sink.to_string()).or_insert(Bucket { tokens: capacity, last_ms: now_ms });
+        let b = buckets.entry(sink).or_insert(Bucket { tokens: capacity, last_ms: now_ms });
         b.tokens = (b.tokens + (now_ms - b.last_ms).max(0) as f64 / 60_000.0 * per_min).min(capacity);
         b.last_ms = now_ms;
         if b.tokens >= 1.0 {
@@ -385,9 +385,9 @@ impl Outbox {
         let _guard = self.flushing.lock().await;
         let pending = self.pending()?;
         let total = pending.len() as u64;
-        let mut by_sink: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+        let mut by_sink: BTreeMap<SinkKind, Vec<Delivery>> = BTreeMap::new();
         for d in pending {
-            by_sink.entry(d.sink.clone()).or_default().push(d);
+            by_sink.entry(d.sink).or_default().push(d);
         }
         let drained = futures_util::future::join_all(by_sink.into_values().map(|entries| self.drain_sink(sinks, http, entries))).await;
         let mut report = FlushReport::default();
@@ -425,17 +425,17 @@ impl Outbox {
         for mut d in entries {
             let now = crate::now_ms();
             let key = d.notification.alert.dedup_key.clone();
-            if down || blocked.contains(&key) || d.next_attempt_ms > now || !self.take_token(sinks, &d.sink, now) {
+            if down || blocked.contains(&key) || d.next_attempt_ms > now || !self.take_token(sinks, d.sink, now) {
                 blocked.insert(key);
                 report.deferred += 1;
                 continue;
             }
-            let result = sinks.send(http, &d.sink, &d.notification).await;
+            let result = sinks.send(http, d.sink, &d.notification).await;
             let path = self.pending_dir.join(format!("{}.json", d.id));
             match result {
                 Ok(()) => {
                     std::fs::remove_file(&path).map_err(io_err(&path))?;
-                    *report.delivered.entry(d.sink.clone()).or_default() += 1;
+                    *report.delivered.entry(d.sink.to_string()).or_default() += 1;
                     done += 1;
                     tracing::info!(sink = %d.sink, key = %d.notification.alert.dedup_key, status = ?d.notification.status, attempts = d.attempts + 1, "alert delivered");
                 }
@@ -447,7 +447,7 @@ impl Outbox {
                         let dst = self.dead_dir.join(format!("{}.json", d.id));
                         write_durably(&self.dead_dir, &format!("{}.json", d.id), &serde_json::to_vec_pretty(&d).expect("serializes"))?;
                         std::fs::remove_file(&path).map_err(io_err(&path))?;
-                        *report.dead.entry(d.sink.clone()).or_default() += 1;
+                        *report.dead.entry(d.sink.to_string()).or_default() += 1;
                         done += 1;
                         tracing::error!(sink = %d.sink, key = %d.notification.alert.dedup_key, error = %e, kept_in = %dst.display(), "alert undeliverable");
                     } else {
@@ -456,7 +456,7 @@ impl Outbox {
                         let asked = e.retry_after().map_or(0, |w| (w.as_secs_f64().min(self.cfg.backoff_max_secs) * 1000.0) as i64);
                         d.next_attempt_ms = now + self.backoff_ms(d.attempts, &d.id).max(asked);
                         self.store(&d)?;
-                        *report.failed.entry(d.sink.clone()).or_default() += 1;
+                        *report.failed.entry(d.sink.to_string()).or_default() += 1;
                         blocked.insert(key);
                         down = true;
                         tracing::warn!(sink = %d.sink, key = %d.notification.alert.dedup_key, attempts = d.attempts, error = %e, "alert delivery failed; will retry");
@@ -518,28 +518,28 @@ mod tests {
         let cfg = OutboxConfig { dir: dir.clone(), ..Default::default() };
         let n = crate::sinks::Notification { test: false, ..test_notification(Severity::High) };
         let o = Outbox::open(cfg.clone()).unwrap();
-        assert!(o.enqueue_once("slack", &n).unwrap());
-        assert!(!o.enqueue_once("slack", &n).unwrap(), "the same again: not queued");
-        assert!(o.enqueue_once("pagerduty", &n).unwrap(), "another sink is another notification");
+        assert!(o.enqueue_once(SinkKind::Slack, &n).unwrap());
+        assert!(!o.enqueue_once(SinkKind::Slack, &n).unwrap(), "the same again: not queued");
+        assert!(o.enqueue_once(SinkKind::Pagerduty, &n).unwrap(), "another sink is another notification");
         let resolved = crate::sinks::Notification::resolved(n.alert.clone(), n.alert.timestamp_ms + 60_000, n.model.clone());
-        assert!(o.enqueue_once("slack", &resolved).unwrap(), "its resolve is another");
+        assert!(o.enqueue_once(SinkKind::Slack, &resolved).unwrap(), "its resolve is another");
         assert_eq!(o.pending().unwrap().len(), 3);
         // Delivered (gone from pending) and the process restarted: still not queued again.
         let first = o.pending().unwrap().remove(0);
         std::fs::remove_file(dir.join("pending").join(format!("{}.json", first.id))).unwrap();
         drop(o);
         let o = Outbox::open(cfg.clone()).unwrap();
-        assert!(!o.enqueue_once("slack", &n).unwrap());
+        assert!(!o.enqueue_once(SinkKind::Slack, &n).unwrap());
         // Killed between queueing and marking: reopening marks what is pending.
-        let key = notification_key("pagerduty", &n).unwrap();
+        let key = notification_key(SinkKind::Pagerduty, &n).unwrap();
         std::fs::remove_file(dir.join("keys").join(&key)).unwrap();
         drop(o);
         let o = Outbox::open(cfg).unwrap();
-        assert!(!o.enqueue_once("pagerduty", &n).unwrap());
+        assert!(!o.enqueue_once(SinkKind::Pagerduty, &n).unwrap());
         // Test messages are sent every time they are asked for.
         let t = test_notification(Severity::Low);
-        assert!(notification_key("slack", &t).is_none());
-        assert!(o.enqueue_once("slack", &t).unwrap() && o.enqueue_once("slack", &t).unwrap());
+        assert!(notification_key(SinkKind::Slack, &t).is_none());
+        assert!(o.enqueue_once(SinkKind::Slack, &t).unwrap() && o.enqueue_once(SinkKind::Slack, &t).unwrap());
         drop(o);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -549,10 +549,10 @@ mod tests {
         let dir = tmp("reopen");
         let cfg = OutboxConfig { dir: dir.clone(), ..Default::default() };
         let a = Outbox::open(cfg.clone()).unwrap();
-        a.enqueue("slack", &test_notification(Severity::High)).unwrap();
+        a.enqueue(SinkKind::Slack, &test_notification(Severity::High)).unwrap();
         let mut resolved = test_notification(Severity::High);
         resolved.status = Status::Resolved;
-        a.enqueue("slack", &resolved).unwrap();
+        a.enqueue(SinkKind::Slack, &resolved).unwrap();
         assert!(matches!(Outbox::open(cfg.clone()), Err(OutboxError::Locked { .. })));
         drop(a);
         let b = Outbox::open(cfg).unwrap();
@@ -595,7 +595,7 @@ mod tests {
             );
             let mut sinks = SinksConfig::default();
             sinks.slack.webhook_url = Secret::new(&answering(response).await);
-            outbox.enqueue("slack", &test_notification(Severity::High)).unwrap();
+            outbox.enqueue(SinkKind::Slack, &test_notification(Severity::High)).unwrap();
             let before = crate::now_ms();
             let r = outbox.flush(&sinks, &reqwest::Client::new()).await.unwrap();
             assert_eq!(r.failed.get("slack"), Some(&1), "{r:?}");
@@ -643,8 +643,8 @@ mod tests {
         for i in 0..3 {
             let mut n = test_notification(Severity::High);
             n.alert.dedup_key = format!("web-0{i}/cpu_usage");
-            outbox.enqueue("slack", &n).unwrap();
-            outbox.enqueue("webhook", &n).unwrap();
+            outbox.enqueue(SinkKind::Slack, &n).unwrap();
+            outbox.enqueue(SinkKind::Webhook, &n).unwrap();
         }
         let start = std::time::Instant::now();
         let r = outbox.flush(&sinks, &reqwest::Client::new()).await.unwrap();
@@ -677,8 +677,8 @@ mod tests {
         let mut sinks = SinksConfig::default();
         sinks.slack.webhook_url = Secret::new("http://127.0.0.1:9/hooks/SECRETPATH"); // discard port: refused
         let n = test_notification(Severity::Medium);
-        outbox.enqueue("slack", &n).unwrap();
-        outbox.enqueue("slack", &Notification { status: Status::Resolved, resolved_ms: Some(1), ..n.clone() }).unwrap();
+        outbox.enqueue(SinkKind::Slack, &n).unwrap();
+        outbox.enqueue(SinkKind::Slack, &Notification { status: Status::Resolved, resolved_ms: Some(1), ..n.clone() }).unwrap();
         let http = reqwest::Client::new();
         let r = outbox.flush(&sinks, &http).await.unwrap();
         assert_eq!((r.failed.get("slack"), r.deferred, r.pending), (Some(&1), 1, 2), "{r:?}");
@@ -699,9 +699,9 @@ mod tests {
         let outbox = Outbox::open(OutboxConfig { dir: dir.clone(), ..Default::default() }).unwrap();
         let sinks = SinksConfig::default(); // slack: 60/min → burst 10
         let now = 1_000_000;
-        let granted = (0..30).filter(|_| outbox.take_token(&sinks, "slack", now)).count();
+        let granted = (0..30).filter(|_| outbox.take_token(&sinks, SinkKind::Slack, now)).count();
         assert_eq!(granted, 10);
-        assert!(outbox.take_token(&sinks, "slack", now + 1000), "one per second refills");
+        assert!(outbox.take_token(&sinks, SinkKind::Slack, now + 1000), "one per second refills");
         assert!(outbox.backoff_ms(3, "x") > outbox.backoff_ms(1, "x"));
         assert!(outbox.backoff_ms(30, "x") <= 360_000);
         drop(outbox);

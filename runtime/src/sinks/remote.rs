@@ -158,7 +158,10 @@ mod tests {
         // Environment A: two alerts it could not deliver.
         let a = Outbox::open(OutboxConfig { dir: dir.join("a"), ..Default::default() }).unwrap();
         let high = n(Severity::High);
-        assert!(a.enqueue_once("slack", &high).unwrap() && a.enqueue_once("pagerduty", &high).unwrap());
+        assert!(
+            a.enqueue_once(crate::sinks::SinkKind::Slack, &high).unwrap()
+                && a.enqueue_once(crate::sinks::SinkKind::Pagerduty, &high).unwrap()
+        );
         let (ra, ids) = (remote(), a.pending().unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>());
         assert_eq!(block_on(ra.push(&a)).unwrap().pushed, 2);
         assert_eq!(block_on(ra.push(&a)).unwrap(), RemoteReport::default(), "nothing new");
@@ -170,7 +173,7 @@ mod tests {
         let rb = remote();
         assert_eq!(block_on(rb.pull(&b)).unwrap().pulled, 2);
         assert_eq!(b.pending().unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>(), ids);
-        assert!(!b.enqueue_once("slack", &high).unwrap(), "re-decided: not queued twice");
+        assert!(!b.enqueue_once(crate::sinks::SinkKind::Slack, &high).unwrap(), "re-decided: not queued twice");
         assert_eq!(block_on(rb.pull(&b)).unwrap().pulled, 0);
         // One delivered, one dead: the bucket forgets both, keeping the dead one under dead/.
         let pending = b.pending().unwrap();

@@ -18,8 +18,6 @@ use crate::lstm::{ForecastSeries, kernel};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LstmResidualConfig {
-    /// Always `lstm_residual`.
-    pub kind: String,
     /// Rows before the first fit (without a training split).
     pub fit_after_rows: usize,
     /// Refit period in rows (0: never).
@@ -49,7 +47,6 @@ pub struct LstmResidualConfig {
 impl Default for LstmResidualConfig {
     fn default() -> Self {
         Self {
-            kind: "lstm_residual".into(),
             fit_after_rows: 400,
             refit_every_rows: 2000,
             history_rows: 5000,
@@ -87,9 +84,6 @@ impl LstmResidualConfig {
     /// Builds the detector for `n_metrics` columns.
     pub fn build(&self, n_metrics: usize) -> Result<LstmResidual, DetectorError> {
         let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
-        if self.kind != "lstm_residual" {
-            return bad("kind", self.kind.clone(), "lstm_residual");
-        }
         if let Err(e) = self.lstm().validate() {
             return bad("lstm", format!("{:?}", self.lstm_units), &e);
         }

@@ -134,32 +134,19 @@ impl SimReport {
     /// The per-kind table and the fleet totals, as aligned text or Markdown.
     pub fn render(&self, markdown: bool) -> String {
         use std::fmt::Write;
-        let header = ["kind", "incidents", "detected", "MTTD (min)", "primary metric"];
-        let rows: Vec<[String; 5]> = self
-            .kinds
-            .iter()
-            .map(|k| {
-                [
-                    k.kind.clone(),
-                    k.incidents.to_string(),
-                    k.detected.to_string(),
-                    format!("{:.1}", k.mttd_minutes),
-                    format!("{}/{}", k.primary_correct, k.detected),
-                ]
-            })
-            .collect();
-        let mut out = String::new();
+        let mut table = super::table::TextTable::new(&["kind", "incidents", "detected", "MTTD (min)", "primary metric"]);
+        for k in &self.kinds {
+            table.row(vec![
+                k.kind.clone(),
+                k.incidents.to_string(),
+                k.detected.to_string(),
+                format!("{:.1}", k.mttd_minutes),
+                format!("{}/{}", k.primary_correct, k.detected),
+            ]);
+        }
+        let mut out = table.render(markdown);
         if markdown {
-            let _ = writeln!(out, "| {} |\n|---|---:|---:|---:|---:|", header.join(" | "));
-            for r in &rows {
-                let _ = writeln!(out, "| {} |", r.join(" | "));
-            }
             out.push('\n');
-        } else {
-            let _ = writeln!(out, "{:<20} {:>9} {:>9} {:>12} {:>15}", header[0], header[1], header[2], header[3], header[4]);
-            for r in &rows {
-                let _ = writeln!(out, "{:<20} {:>9} {:>9} {:>12} {:>15}", r[0], r[1], r[2], r[3], r[4]);
-            }
         }
         let _ = writeln!(
             out,

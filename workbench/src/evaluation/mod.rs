@@ -7,3 +7,4 @@ pub mod html;
 pub mod metrics;
 pub mod nab;
 pub mod report;
+pub mod table;

@@ -69,6 +69,49 @@ pub struct NabReport {
     pub detect_seconds: f64,
 }
 
+impl NabReport {
+    /// The profiles table and the summary line (terminal or Markdown).
+    pub fn render(&self, markdown: bool) -> String {
+        let mut t = super::table::TextTable::new(&["profile", "score", "threshold", "TP", "FP", "FN"]);
+        for p in &self.profiles {
+            t.row(vec![
+                p.profile.to_string(),
+                format!("{:.2}", p.score),
+                format!("{:.4}", p.threshold),
+                p.tp.to_string(),
+                p.fp.to_string(),
+                p.fn_.to_string(),
+            ]);
+        }
+        let sep = if markdown { " · " } else { "  " };
+        format!(
+            "{}{}mean ROC-AUC {:.3}{sep}mean best F1 {:.3}{sep}event recall {:.2}{sep}MTTD {:.0} min{sep}false alerts/day {:.3}\n",
+            t.render(markdown),
+            if markdown { "\n" } else { "" },
+            self.mean_roc_auc,
+            self.mean_best_f1,
+            self.event_recall,
+            self.mttd_minutes,
+            self.false_alerts_per_day
+        )
+    }
+}
+
+/// The SMD table: one row per machine and the mean (terminal or Markdown).
+pub fn render_smd(results: &[SmdResult], markdown: bool) -> String {
+    let mut t = super::table::TextTable::new(&["machine", "ROC-AUC", "PR-AUC", "best F1", "best F1 (point-adjusted)"]);
+    let row = |name: &str, v: [f64; 4]| {
+        vec![name.to_string(), format!("{:.3}", v[0]), format!("{:.3}", v[1]), format!("{:.3}", v[2]), format!("{:.3}", v[3])]
+    };
+    for r in results {
+        t.row(row(&r.machine, [r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted]));
+    }
+    let n = results.len().max(1) as f64;
+    let mean = |f: fn(&SmdResult) -> f64| results.iter().map(f).sum::<f64>() / n;
+    t.row(row("mean", [mean(|r| r.roc_auc), mean(|r| r.pr_auc), mean(|r| r.best_f1), mean(|r| r.best_f1_point_adjusted)]));
+    t.render(markdown)
+}
+
 /// Run a detector over every NAB file (in parallel) and score the corpus.
 pub fn evaluate_nab(root: &Path, cfg: &DetectorConfig) -> Result<(NabReport, Vec<ScoredSeries>), FrameError> {
     let corpus = NabCorpus::open(root)?;
@@ -309,16 +352,9 @@ pub fn write_report(
     if let Some((report, series)) = nab {
         let _ = writeln!(
             md,
-            "## NAB ({} files)\n\n| profile | score | threshold | TP | FP | FN |\n|---|---:|---:|---:|---:|---:|",
-            report.files
-        );
-        for p in &report.profiles {
-            let _ = writeln!(md, "| {} | {:.2} | {:.4} | {} | {} | {} |", p.profile, p.score, p.threshold, p.tp, p.fp, p.fn_);
-        }
-        let _ = writeln!(
-            md,
-            "\nmean ROC-AUC {:.3} · mean best F1 {:.3} · event recall {:.2} · MTTD {:.0} min · false alerts/day {:.3}\n\n| file | raw score (standard) | chart |\n|---|---:|---|",
-            report.mean_roc_auc, report.mean_best_f1, report.event_recall, report.mttd_minutes, report.false_alerts_per_day
+            "## NAB ({} files)\n\n{}\n| file | raw score (standard) | chart |\n|---|---:|---|",
+            report.files,
+            report.render(true)
         );
         let threshold = report.profiles[0].threshold;
         let raw: std::collections::HashMap<&str, f64> = report.profiles[0].per_file.iter().map(|(k, v)| (k.as_str(), *v)).collect();
@@ -336,14 +372,7 @@ pub fn write_report(
         }
     }
     if let Some((smd_detector, results)) = smd {
-        let _ = writeln!(
-            md,
-            "\n## SMD (fit on train, score test; detector `{smd_detector}`)\n\n| machine | ROC-AUC | PR-AUC | best F1 | best F1 (point-adjusted) |\n|---|---:|---:|---:|---:|"
-        );
-        for r in results {
-            let _ =
-                writeln!(md, "| {} | {:.3} | {:.3} | {:.3} | {:.3} |", r.machine, r.roc_auc, r.pr_auc, r.best_f1, r.best_f1_point_adjusted);
-        }
+        let _ = writeln!(md, "\n## SMD (fit on train, score test; detector `{smd_detector}`)\n\n{}", render_smd(results, true));
         let curves: Vec<(String, Vec<(f64, f64)>)> =
             results.iter().map(|r| (format!("{} (AUC {:.3})", r.machine, r.roc_auc), r.roc.clone())).collect();
         crate::charts::roc_chart(&dir.join("smd_roc.svg"), "SMD ROC", &curves)?;

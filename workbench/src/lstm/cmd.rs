@@ -119,19 +119,56 @@ pub fn model_dir(root: &Path, server: &str, metric: &str) -> PathBuf {
     root.join(format!("{server}_{metric}"))
 }
 
-/// Trains, prints the Keras-style summary and saves the bundle; returns the bundle folder.
-pub fn train(series: &ForecastSeries, cfg: &LstmConfig, server: &str, out: &Path) -> Result<(PathBuf, super::TrainedLstm), LstmCmdError> {
-    println!("Loaded {} samples ({:.1} hours) from {}", series.len(), series.len() as f64 * series.interval_secs / 3600.0, series.name);
+/// What `experiment lstm train` says before training: the series read and the Keras-style
+/// model summary.
+pub fn training_preamble(series: &ForecastSeries, cfg: &LstmConfig) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "Loaded {} samples ({:.1} hours) from {}\n",
+        series.len(),
+        series.len() as f64 * series.interval_secs / 3600.0,
+        series.name
+    );
     if series.filled > 0 {
-        println!("Filled {} missing values with the previous value of their metric", series.filled);
+        let _ = writeln!(out, "Filled {} missing values with the previous value of their metric", series.filled);
     }
-    println!("Model Architecture:\n{:<30}{:<22}{:>10}", "Layer (type)", "Output Shape", "Param #");
+    let _ = writeln!(out, "Model Architecture:\n{:<30}{:<22}{:>10}", "Layer (type)", "Output Shape", "Param #");
     let mut total = 0;
     for (name, shape, params) in super::summary(cfg, series.columns.len()) {
-        println!("{name:<30}{shape:<22}{params:>10}");
+        let _ = writeln!(out, "{name:<30}{shape:<22}{params:>10}");
         total += params;
     }
-    println!("Total params: {total}");
+    let _ = write!(out, "Total params: {total}");
+    out
+}
+
+/// A trained and saved bundle ([`train`]).
+#[derive(Debug)]
+pub struct Trained {
+    /// The bundle folder.
+    pub dir: PathBuf,
+    /// The model, its history and speed.
+    pub model: super::TrainedLstm,
+    /// The bundle's metadata as saved.
+    pub meta: runtime::forecast::ForecasterMeta,
+}
+
+impl std::fmt::Display for Trained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "✓ Training complete! {} epochs in {:.1} s ({:.0} samples/s). Final validation loss: {}",
+            self.meta.epochs_run,
+            self.model.seconds,
+            self.model.samples_per_s,
+            self.meta.val_loss.map_or("n/a".into(), |v| format!("{v:.4}"))
+        )?;
+        write!(f, "Model saved to {}", self.dir.display())
+    }
+}
+
+/// Trains and saves the bundle (with its `history.csv` of losses per epoch).
+pub fn train(series: &ForecastSeries, cfg: &LstmConfig, server: &str, out: &Path) -> Result<Trained, LstmCmdError> {
     let trained = super::train(series, cfg, None, server, true)?;
     let dir = model_dir(out, server, &cfg.target_metric);
     let meta = Forecaster::save_dir(&trained.meta, &trained.weights, &dir)?;
@@ -139,27 +176,54 @@ pub fn train(series: &ForecastSeries, cfg: &LstmConfig, server: &str, out: &Path
         .chain(trained.history.iter().map(|(e, l, v)| format!("{e},{l},{}\n", v.map_or(String::new(), |v| v.to_string()))))
         .collect();
     std::fs::write(dir.join("history.csv"), history).map_err(|e| LstmCmdError::Other(format!("{}: {e}", dir.display())))?;
-    println!(
-        "✓ Training complete! {} epochs in {:.1} s ({:.0} samples/s). Final validation loss: {}",
-        meta.epochs_run,
-        trained.seconds,
-        trained.samples_per_s,
-        meta.val_loss.map_or("n/a".into(), |v| format!("{v:.4}"))
-    );
-    println!("Model saved to {}", dir.display());
-    Ok((dir, trained))
+    Ok(Trained { dir, model: trained, meta })
 }
 
-/// Loads the bundle, forecasts from the latest window, prints the reference block and draws the
-/// chart. `threshold`: the level that needs capacity (default 80 for percentages, else the
-/// 95th percentile of the history).
+/// A scaling recommendation from a bundle ([`predict`]); displays as the reference's block.
+#[derive(Debug, Clone)]
+pub struct ScalingReport {
+    /// Server.
+    pub server: String,
+    /// The metric forecast.
+    pub metric: String,
+    /// The level that needs capacity.
+    pub threshold: f64,
+    /// The recommendation.
+    pub advice: ScalingAdvice,
+    /// The chart drawn.
+    pub chart: PathBuf,
+}
+
+impl std::fmt::Display for ScalingReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, u) = (&self.advice, unit(&self.metric));
+        let rule = "━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━";
+        writeln!(
+            f,
+            "🔮 PREDICTIVE SCALING {}",
+            if a.recommendation == runtime::forecast::Recommendation::None { "CHECK" } else { "ALERT" }
+        )?;
+        writeln!(f, "{rule}\nServer: {}\nMetric: {}", self.server, self.metric)?;
+        writeln!(f, "Current: {:.1}{u}\nPredicted Peak: {:.1}{u}", a.current, a.predicted_peak)?;
+        writeln!(f, "Time to Peak: {:.1} minutes\nThreshold: {:.1}{u}\n", a.minutes_to_peak, self.threshold)?;
+        writeln!(f, "Recommendation: {}", a.recommendation)?;
+        if a.scale_up_percent > 0 {
+            writeln!(f, "Scale Up: {}% (to {}% capacity)", a.scale_up_percent, 100 + a.scale_up_percent)?;
+        }
+        write!(f, "{rule}\n\nVisualization saved to: {}", self.chart.display())
+    }
+}
+
+/// Loads the bundle, forecasts from the latest window and draws the chart. `threshold`: the
+/// level that needs capacity (default 80 for percentages, else the 95th percentile of the
+/// history).
 pub fn predict(
     series: &ForecastSeries,
     dir: &Path,
     server: &str,
     threshold: Option<f64>,
     chart_dir: &Path,
-) -> Result<(ScalingAdvice, PathBuf), LstmCmdError> {
+) -> Result<ScalingReport, LstmCmdError> {
     let fc = Forecaster::load_dir(dir)?;
     let cfg = &fc.meta.config;
     let d = series.columns.len();
@@ -173,20 +237,6 @@ pub fn predict(
     let current = *history.last().expect("rows");
     let threshold = threshold.unwrap_or_else(|| default_threshold(&cfg.target_metric, &history));
     let advice = scaling_advice(current, &forecast, series.interval_secs, threshold, 10.0);
-    println!("🔮 PREDICTIVE SCALING {}", if advice.recommendation == runtime::forecast::Recommendation::None { "CHECK" } else { "ALERT" });
-    println!("━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━");
-    println!("Server: {server}");
-    println!("Metric: {}", cfg.target_metric);
-    println!("Current: {:.1}{}", advice.current, unit(&cfg.target_metric));
-    println!("Predicted Peak: {:.1}{}", advice.predicted_peak, unit(&cfg.target_metric));
-    println!("Time to Peak: {:.1} minutes", advice.minutes_to_peak);
-    println!("Threshold: {:.1}{}", threshold, unit(&cfg.target_metric));
-    println!();
-    println!("Recommendation: {}", advice.recommendation);
-    if advice.scale_up_percent > 0 {
-        println!("Scale Up: {}% (to {}% capacity)", advice.scale_up_percent, 100 + advice.scale_up_percent);
-    }
-    println!("━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━");
     std::fs::create_dir_all(chart_dir).map_err(|e| LstmCmdError::Other(format!("{}: {e}", chart_dir.display())))?;
     let path = chart_dir.join(format!("{server}_{}_prediction.png", cfg.target_metric));
     let shown = history.len().min(3 * t);
@@ -197,8 +247,7 @@ pub fn predict(
         &forecast,
         threshold,
     )?;
-    println!("\nVisualization saved to: {}", path.display());
-    Ok((advice, path))
+    Ok(ScalingReport { server: server.to_string(), metric: cfg.target_metric.clone(), threshold, advice, chart: path })
 }
 
 fn unit(metric: &str) -> &'static str {

@@ -143,6 +143,16 @@ pub(crate) fn check_ranges(fields: &[(&str, f64, f64, f64)]) -> Result<(), Detec
 pub(crate) const POSITIVE: f64 = f64::MIN_POSITIVE;
 
 impl DetectorConfig {
+    /// Every `kind` the runtime serves, the univariate and fleet defaults first (each but
+    /// `ensemble`, which needs its `[[members]]`, parses from `kind = "…"` alone).
+    pub const KINDS: [&'static str; 9] =
+        ["context_tail", "fleet", "tail_ensemble", "mahalanobis", "knn", "robust_z", "ewma", "iforest_features", "ensemble"];
+
+    /// `kind` with its default settings (None: not a runtime kind, or `ensemble`).
+    pub fn default_for(kind: &str) -> Option<Self> {
+        Self::KINDS.contains(&kind).then(|| toml::from_str(&format!("kind = \"{kind}\"")).ok()).flatten()
+    }
+
     /// Validate and build a detector for `n_metrics` columns.
     pub fn build(&self, n_metrics: usize) -> Result<Box<dyn StreamingDetector>, DetectorError> {
         if n_metrics == 0 {
@@ -180,6 +190,18 @@ impl DetectorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_listed_parses_with_defaults_and_names_itself() {
+        let e = toml::from_str::<DetectorConfig>("kind = \"ensemble\"").unwrap_err().to_string();
+        assert!(e.contains("members"), "{e}");
+        for kind in DetectorConfig::KINDS.into_iter().filter(|k| *k != "ensemble") {
+            let cfg = DetectorConfig::default_for(kind).unwrap_or_else(|| panic!("{kind} has no defaults"));
+            assert_eq!(cfg.name(), kind);
+            cfg.build(3).unwrap();
+        }
+        assert!(DetectorConfig::default_for("kmeans").is_none());
+    }
 
     #[test]
     fn non_finite_negative_and_out_of_range_settings_are_refused_by_name() {

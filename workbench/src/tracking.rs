@@ -1,0 +1,229 @@
+//! The tracking files of a sweep trial (`runs/sweeps/<name>/trials/<id>/`), one typed record
+//! each: written by [`crate::sweep`], read by [`crate::promote`] and [`crate::mlflow`].
+//!
+//! - `trial.json`: [`TrialRecord`], what `experiment promote` bundles (the resolved detector,
+//!   its alert threshold, the dataset it was evaluated on);
+//! - `tags.json`: [`TrialTags`] (sweep, dataset, detector, times, status, git commit);
+//! - `params.json`: the swept parameters, `{"name": "value"}`;
+//! - `metrics.jsonl`: one [`MetricPoint`] per line, MLflow's `{"key","value","step","timestamp"}`.
+//!
+//! ```
+//! use workbench::tracking::{TrialRecord, TrialTags};
+//! let dir = std::env::temp_dir().join(format!("tracking-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let record = TrialRecord { detector: Default::default(), threshold: 0.6, dataset: workbench::sweep::Dataset::Nab };
+//! record.write(&dir).unwrap();
+//! assert_eq!(TrialRecord::read(&dir).unwrap(), record);
+//! assert!(TrialTags::read(&dir).unwrap_err().to_string().contains("tags.json"));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::detectors::AnyDetector;
+use crate::sweep::Dataset;
+
+/// A tracking file that cannot be read, parsed or written (names the file).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct TrackingError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+fn read<T: DeserializeOwned>(path: &Path) -> Result<T, TrackingError> {
+    let err = |reason: String| TrackingError { path: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+}
+
+fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), TrackingError> {
+    let err = |reason: String| TrackingError { path: path.display().to_string(), reason };
+    let text = serde_json::to_string_pretty(value).map_err(|e| err(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| err(e.to_string()))
+}
+
+/// `trial.json`: what a trial evaluated, and what its promotion ships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialRecord {
+    /// The resolved detector (base settings with the trial's parameters).
+    pub detector: AnyDetector,
+    /// Alert threshold.
+    pub threshold: f64,
+    /// The dataset the trial was evaluated on.
+    pub dataset: Dataset,
+}
+
+impl TrialRecord {
+    /// File name in a trial folder.
+    pub const FILE: &'static str = "trial.json";
+
+    /// Read `trial_dir/trial.json`.
+    pub fn read(trial_dir: &Path) -> Result<Self, TrackingError> {
+        read(&trial_dir.join(Self::FILE))
+    }
+
+    /// Write `trial_dir/trial.json`.
+    pub fn write(&self, trial_dir: &Path) -> Result<(), TrackingError> {
+        write(&trial_dir.join(Self::FILE), self)
+    }
+}
+
+/// How a tracked run ended (MLflow's run statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    /// Evaluated and recorded.
+    Finished,
+    /// Failed.
+    Failed,
+}
+
+impl RunStatus {
+    /// MLflow's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+/// `tags.json`: where a trial came from and when it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialTags {
+    /// Sweep name.
+    pub sweep: String,
+    /// Dataset.
+    pub dataset: Dataset,
+    /// Detector kind.
+    pub detector: String,
+    /// Start, milliseconds since the epoch.
+    pub start_time: i64,
+    /// End, milliseconds since the epoch.
+    pub end_time: i64,
+    /// How it ended.
+    pub status: RunStatus,
+    /// The git commit of the workbench that ran it, when known.
+    pub git_commit: Option<String>,
+}
+
+impl TrialTags {
+    /// File name in a trial folder.
+    pub const FILE: &'static str = "tags.json";
+
+    /// Read `trial_dir/tags.json`.
+    pub fn read(trial_dir: &Path) -> Result<Self, TrackingError> {
+        read(&trial_dir.join(Self::FILE))
+    }
+
+    /// Write `trial_dir/tags.json`.
+    pub fn write(&self, trial_dir: &Path) -> Result<(), TrackingError> {
+        write(&trial_dir.join(Self::FILE), self)
+    }
+}
+
+/// `params.json`: the swept parameters as text (empty when the file is missing).
+pub fn read_params(trial_dir: &Path) -> Result<BTreeMap<String, String>, TrackingError> {
+    let path = trial_dir.join("params.json");
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    read(&path)
+}
+
+/// Write `params.json`.
+pub fn write_params(trial_dir: &Path, params: &BTreeMap<String, String>) -> Result<(), TrackingError> {
+    write(&trial_dir.join("params.json"), params)
+}
+
+/// One tracked metric point (a line of a trial's `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// Metric name.
+    pub key: String,
+    /// Value.
+    pub value: f64,
+    /// Step.
+    #[serde(default)]
+    pub step: i64,
+    /// Milliseconds since the epoch (0: unknown).
+    #[serde(default)]
+    pub timestamp: i64,
+}
+
+/// The metric points tracked in `trial_dir/metrics.jsonl` (none when it is missing; lines that
+/// are not a point are skipped).
+pub fn read_metrics(trial_dir: &Path) -> Vec<MetricPoint> {
+    std::fs::read_to_string(trial_dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<MetricPoint>(l).ok())
+        .collect()
+}
+
+/// Write `metrics.jsonl`: every metric at step 0, time `timestamp`.
+pub fn write_metrics(trial_dir: &Path, metrics: &BTreeMap<String, f64>, timestamp: i64) -> Result<(), TrackingError> {
+    let path = trial_dir.join("metrics.jsonl");
+    let lines: String = metrics
+        .iter()
+        .map(|(k, &v)| MetricPoint { key: k.clone(), value: v, step: 0, timestamp })
+        .filter_map(|p| serde_json::to_string(&p).ok())
+        .map(|l| l + "\n")
+        .collect();
+    std::fs::write(&path, lines).map_err(|e| TrackingError { path: path.display().to_string(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(std::path::PathBuf);
+    impl Dir {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
+    #[test]
+    fn tags_and_metrics_round_trip_and_a_damaged_line_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("wb-tracking-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Dir(dir);
+        let tags = TrialTags {
+            sweep: "s".into(),
+            dataset: Dataset::Sim,
+            detector: "fleet".into(),
+            start_time: 1,
+            end_time: 2,
+            status: RunStatus::Finished,
+            git_commit: None,
+        };
+        tags.write(dir.path()).unwrap();
+        assert_eq!(TrialTags::read(dir.path()).unwrap(), tags);
+        let text = std::fs::read_to_string(dir.path().join("tags.json")).unwrap();
+        assert!(text.contains("\"status\": \"FINISHED\"") && text.contains("\"dataset\": \"sim\""), "{text}");
+        let metrics = BTreeMap::from([("recall".to_string(), 0.5), ("event_f1".to_string(), 0.25)]);
+        write_metrics(dir.path(), &metrics, 7).unwrap();
+        let mut text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+        text.push_str("not json\n");
+        std::fs::write(dir.path().join("metrics.jsonl"), text).unwrap();
+        let read: BTreeMap<String, f64> = read_metrics(dir.path()).into_iter().map(|m| (m.key, m.value)).collect();
+        assert_eq!(read, metrics);
+        let bad = "{\"detector\": {\"kind\": \"fleet\"}, \"threshold\": 0.5, \"dataset\": \"nob\"}";
+        std::fs::write(dir.path().join("trial.json"), bad).unwrap();
+        let e = TrialRecord::read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("trial.json") && e.contains("nob"), "{e}");
+    }
+}
