@@ -1,4 +1,4 @@
-//! LSTM forecaster serving: the hyperparameters, the burn module (inference on the ndarray
+//! LSTM forecaster serving: the served model's shape and inputs, the burn module (inference on the ndarray
 //! backend, no autodiff), the input scaler, the bundle the workbench exports and the
 //! predictive-scaling recommendation.
 //!
@@ -24,21 +24,15 @@ use serde::{Deserialize, Serialize};
 /// Bundle format version; bumped on incompatible changes.
 pub const FORECASTER_FORMAT: u32 = 1;
 
-/// Which code computes training gradients (the served forward is always burn's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    /// The workbench's fused LSTM kernel: hand-written forward and backward through time over
-    /// blocked SGEMM, batch split across threads; burn's Adam applies the update.
-    #[default]
-    Fused,
-    /// burn-autodiff over the same module (any burn device; slower on CPU).
-    Burn,
-}
-
-/// Hyperparameters. Keys are snake_case; the reference's upper-case names are accepted too.
+/// The served model's shape and inputs: what a bundle needs to forecast. Keys are snake_case;
+/// the reference's upper-case names are accepted too. The training settings (epochs, dropout,
+/// the optimizer, early stopping, …) live with the training, in the workbench
+/// (`workbench::lstm::LstmTraining`, which flattens this struct into one TOML table); a bundle
+/// records them beside this, in [`ForecasterMeta::training`]. Unknown keys are ignored here so
+/// bundles written before the split (training keys in `config`) still load; the workbench's
+/// training config refuses them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct LstmConfig {
     /// Input steps.
     #[serde(alias = "LOOKBACK_WINDOW")]
@@ -49,48 +43,17 @@ pub struct LstmConfig {
     /// Hidden units per stacked LSTM layer.
     #[serde(alias = "LSTM_UNITS")]
     pub lstm_units: Vec<usize>,
-    /// Dropout after each LSTM layer (training only).
-    #[serde(alias = "DROPOUT_RATE")]
-    pub dropout_rate: f64,
-    /// Maximum epochs (early stopping usually ends sooner).
-    #[serde(alias = "EPOCHS")]
-    pub epochs: usize,
-    /// Windows per optimizer step.
-    #[serde(alias = "BATCH_SIZE")]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[serde(alias = "LEARNING_RATE")]
-    pub learning_rate: f64,
-    /// Epochs without validation improvement before stopping (0 = never stop early).
-    pub patience: usize,
-    /// Fraction of the training windows, the latest in time, held out for validation.
-    pub validation_split: f64,
     /// The metric to forecast.
     #[serde(alias = "TARGET_METRIC")]
     pub target_metric: String,
     /// Extra input metrics (inputs only; the target is always input 0).
     #[serde(alias = "INPUT_METRICS")]
     pub input_metrics: Vec<String>,
-    /// How many final steps of each window are supervised (1 = only the last step, which is
-    /// the one served; more steps give more training signal per window). Capped at the lookback.
-    pub loss_steps: usize,
-    /// Stride between training windows (1 = every window).
-    pub window_stride: usize,
-    /// Cap on training windows per epoch (evenly spread); 0 = no cap.
-    pub max_train_windows: usize,
     /// Normalise every window by its own mean and standard deviation per input (reversible
     /// instance normalisation): the model forecasts the deviation from the window's level, so
     /// a zero output is the moving-average forecast and level shifts between training and
     /// serving do not push inputs out of range.
     pub window_norm: bool,
-    /// With `window_norm`: after training, shrink each horizon step's forecast toward the
-    /// window mean by the least-squares weight fitted on the validation windows (folded into
-    /// the head weights, so serving is unchanged).
-    pub shrink: bool,
-    /// Gradient engine.
-    pub engine: Engine,
-    /// Seed for initialisation, shuffling and dropout.
-    pub seed: u64,
 }
 
 impl Default for LstmConfig {
@@ -99,44 +62,17 @@ impl Default for LstmConfig {
             lookback_window: 180,
             forecast_horizon: 180,
             lstm_units: vec![128, 64],
-            dropout_rate: 0.2,
-            epochs: 50,
-            batch_size: 32,
-            learning_rate: 1e-3,
-            patience: 5,
-            validation_split: 0.2,
             target_metric: "cpu_usage".into(),
             input_metrics: Vec::new(),
-            loss_steps: 60,
-            window_stride: 1,
-            max_train_windows: 0,
             window_norm: true,
-            shrink: true,
-            engine: Engine::Fused,
-            seed: 42,
         }
     }
 }
 
 impl LstmConfig {
-    /// Reads a TOML file; unknown keys and bad values name the file.
-    pub fn from_file(path: &Path) -> Result<Self, ForecastError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ForecastError::Io(format!("{}: {e}", path.display())))?;
-        let config: Self = toml::from_str(&text).map_err(|e| ForecastError::Config(format!("{}: {e}", path.display())))?;
-        config.validate().map_err(|e| ForecastError::Config(format!("{}: {e}", path.display())))?;
-        Ok(config)
-    }
-
     /// Checks ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("lookback_window", self.lookback_window),
-            ("forecast_horizon", self.forecast_horizon),
-            ("batch_size", self.batch_size),
-            ("window_stride", self.window_stride),
-            ("loss_steps", self.loss_steps),
-        ];
-        for (key, v) in positive {
+        for (key, v) in [("lookback_window", self.lookback_window), ("forecast_horizon", self.forecast_horizon)] {
             if v == 0 {
                 return Err(format!("{key} must be at least 1"));
             }
@@ -144,21 +80,7 @@ impl LstmConfig {
         if self.lstm_units.is_empty() || self.lstm_units.contains(&0) {
             return Err("lstm_units must list at least one layer of at least 1 unit".into());
         }
-        if !(0.0..1.0).contains(&self.dropout_rate) {
-            return Err(format!("dropout_rate must be in [0, 1), got {}", self.dropout_rate));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!("learning_rate must be positive, got {}", self.learning_rate));
-        }
-        if !(0.0..0.9).contains(&self.validation_split) {
-            return Err(format!("validation_split must be in [0, 0.9), got {}", self.validation_split));
-        }
         Ok(())
-    }
-
-    /// Supervised steps per window: `loss_steps`, at most the lookback.
-    pub fn supervised_steps(&self) -> usize {
-        self.loss_steps.min(self.lookback_window)
     }
 
     /// Names of every input, target first.
@@ -432,8 +354,12 @@ pub fn apply_skip(out: &mut [f32], skip: &[f32], last: f32) {
 pub struct ForecasterMeta {
     /// [`FORECASTER_FORMAT`].
     pub format: u32,
-    /// Hyperparameters used in training.
+    /// The served model's shape and inputs.
     pub config: LstmConfig,
+    /// The training settings, as the workbench recorded them (informational: serving does not
+    /// read them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
     /// Input scaler.
     pub scaler: Scaler,
     /// Server the model was trained for (informational).
@@ -722,13 +648,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_accepts_reference_names_and_names_bad_keys() {
-        let c: LstmConfig = toml::from_str("LOOKBACK_WINDOW = 60\nFORECAST_HORIZON = 30\nLSTM_UNITS = [16, 8]\nEPOCHS = 3").unwrap();
-        assert_eq!((c.lookback_window, c.forecast_horizon, c.lstm_units.clone(), c.epochs), (60, 30, vec![16, 8], 3));
-        let e = toml::from_str::<LstmConfig>("lookback = 3").unwrap_err().to_string();
-        assert!(e.contains("lookback"), "{e}");
-        let bad = LstmConfig { dropout_rate: 1.5, ..LstmConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("dropout_rate"));
+    fn config_accepts_reference_names_and_bundles_written_before_the_split() {
+        // A bundle's `config` from before the training settings moved out: they are ignored.
+        let c: LstmConfig = serde_json::from_str(
+            r#"{"LOOKBACK_WINDOW": 60, "FORECAST_HORIZON": 30, "LSTM_UNITS": [16, 8], "epochs": 3, "engine": "fused"}"#,
+        )
+        .unwrap();
+        assert_eq!((c.lookback_window, c.forecast_horizon, c.lstm_units.clone()), (60, 30, vec![16, 8]));
+        let bad = LstmConfig { lstm_units: vec![4, 0], ..LstmConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("lstm_units"));
     }
 
     #[test]

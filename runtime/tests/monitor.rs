@@ -295,6 +295,7 @@ fn fixed_forecaster(dir: &Path, k: f32) -> PathBuf {
     let meta = ForecasterMeta {
         format: FORECASTER_FORMAT,
         config,
+        training: None,
         scaler: Scaler { mean: vec![50.0], std: vec![10.0] },
         server: "any".into(),
         interval_secs: 10.0,

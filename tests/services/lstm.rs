@@ -7,6 +7,7 @@ use runtime::collector::simulate::SimConfig;
 use runtime::forecast::{Forecaster, LstmConfig, latest_window};
 use runtime::sources::influxdb::{InfluxClient, InfluxConfig};
 use workbench::frames::wide_to_samples;
+use workbench::lstm::LstmTraining;
 use workbench::lstm::cmd;
 
 #[test]
@@ -24,16 +25,19 @@ fn lstm_trained_from_influxdb_serves_the_same_forecast_in_the_runtime() {
     block_on(client.write(&samples)).unwrap();
     let server = samples[0].server.clone();
 
-    let cfg = LstmConfig {
-        lookback_window: 60,
-        forecast_horizon: 30,
-        lstm_units: vec![16, 8],
+    let cfg = LstmTraining {
+        model: LstmConfig {
+            lookback_window: 60,
+            forecast_horizon: 30,
+            lstm_units: vec![16, 8],
+            input_metrics: vec!["memory_usage".into()],
+            ..LstmConfig::default()
+        },
         epochs: 3,
         max_train_windows: 256,
-        input_metrics: vec!["memory_usage".into()],
-        ..LstmConfig::default()
+        ..LstmTraining::default()
     };
-    let series = cmd::load_series_with("influxdb", &server, &cfg.inputs(), 7.0, &influx).unwrap();
+    let series = cmd::load_series_with("influxdb", &server, &cfg.model.inputs(), 7.0, &influx).unwrap();
     assert_eq!(series.len(), 2160, "rows read back for {server}");
     assert_eq!(series.interval_secs, 10.0);
     let out = std::env::temp_dir().join(format!("lstm-svc-{}", std::process::id()));
@@ -51,8 +55,8 @@ fn lstm_trained_from_influxdb_serves_the_same_forecast_in_the_runtime() {
 
     // Runtime: read the same window straight from InfluxDB and forecast with burn ndarray.
     let served = Forecaster::load_dir(&dir).unwrap();
-    let raw = block_on(client.read_samples(&cfg.inputs(), now - 3_600_000, now + 60_000)).unwrap();
-    let (window, _, filled) = latest_window(&raw, &server, &cfg.inputs(), 60).unwrap();
+    let raw = block_on(client.read_samples(&cfg.model.inputs(), now - 3_600_000, now + 60_000)).unwrap();
+    let (window, _, filled) = latest_window(&raw, &server, &cfg.model.inputs(), 60).unwrap();
     assert_eq!(filled, 0);
     let runtime_fc = served.forecast(&window).unwrap();
     let wb_fc = workbench::lstm::forecast_at(&workbench::lstm::to_forecaster(&trained), &series, &[series.len()]).unwrap();

@@ -373,8 +373,8 @@ enum BenchCmd {
         #[arg(long, default_value_t = 4)]
         inputs: usize,
         /// Gradient engine: the fused kernel or burn-autodiff.
-        #[arg(long, value_enum, default_value_t = runtime::forecast::Engine::Fused)]
-        engine: runtime::forecast::Engine,
+        #[arg(long, value_enum, default_value_t = workbench::lstm::Engine::Fused)]
+        engine: workbench::lstm::Engine,
     },
     /// Batch feature computation over a simulated fleet.
     Features {
@@ -420,10 +420,10 @@ fn refuse_overwrite(input: &std::path::Path, output: &std::path::Path, flag: &st
     Ok(())
 }
 
-fn lstm_config(path: Option<&std::path::Path>) -> Result<runtime::forecast::LstmConfig> {
+fn lstm_config(path: Option<&std::path::Path>) -> Result<workbench::lstm::LstmTraining> {
     Ok(match path {
-        Some(p) => runtime::forecast::LstmConfig::from_file(p)?,
-        None => runtime::forecast::LstmConfig::default(),
+        Some(p) => workbench::lstm::LstmTraining::from_file(p)?,
+        None => workbench::lstm::LstmTraining::default(),
     })
 }
 
@@ -432,11 +432,11 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
     match which {
         LstmCmd::Train { series, config, out } => {
             let mut cfg = lstm_config(config.as_deref())?;
-            cfg.target_metric = series.metric.clone();
+            cfg.model.target_metric = series.metric.clone();
             if !series.inputs.is_empty() {
-                cfg.input_metrics = series.inputs.clone();
+                cfg.model.input_metrics = series.inputs.clone();
             }
-            let data = cmd::load_series(&series.source, &series.server, &cfg.inputs(), series.hours)?;
+            let data = cmd::load_series(&series.source, &series.server, &cfg.model.inputs(), series.hours)?;
             println!("{}", cmd::training_preamble(&data, &cfg));
             println!("{}", cmd::train(&data, &cfg, &series.server, &out)?);
         }

@@ -9,6 +9,8 @@
 //! `history_rows`. Before the first fit only the raw-value view scores.
 
 use runtime::forecast::{LstmConfig, LstmWeights, Scaler};
+
+use crate::lstm::LstmTraining;
 use runtime::models::detectors::{DetectorConfig, DetectorError, StreamingDetector, TailEnsembleConfig};
 use serde::{Deserialize, Serialize};
 
@@ -65,19 +67,22 @@ impl Default for LstmResidualConfig {
 }
 
 impl LstmResidualConfig {
-    fn lstm(&self) -> LstmConfig {
-        LstmConfig {
-            lookback_window: self.lookback_window,
-            forecast_horizon: 1,
-            lstm_units: self.lstm_units.clone(),
+    fn lstm(&self) -> LstmTraining {
+        LstmTraining {
+            model: LstmConfig {
+                lookback_window: self.lookback_window,
+                forecast_horizon: 1,
+                lstm_units: self.lstm_units.clone(),
+                target_metric: "value".into(),
+                ..LstmConfig::default()
+            },
             epochs: self.epochs,
             learning_rate: self.learning_rate,
             patience: 3,
             loss_steps: self.loss_steps,
             max_train_windows: self.max_train_windows,
-            target_metric: "value".into(),
             seed: self.seed,
-            ..LstmConfig::default()
+            ..LstmTraining::default()
         }
     }
 
@@ -109,7 +114,7 @@ impl LstmResidualConfig {
 #[derive(Debug)]
 pub struct LstmResidual {
     cfg: LstmResidualConfig,
-    lstm: LstmConfig,
+    lstm: LstmTraining,
     history: Vec<f64>,
     times: Vec<i64>,
     model: Option<(LstmWeights, Scaler, Vec<f32>)>,

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use runtime::forecast::{ForecastError, Forecaster, LstmConfig, ScalingAdvice, default_threshold, scaling_advice};
+
+use super::{Engine, LstmTraining};
 use serde_json::json;
 
 use super::ForecastSeries;
@@ -121,7 +123,7 @@ pub fn model_dir(root: &Path, server: &str, metric: &str) -> PathBuf {
 
 /// What `experiment lstm train` says before training: the series read and the Keras-style
 /// model summary.
-pub fn training_preamble(series: &ForecastSeries, cfg: &LstmConfig) -> String {
+pub fn training_preamble(series: &ForecastSeries, cfg: &LstmTraining) -> String {
     use std::fmt::Write;
     let mut out = format!(
         "Loaded {} samples ({:.1} hours) from {}\n",
@@ -168,9 +170,9 @@ impl std::fmt::Display for Trained {
 }
 
 /// Trains and saves the bundle (with its `history.csv` of losses per epoch).
-pub fn train(series: &ForecastSeries, cfg: &LstmConfig, server: &str, out: &Path) -> Result<Trained, LstmCmdError> {
+pub fn train(series: &ForecastSeries, cfg: &LstmTraining, server: &str, out: &Path) -> Result<Trained, LstmCmdError> {
     let trained = super::train(series, cfg, None, server, true)?;
-    let dir = model_dir(out, server, &cfg.target_metric);
+    let dir = model_dir(out, server, &cfg.model.target_metric);
     let meta = Forecaster::save_dir(&trained.meta, &trained.weights, &dir)?;
     let history: String = std::iter::once("epoch,loss,val_loss\n".to_string())
         .chain(trained.history.iter().map(|(e, l, v)| format!("{e},{l},{}\n", v.map_or(String::new(), |v| v.to_string()))))
@@ -256,28 +258,28 @@ fn unit(metric: &str) -> &'static str {
 
 /// `experiment bench lstm`: training speed (windows/s through forward, backward and Adam) and
 /// batch-1 inference latency of the served module, for the reference architecture.
-pub fn bench(batches: usize, d_in: usize, engine: runtime::forecast::Engine) -> Result<serde_json::Value, LstmCmdError> {
-    let cfg = LstmConfig {
+pub fn bench(batches: usize, d_in: usize, engine: Engine) -> Result<serde_json::Value, LstmCmdError> {
+    let cfg = LstmTraining {
+        model: LstmConfig { target_metric: "m0".into(), ..LstmConfig::default() },
         epochs: 1,
         validation_split: 0.0,
         patience: 0,
         engine,
         max_train_windows: 32 * batches,
-        target_metric: "m0".into(),
-        ..LstmConfig::default()
+        ..LstmTraining::default()
     };
-    let rows_n = cfg.lookback_window + cfg.forecast_horizon + 32 * batches;
+    let rows_n = cfg.model.lookback_window + cfg.model.forecast_horizon + 32 * batches;
     let rows: Vec<Vec<f64>> = (0..rows_n)
         .map(|i| (0..d_in).map(|j| 50.0 + 20.0 * ((i as f64) / 40.0 + j as f64).sin() + ((i * 31 + j) % 7) as f64).collect())
         .collect();
     let columns: Vec<String> = (0..d_in).map(|j| format!("m{j}")).collect();
     let series = ForecastSeries::new("bench", columns, (0..rows_n as i64).map(|i| i * 10_000).collect(), &rows)?;
     // Warm-up (allocator, thread pool), then the measured run.
-    let warm = LstmConfig { max_train_windows: 32, ..cfg.clone() };
+    let warm = LstmTraining { max_train_windows: 32, ..cfg.clone() };
     super::train(&series, &warm, None, "bench", false)?;
     let trained = super::train(&series, &cfg, None, "bench", false)?;
     let fc = super::to_forecaster(&trained);
-    let window = &series.values[..cfg.lookback_window * d_in];
+    let window = &series.values[..cfg.model.lookback_window * d_in];
     fc.forecast(window)?;
     let reps = 20;
     let t0 = std::time::Instant::now();
@@ -286,7 +288,7 @@ pub fn bench(batches: usize, d_in: usize, engine: runtime::forecast::Engine) -> 
     }
     let infer_ms = t0.elapsed().as_secs_f64() * 1000.0 / reps as f64;
     let x: Vec<f32> = window.iter().map(|v| *v as f32).collect();
-    let shape = super::kernel::Shape { steps: cfg.lookback_window, loss_steps: 1 };
+    let shape = super::kernel::Shape { steps: cfg.model.lookback_window, loss_steps: 1 };
     let t1 = std::time::Instant::now();
     for _ in 0..reps {
         super::kernel::predict(&trained.weights, &x, 1, shape);
@@ -299,7 +301,7 @@ pub fn bench(batches: usize, d_in: usize, engine: runtime::forecast::Engine) -> 
     Ok(json!({
         "bench": "lstm",
         "engine": format!("{engine:?}").to_lowercase(),
-        "architecture": format!("{}x{} -> LSTM {:?} -> dense {} per step", cfg.lookback_window, d_in, cfg.lstm_units, cfg.forecast_horizon),
+        "architecture": format!("{}x{} -> LSTM {:?} -> dense {} per step", cfg.model.lookback_window, d_in, cfg.model.lstm_units, cfg.model.forecast_horizon),
         "batch_size": cfg.batch_size,
         "threads": rayon::current_num_threads(),
         "train_samples": 32 * batches,

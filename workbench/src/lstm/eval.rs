@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{ForecastSeries, TrainedLstm, forecast_at, to_forecaster};
-use runtime::forecast::{ForecastError, LstmConfig};
+use runtime::forecast::ForecastError;
+
+use super::LstmTraining;
 
 /// Names of the compared forecasters, in report order.
 pub const MODELS: [&str; 4] = ["lstm", "last_value", "seasonal_naive", "moving_average"];
@@ -162,7 +164,7 @@ pub struct ForecastReport {
 /// from at most `max_origins` evenly spaced origins.
 pub fn evaluate(
     series: &ForecastSeries,
-    cfg: &LstmConfig,
+    cfg: &LstmTraining,
     train_fraction: f64,
     max_origins: usize,
     season_steps: Option<usize>,

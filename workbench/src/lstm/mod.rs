@@ -3,8 +3,11 @@
 //! export as a bundle the slim runtime serves ([`runtime::forecast`]).
 
 pub mod cmd;
+pub mod config;
 pub mod eval;
 pub mod kernel;
+
+pub use config::{Engine, LstmTraining};
 
 use std::time::Instant;
 
@@ -14,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use runtime::forecast::{Engine, ForecastError, ForecasterMeta, LstmConfig, LstmForecaster, LstmWeights, Scaler};
+use runtime::forecast::{ForecastError, ForecasterMeta, LstmConfig, LstmForecaster, LstmWeights, Scaler};
 
 use kernel::{Batch, Shape};
 
@@ -93,10 +96,17 @@ struct Windows {
 }
 
 impl Windows {
-    fn new(series: &ForecastSeries, scaler: &Scaler, cfg: &LstmConfig) -> Self {
+    fn new(series: &ForecastSeries, scaler: &Scaler, cfg: &LstmTraining) -> Self {
         let d = series.columns.len();
         let scaled = series.values.iter().enumerate().map(|(i, v)| scaler.scale(i % d, *v) as f32).collect();
-        Self { scaled, d, t: cfg.lookback_window, s: cfg.supervised_steps(), hz: cfg.forecast_horizon, norm: cfg.window_norm }
+        Self {
+            scaled,
+            d,
+            t: cfg.model.lookback_window,
+            s: cfg.supervised_steps(),
+            hz: cfg.model.forecast_horizon,
+            norm: cfg.model.window_norm,
+        }
     }
 
     /// Fills `x` `[B, T, d]` and `y` `[B, S, hz]` for windows starting at `starts`.
@@ -236,7 +246,7 @@ fn shrink_to_last(w: Windows, val_starts: &[usize], best: &mut LstmWeights) -> (
 /// those rows; the validation windows are the latest `validation_split` of them.
 pub fn train(
     series: &ForecastSeries,
-    cfg: &LstmConfig,
+    cfg: &LstmTraining,
     train_rows: Option<usize>,
     server: &str,
     progress: bool,
@@ -244,7 +254,7 @@ pub fn train(
     cfg.validate().map_err(ForecastError::Config)?;
     let d = series.columns.len();
     let n = train_rows.unwrap_or(series.len()).min(series.len());
-    let (t, hz) = (cfg.lookback_window, cfg.forecast_horizon);
+    let (t, hz) = (cfg.model.lookback_window, cfg.model.forecast_horizon);
     let scaler = Scaler::fit(&series.values[..n * d], d);
     let w = Windows::new(series, &scaler, cfg);
     let val_rows = ((n as f64) * cfg.validation_split).round() as usize;
@@ -258,7 +268,7 @@ pub fn train(
             series.name
         )));
     }
-    let mut weights = kernel::init_weights(d, &cfg.lstm_units, hz, cfg.seed);
+    let mut weights = kernel::init_weights(d, &cfg.model.lstm_units, hz, cfg.seed);
     // burn's optimizer updates modules on an autodiff device; the fused engine only hands it
     // gradients, so its module never records a graph.
     let device = match cfg.engine {
@@ -325,14 +335,12 @@ pub fn train(
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let (best_loss, mut best_w) = best.expect("at least one epoch");
-    let (shrinkage, skip) = if cfg.window_norm && cfg.shrink && !val_starts.is_empty() {
-        shrink_to_last(w, &val_starts, &mut best_w)
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let shrunk = cfg.model.window_norm && cfg.shrink && !val_starts.is_empty();
+    let (shrinkage, skip) = if shrunk { shrink_to_last(w, &val_starts, &mut best_w) } else { (Vec::new(), Vec::new()) };
     let meta = ForecasterMeta {
         format: runtime::forecast::FORECASTER_FORMAT,
-        config: LstmConfig { input_metrics: series.columns[1..].to_vec(), target_metric: series.columns[0].clone(), ..cfg.clone() },
+        config: LstmConfig { input_metrics: series.columns[1..].to_vec(), target_metric: series.columns[0].clone(), ..cfg.model.clone() },
+        training: Some(cfg.training_record()),
         scaler,
         server: server.into(),
         interval_secs: series.interval_secs,
@@ -355,8 +363,8 @@ pub fn burn_device() -> Device {
     runtime::forecast::Forecaster::serving_device()
 }
 
-fn burn_loss_and_grads(model: &LstmForecaster, x: &[f32], y: &[f32], b: usize, cfg: &LstmConfig, device: &Device) -> (f64, LstmWeights) {
-    let (t, s, hz) = (cfg.lookback_window, cfg.supervised_steps(), cfg.forecast_horizon);
+fn burn_loss_and_grads(model: &LstmForecaster, x: &[f32], y: &[f32], b: usize, cfg: &LstmTraining, device: &Device) -> (f64, LstmWeights) {
+    let (t, s, hz) = (cfg.model.lookback_window, cfg.supervised_steps(), cfg.model.forecast_horizon);
     let d = x.len() / (b * t);
     let xt = Tensor::<3>::from_data(TensorData::new(x.to_vec(), [b, t, d]), device);
     let yt = Tensor::<3>::from_data(TensorData::new(y.to_vec(), [b, s, hz]), device);
@@ -365,7 +373,7 @@ fn burn_loss_and_grads(model: &LstmForecaster, x: &[f32], y: &[f32], b: usize, c
     let loss = (pred - yt).square().mean();
     let value = loss.clone().into_scalar::<f32>() as f64;
     let grads = GradientsParams::from_grads(loss.backward(), model);
-    let mut out = LstmWeights::zeros(d, &cfg.lstm_units, hz);
+    let mut out = LstmWeights::zeros(d, &cfg.model.lstm_units, hz);
     let get2 = |p: &burn::module::Param<Tensor<2>>| grads.get::<2>(p.id).map(flat).unwrap_or_default();
     let get1 = |p: &burn::module::Param<Tensor<1>>| grads.get::<1>(p.id).map(flat).unwrap_or_default();
     for (o, l) in out.layers.iter_mut().zip(&model.layers) {
@@ -420,9 +428,9 @@ pub fn to_forecaster(trained: &TrainedLstm) -> runtime::forecast::Forecaster {
 }
 
 /// Number of trainable parameters per layer, Keras-style summary lines.
-pub fn summary(cfg: &LstmConfig, d_in: usize) -> Vec<(String, String, usize)> {
-    let w = LstmWeights::zeros(d_in, &cfg.lstm_units, cfg.forecast_horizon);
-    let t = cfg.lookback_window;
+pub fn summary(cfg: &LstmTraining, d_in: usize) -> Vec<(String, String, usize)> {
+    let w = LstmWeights::zeros(d_in, &cfg.model.lstm_units, cfg.model.forecast_horizon);
+    let t = cfg.model.lookback_window;
     let mut rows = Vec::new();
     for (i, l) in w.layers.iter().enumerate() {
         let name = if i == 0 { "lstm (LSTM)".to_string() } else { format!("lstm_{i} (LSTM)") };
@@ -430,7 +438,7 @@ pub fn summary(cfg: &LstmConfig, d_in: usize) -> Vec<(String, String, usize)> {
         let dn = if i == 0 { "dropout (Dropout)".to_string() } else { format!("dropout_{i} (Dropout)") };
         rows.push((dn, format!("(None, {t}, {})", l.hidden), 0));
     }
-    rows.push(("time_distributed (Dense)".into(), format!("(None, {t}, {})", cfg.forecast_horizon), w.head_w.len() + w.head_b.len()));
+    rows.push(("time_distributed (Dense)".into(), format!("(None, {t}, {})", cfg.model.forecast_horizon), w.head_w.len() + w.head_b.len()));
     rows
 }
 

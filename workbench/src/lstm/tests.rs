@@ -1,14 +1,12 @@
 use super::*;
 use runtime::forecast::Forecaster;
 
-fn tiny_cfg() -> LstmConfig {
-    LstmConfig {
-        lookback_window: 6,
-        forecast_horizon: 4,
-        lstm_units: vec![5, 3],
+fn tiny_cfg() -> LstmTraining {
+    LstmTraining {
+        model: LstmConfig { lookback_window: 6, forecast_horizon: 4, lstm_units: vec![5, 3], ..LstmConfig::default() },
         dropout_rate: 0.0,
         batch_size: 3,
-        ..LstmConfig::default()
+        ..LstmTraining::default()
     }
 }
 
@@ -29,8 +27,8 @@ fn assert_close(name: &str, a: &[f32], b: &[f32], rel: f32) {
 #[test]
 fn fused_gradients_match_burn_autodiff() {
     for loss_steps in [1, 6] {
-        let cfg = LstmConfig { loss_steps, ..tiny_cfg() };
-        let w = kernel::init_weights(2, &cfg.lstm_units, cfg.forecast_horizon, 7);
+        let cfg = LstmTraining { loss_steps, ..tiny_cfg() };
+        let w = kernel::init_weights(2, &cfg.model.lstm_units, cfg.model.forecast_horizon, 7);
         let (x, y) = batch_data(3, 6, 2, loss_steps, 4);
         let shape = Shape { steps: 6, loss_steps };
         let (loss, g) = kernel::loss_and_grads(&w, Batch { x: &x, y: &y, size: 3 }, shape, None);
@@ -53,7 +51,7 @@ fn fused_gradients_match_burn_autodiff() {
 #[test]
 fn batch_split_across_threads_gives_the_same_gradients() {
     let cfg = tiny_cfg();
-    let w = kernel::init_weights(2, &cfg.lstm_units, 4, 3);
+    let w = kernel::init_weights(2, &cfg.model.lstm_units, 4, 3);
     let (x, y) = batch_data(5, 6, 2, 1, 4);
     let shape = Shape { steps: 6, loss_steps: 1 };
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
@@ -75,17 +73,15 @@ fn sine_series(n: usize) -> ForecastSeries {
 #[test]
 fn training_learns_and_the_runtime_serves_the_same_forecast() {
     let series = sine_series(400);
-    let cfg = LstmConfig {
-        lookback_window: 24,
-        forecast_horizon: 12,
-        lstm_units: vec![16, 8],
+    let cfg = LstmTraining {
+        model: LstmConfig { lookback_window: 24, forecast_horizon: 12, lstm_units: vec![16, 8], ..LstmConfig::default() },
         epochs: 30,
         batch_size: 16,
         learning_rate: 1e-2,
         loss_steps: 4,
         patience: 0,
         dropout_rate: 0.1,
-        ..LstmConfig::default()
+        ..LstmTraining::default()
     };
     let trained = train(&series, &cfg, Some(300), "web-server-01", false).unwrap();
     let first = trained.history.first().unwrap().1;
@@ -101,7 +97,7 @@ fn training_learns_and_the_runtime_serves_the_same_forecast() {
     let served = Forecaster::load_dir(&dir).unwrap();
     assert_eq!(served.meta, meta);
     let d = 1;
-    let t = cfg.lookback_window;
+    let t = cfg.model.lookback_window;
     for origin in [300usize, 350, 388] {
         let window = &series.values[(origin - t) * d..origin * d];
         let runtime_fc = served.forecast(window).unwrap();
