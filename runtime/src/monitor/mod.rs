@@ -448,18 +448,9 @@ impl Monitor {
         }
     }
 
-    /// Read, score, decide and queue the rows of `[start, end)`.
-    async fn process_window(
-        &mut self,
-        model: &LoadedModel,
-        start: i64,
-        end: i64,
-        live_from: i64,
-        report: &mut TickReport,
-    ) -> Result<usize, (&'static str, String)> {
-        let sched = &self.cfg.schedule;
-        let (scored_before, anomalous_before) = (report.rows_scored, report.anomalous_rows);
-        let metrics = &model.manifest.metrics;
+    /// The source's samples of `[start, end)`; a failure is counted and reported as the
+    /// tick's error.
+    async fn read_window(&mut self, metrics: &[String], start: i64, end: i64) -> Result<Vec<crate::MetricSample>, (&'static str, String)> {
         let samples = match self.source.read(metrics, start, end).await {
             Ok(s) => s,
             Err(e) => {
@@ -470,72 +461,107 @@ impl Monitor {
                 return Err(("source_error", msg));
             }
         };
-        let n_samples = samples.len();
         self.telemetry.update(|r| {
             r.source_error = None;
             r.ticked = true;
         });
         self.fetched_until_ms = Some(end);
         self.rewarm = false;
+        Ok(samples)
+    }
 
+    /// One server's aligned rows, oldest first: late rows skipped, gaps repaired, rows before
+    /// its live time learned, the others scored (the score written back when asked) and fed to
+    /// the decider, whose decisions are returned.
+    fn score_server(
+        &mut self,
+        model: &LoadedModel,
+        server: &str,
+        by_time: BTreeMap<i64, Vec<f64>>,
+        live_from: i64,
+        report: &mut TickReport,
+        score_lines: &mut String,
+    ) -> Vec<Decision> {
+        let metrics = &model.manifest.metrics;
+        let threshold = model.manifest.decisions.threshold;
+        let max_fill_ms = self.cfg.schedule.max_fill_secs * 1000;
+        let model_label = model.label();
+        if !self.servers.contains_key(server) {
+            let detector = model.detector.build(metrics.len()).expect("validated when loaded");
+            self.servers.insert(
+                server.to_string(),
+                ServerState {
+                    detector,
+                    last_ms: i64::MIN,
+                    last_values: vec![(i64::MIN, f64::NAN); metrics.len()],
+                    live_from_ms: live_from,
+                    score_gauge: self.telemetry.score_gauge(server, self.cfg.http.score_gauge_servers),
+                },
+            );
+        }
+        let st = self.servers.get_mut(server).expect("inserted above");
+        let mut decisions = Vec::new();
+        let mut latest_score = None;
+        for (ts, mut values) in by_time {
+            if ts <= st.last_ms {
+                self.telemetry.samples_late.inc_by(values.iter().filter(|v| !v.is_nan()).count() as u64);
+                continue;
+            }
+            if !repair_row(st, ts, &mut values, max_fill_ms, &self.telemetry) {
+                self.telemetry.rows_skipped.get_or_create(&label("reason", "incomplete")).inc();
+                continue;
+            }
+            st.last_ms = ts;
+            if ts < st.live_from_ms {
+                st.detector.learn(ts, &values);
+                report.rows_learned += 1;
+                continue;
+            }
+            let score = st.detector.push(ts, &values);
+            latest_score = Some(score);
+            report.rows_scored += 1;
+            if score >= threshold {
+                report.anomalous_rows += 1;
+            }
+            let contributions = st.detector.contributions();
+            if self.score_sink.is_some() {
+                let top = contributions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+                let metric = metrics.get(top).map_or("", String::as_str);
+                crate::line_protocol::encode_score_into(ts, server, metric, &model_label, score, score_lines);
+                score_lines.push('\n');
+            }
+            let decider = self.decider.as_mut().expect("installed with the model");
+            decisions.extend(decider.observe(server, ts, score, metrics, &values, &contributions));
+        }
+        if let (Some(score), Some(g)) = (latest_score, &st.score_gauge) {
+            g.set(score);
+        }
+        decisions
+    }
+
+    /// Read, score, decide and queue the rows of `[start, end)`: read the window, align its
+    /// samples into rows per server, repair and score each server's rows, apply the decisions,
+    /// queue the notifications, checkpoint.
+    async fn process_window(
+        &mut self,
+        model: &LoadedModel,
+        start: i64,
+        end: i64,
+        live_from: i64,
+        report: &mut TickReport,
+    ) -> Result<usize, (&'static str, String)> {
+        let (scored_before, anomalous_before) = (report.rows_scored, report.anomalous_rows);
+        let metrics = &model.manifest.metrics;
+        let samples = self.read_window(metrics, start, end).await?;
+        let n_samples = samples.len();
         let rows = self.align_rows(metrics, &samples);
         report.servers = report.servers.max(rows.len());
-        let threshold = model.manifest.decisions.threshold;
-        let max_fill_ms = sched.max_fill_secs * 1000;
         let mut notifications: Vec<(SinkKind, Notification)> = Vec::new();
         let mut decisions: Vec<Decision> = Vec::new();
         let mut score_lines = String::new();
         let model_label = model.label();
         for (server, by_time) in rows {
-            if !self.servers.contains_key(&server) {
-                let detector = model.detector.build(metrics.len()).expect("validated when loaded");
-                self.servers.insert(
-                    server.clone(),
-                    ServerState {
-                        detector,
-                        last_ms: i64::MIN,
-                        last_values: vec![(i64::MIN, f64::NAN); metrics.len()],
-                        live_from_ms: live_from,
-                        score_gauge: self.telemetry.score_gauge(&server, self.cfg.http.score_gauge_servers),
-                    },
-                );
-            }
-            let st = self.servers.get_mut(&server).expect("inserted above");
-            let mut latest_score = None;
-            for (ts, mut values) in by_time {
-                if ts <= st.last_ms {
-                    self.telemetry.samples_late.inc_by(values.iter().filter(|v| !v.is_nan()).count() as u64);
-                    continue;
-                }
-                if !repair_row(st, ts, &mut values, max_fill_ms, &self.telemetry) {
-                    self.telemetry.rows_skipped.get_or_create(&label("reason", "incomplete")).inc();
-                    continue;
-                }
-                st.last_ms = ts;
-                if ts < st.live_from_ms {
-                    st.detector.learn(ts, &values);
-                    report.rows_learned += 1;
-                    continue;
-                }
-                let score = st.detector.push(ts, &values);
-                latest_score = Some(score);
-                report.rows_scored += 1;
-                if score >= threshold {
-                    report.anomalous_rows += 1;
-                }
-                let contributions = st.detector.contributions();
-                if self.score_sink.is_some() {
-                    let top = contributions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
-                    let metric = metrics.get(top).map_or("", String::as_str);
-                    crate::line_protocol::encode_score_into(ts, &server, metric, &model_label, score, &mut score_lines);
-                    score_lines.push('\n');
-                }
-                let decider = self.decider.as_mut().expect("installed with the model");
-                decisions.extend(decider.observe(&server, ts, score, metrics, &values, &contributions));
-            }
-            if let (Some(score), Some(g)) = (latest_score, &st.score_gauge) {
-                g.set(score);
-            }
+            decisions.extend(self.score_server(model, &server, by_time, live_from, report, &mut score_lines));
         }
         for decision in decisions {
             self.apply_decision(decision, &model_label, report, &mut notifications);
