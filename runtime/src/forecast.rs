@@ -71,14 +71,14 @@ impl Default for LstmConfig {
 
 impl LstmConfig {
     /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ForecastError> {
         for (key, v) in [("lookback_window", self.lookback_window), ("forecast_horizon", self.forecast_horizon)] {
             if v == 0 {
-                return Err(format!("{key} must be at least 1"));
+                return Err(ForecastError::Config(format!("{key} must be at least 1")));
             }
         }
         if self.lstm_units.is_empty() || self.lstm_units.contains(&0) {
-            return Err("lstm_units must list at least one layer of at least 1 unit".into());
+            return Err(ForecastError::Config("lstm_units must list at least one layer of at least 1 unit".into()));
         }
         Ok(())
     }
@@ -656,7 +656,7 @@ mod tests {
         .unwrap();
         assert_eq!((c.lookback_window, c.forecast_horizon, c.lstm_units.clone()), (60, 30, vec![16, 8]));
         let bad = LstmConfig { lstm_units: vec![4, 0], ..LstmConfig::default() };
-        assert!(bad.validate().unwrap_err().contains("lstm_units"));
+        assert!(bad.validate().unwrap_err().to_string().contains("lstm_units"));
     }
 
     #[test]

@@ -395,8 +395,7 @@ fn detector_config(path: Option<&std::path::Path>, kind: Option<&str>) -> Result
     use workbench::detectors::AnyDetector;
     if let Some(p) = path {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        let cfg =
-            AnyDetector::from_toml_str(&text, &p.display().to_string()).map_err(|e| anyhow::anyhow!("invalid detector config {e}"))?;
+        let cfg = AnyDetector::from_toml_str(&text, &p.display().to_string()).context("invalid detector config")?;
         // Validate every setting now, before any input is read.
         cfg.build(1).map_err(|e| anyhow::anyhow!("invalid detector config {}: {e}", p.display()))?;
         return Ok(cfg);

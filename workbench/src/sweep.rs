@@ -349,7 +349,8 @@ impl SweepSpec {
                 table.insert(k.clone(), v);
             }
             let text = toml::to_string(&table).map_err(|e| bad(origin, "detector", "", &e.to_string()))?;
-            let detector = AnyDetector::from_toml_str(&text, origin).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e))?;
+            let detector =
+                AnyDetector::from_toml_str(&text, origin).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e.reason))?;
             detector.build(1).map_err(|e| bad(origin, "detector", format!("{params:?}"), &e.to_string()))?;
             if !(threshold.is_finite() && (0.0..=1.0).contains(&threshold)) {
                 let key = if params.contains_key("threshold") { "space.threshold" } else { "threshold" };

@@ -90,7 +90,7 @@ impl LstmResidualConfig {
     pub fn build(&self, n_metrics: usize) -> Result<LstmResidual, DetectorError> {
         let bad = |f: &str, v: String, r: &str| Err(DetectorError { field: f.into(), value: v, reason: r.into() });
         if let Err(e) = self.lstm().validate() {
-            return bad("lstm", format!("{:?}", self.lstm_units), &e);
+            return bad("lstm", format!("{:?}", self.lstm_units), &e.to_string());
         }
         if self.fit_after_rows < 2 * self.lookback_window + 8 {
             return bad("fit_after_rows", self.fit_after_rows.to_string(), "at least 2 × lookback_window + 8");

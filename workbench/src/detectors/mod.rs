@@ -5,9 +5,9 @@
 //! use workbench::detectors::AnyDetector;
 //! assert_eq!(AnyDetector::from_toml_str("kind = \"kmeans\"\nn_clusters = 4", "x").unwrap().name(), "kmeans");
 //! assert_eq!(AnyDetector::from_toml_str("kind = \"mahalanobis\"", "x").unwrap().name(), "mahalanobis");
-//! let err = AnyDetector::from_toml_str("kind = \"mahalanobis\"\nridg = 1.0", "det.toml").unwrap_err();
+//! let err = AnyDetector::from_toml_str("kind = \"mahalanobis\"\nridg = 1.0", "det.toml").unwrap_err().to_string();
 //! assert!(err.contains("det.toml") && err.contains("ridg"));
-//! let err = AnyDetector::from_toml_str("kind = \"mahalanobi\"", "det.toml").unwrap_err();
+//! let err = AnyDetector::from_toml_str("kind = \"mahalanobi\"", "det.toml").unwrap_err().to_string();
 //! assert!(err.contains("unknown detector kind `mahalanobi`") && err.contains("lstm_residual"), "{err}");
 //! // JSON (a tracked trial) reads the same way, tagged by `kind`.
 //! let d: AnyDetector = serde_json::from_str(r#"{"kind": "lstm_residual", "epochs": 3}"#).unwrap();
@@ -83,6 +83,17 @@ impl<'de> Deserialize<'de> for AnyDetector {
     }
 }
 
+/// A detector config that cannot be read: where it came from and why (a TOML error names the
+/// key and its line; an unknown kind lists the kinds).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct DetectorConfigError {
+    /// File (or flag) the config came from.
+    pub origin: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
 enum Family {
     Cluster,
     Forecast,
@@ -113,21 +124,22 @@ impl AnyDetector {
     }
 
     /// `kind` with its default settings; an unknown kind is refused naming the choices.
-    pub fn default_for(kind: &str) -> Result<Self, String> {
+    pub fn default_for(kind: &str) -> Result<Self, DetectorConfigError> {
         Self::from_toml_str(&format!("kind = \"{kind}\""), "kind")
     }
 
     /// Parse a detector TOML: `kind` picks the detector, every other key is its setting.
     /// Errors name `origin` and the bad key (with its line).
-    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, String> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        let kind = table.get("kind").and_then(|k| k.as_str()).ok_or_else(|| format!("{origin}: {}", missing_kind()))?;
-        let parsed = match Self::family(kind).map_err(|e| format!("{origin}: {e}"))? {
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, DetectorConfigError> {
+        let err = |reason: String| DetectorConfigError { origin: origin.to_string(), reason };
+        let table: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let kind = table.get("kind").and_then(|k| k.as_str()).ok_or_else(|| err(missing_kind()))?;
+        let parsed = match Self::family(kind).map_err(err)? {
             Family::Cluster => toml::from_str::<ClusterConfig>(text).map(Self::Cluster),
             Family::Forecast => toml::from_str::<ForecastKind>(text).map(|ForecastKind::LstmResidual(c)| Self::Forecast(c)),
             Family::Runtime => toml::from_str::<DetectorConfig>(text).map(Self::Runtime),
         };
-        parsed.map_err(|e| format!("{origin}: {e}"))
+        parsed.map_err(|e| err(e.to_string()))
     }
 
     /// Build for `n_metrics` columns.

@@ -108,7 +108,10 @@ impl LstmTraining {
             return Err(bad(format!("unknown key `{k}`, expected one of {}", known.join(", "))));
         }
         let config: Self = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        config.validate().map_err(bad)?;
+        config.validate().map_err(|e| match e {
+            ForecastError::Config(reason) => bad(reason),
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -119,8 +122,12 @@ impl LstmTraining {
     }
 
     /// Checks ranges (the model's too); the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ForecastError> {
         self.model.validate()?;
+        self.check_training().map_err(ForecastError::Config)
+    }
+
+    fn check_training(&self) -> Result<(), String> {
         for (key, v) in [("batch_size", self.batch_size), ("window_stride", self.window_stride), ("loss_steps", self.loss_steps)] {
             if v == 0 {
                 return Err(format!("{key} must be at least 1"));

@@ -251,7 +251,7 @@ pub fn train(
     server: &str,
     progress: bool,
 ) -> Result<TrainedLstm, ForecastError> {
-    cfg.validate().map_err(ForecastError::Config)?;
+    cfg.validate()?;
     let d = series.columns.len();
     let n = train_rows.unwrap_or(series.len()).min(series.len());
     let (t, hz) = (cfg.model.lookback_window, cfg.model.forecast_horizon);
