@@ -4,8 +4,9 @@
 # train split): one JSON line per series (experiment forecast evaluate), then a summary against
 # the best naive baseline chosen after the fact, and a chart per series (the last origin: history,
 # auto's forecast with its 80 / 95 % intervals, the actual values) in charts/ next to OUT.
-# Seconds on 2 cores.
-#   experiments/forecast/evaluate-all.sh [OUT.jsonl]
+# Seconds on 2 cores (about a minute with REFIT_EVERY=1: auto refitted at every origin on the
+# history before it, as the runtime refits at each prediction).
+#   [REFIT_EVERY=N] experiments/forecast/evaluate-all.sh [OUT.jsonl]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${AIOPS_DATASETS:-../shared/datasets}"
@@ -16,11 +17,11 @@ mkdir -p "$(dirname "$OUT")" "$CHARTS"
 : > "$OUT"
 [ -n "${EXPERIMENT:-}" ] || cargo build --release --bin experiment -q
 for f in "$DATA"/nab/realAWSCloudwatch/*.csv "$DATA"/nab/realKnownCause/*.csv; do
-  "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
+  "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
 done
 for f in "$DATA"/smd/train/*.txt; do
   for c in ${SMD_COLUMNS:-0 1 11}; do
-    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} --chart "$CHARTS/$(basename "$f" .txt)-$c.svg" >> "$OUT"
+    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .txt)-$c.svg" >> "$OUT"
   done
 done
 python3 - "$OUT" <<'PY'

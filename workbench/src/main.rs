@@ -309,6 +309,10 @@ struct ForecastEvalArgs {
     /// Seasonal-naive baseline period in steps (default: one day).
     #[arg(long)]
     season_steps: Option<usize>,
+    /// `forecast evaluate`: refit `auto` on all history before every N-th origin, as the
+    /// runtime refits at each prediction (0: fit once on the first part).
+    #[arg(long, default_value_t = 0)]
+    refit_every: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -595,7 +599,7 @@ fn print_pushed(client: &workbench::mlflow::MlflowClient, r: &workbench::mlflow:
 }
 
 fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize, chart: Option<&std::path::Path>) -> Result<()> {
-    let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps } = eval;
+    let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps, refit_every } = eval;
     if !(train_fraction > 0.0 && train_fraction < 1.0) {
         bail!("--train-fraction {train_fraction}: must be in (0, 1)");
     }
@@ -610,7 +614,8 @@ fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizo
         format!("invalid forecaster config {}", config.as_deref().unwrap_or(std::path::Path::new("(defaults)")).display())
     })?;
     let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
-    let protocol = workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, ..Default::default() };
+    let protocol =
+        workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, refit_every, ..Default::default() };
     let report = workbench::forecasting::evaluate(&data, &params, &protocol).with_context(|| input.display().to_string())?;
     if let Some(path) = chart {
         workbench::forecasting::last_origin_chart(&data, &params, &protocol, path).with_context(|| path.display().to_string())?;

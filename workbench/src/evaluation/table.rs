@@ -10,7 +10,8 @@
 //! assert_eq!(t.render(false), "machine      ROC-AUC\nmachine-1-1    0.903\n");
 //! ```
 
-/// Rows under a header; the first column is left-aligned, the others (figures) right-aligned.
+/// Rows under a header; columns of figures are right-aligned, the others (names, text)
+/// left-aligned.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TextTable {
     header: Vec<String>,
@@ -29,13 +30,19 @@ impl TextTable {
         self.rows.push(cells);
     }
 
+    /// Whether every cell of column `i` is a number (or blank).
+    fn numeric(&self, i: usize) -> bool {
+        !self.rows.is_empty() && self.rows.iter().all(|r| r[i].is_empty() || r[i].parse::<f64>().is_ok())
+    }
+
     /// Markdown (`markdown`) or aligned plain text, one line per row, each ending in a newline.
     pub fn render(&self, markdown: bool) -> String {
         let mut out = String::new();
+        let numeric: Vec<bool> = (0..self.header.len()).map(|i| self.numeric(i)).collect();
         if markdown {
             out.push_str(&format!("| {} |\n|", self.header.join(" | ")));
-            for i in 0..self.header.len() {
-                out.push_str(if i == 0 { "---|" } else { "---:|" });
+            for &n in &numeric {
+                out.push_str(if n { "---:|" } else { "---|" });
             }
             out.push('\n');
             for r in &self.rows {
@@ -52,7 +59,7 @@ impl TextTable {
                 .iter()
                 .zip(&widths)
                 .enumerate()
-                .map(|(i, (c, &w))| if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+                .map(|(i, (c, &w))| if numeric[i] { format!("{c:>w$}") } else { format!("{c:<w$}") })
                 .collect();
             out.push_str(cells.join("  ").trim_end());
             out.push('\n');
