@@ -146,18 +146,24 @@ impl Handler {
         }
         let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
         if mode == LambdaMode::Predict {
-            let forecast_cfg = self.base.forecast.clone();
-            let fc = self
-                .forecaster
-                .get_or_init(|| async move {
-                    crate::predict::Predictor::from_config(&forecast_cfg)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| "no forecaster configured".to_string())
-                })
-                .await
-                .as_ref()
-                .map_err(Clone::clone)?;
-            let advice = monitor.predict(crate::now_ms(), fc).await?;
+            let advice = if self.base.forecast.model == crate::predict::ForecastModel::Registry {
+                // Read the alias at every invocation: a promotion is served from the next one.
+                let (_, fc) = monitor.refresh_forecaster().await?;
+                monitor.predict(crate::now_ms(), &fc).await?
+            } else {
+                let forecast_cfg = self.base.forecast.clone();
+                let fc = self
+                    .forecaster
+                    .get_or_init(|| async move {
+                        crate::predict::Predictor::from_config(&forecast_cfg)
+                            .map_err(|e| e.to_string())?
+                            .ok_or_else(|| "no forecaster configured".to_string())
+                    })
+                    .await
+                    .as_ref()
+                    .map_err(Clone::clone)?;
+                monitor.predict(crate::now_ms(), fc).await?
+            };
             let timeout =
                 budget.saturating_sub(Duration::from_secs(3)).min(Duration::from_secs(monitor.config().schedule.deliver_timeout_secs));
             let drained = monitor.drain(timeout).await.map_err(|e| e.to_string())?;

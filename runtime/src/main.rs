@@ -226,7 +226,8 @@ fn print_alerts(r: &TickReport) {
 async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<()> {
     let cfg = load_config(&config)?;
     let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
-    let predictor = if predict {
+    let from_registry = predict && cfg.forecast.model == runtime::predict::ForecastModel::Registry;
+    let predictor = if predict && !from_registry {
         Some(
             runtime::predict::Predictor::from_config(&cfg.forecast)?
                 .context("--predict needs a forecaster: [forecast] bundle or FORECASTER_BUNDLE, or [forecast] model = \"auto\"")?,
@@ -235,6 +236,10 @@ async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<()> {
         None
     };
     let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new()))?;
+    let predictor = match predictor {
+        None if from_registry => Some(monitor.refresh_forecaster().await.map_err(anyhow::Error::msg)?.1),
+        p => p,
+    };
     if let Some(fc) = predictor {
         let advice = monitor.predict(runtime::now_ms(), &fc).await.map_err(anyhow::Error::msg)?;
         let drained = monitor.drain(timeout).await?;

@@ -35,6 +35,10 @@ pub enum ForecastModel {
     Lstm,
     /// The statistical `auto` forecaster, fitted per server from the history read.
     Auto,
+    /// The forecaster promoted to the model registry (`[model] registry`): model
+    /// `[forecast] registry_model` at `[forecast] alias`, reloaded when the alias moves, the
+    /// last good one kept when a new one does not load.
+    Registry,
 }
 
 /// The forecast a scaling decision reads.
@@ -171,6 +175,8 @@ impl Predictor {
                 cfg.auto.validate()?;
                 Ok(Some(Self::Auto(cfg.auto.clone())))
             }
+            // Loaded from the registry by the monitor (`Monitor::refresh_forecaster`).
+            ForecastModel::Registry => Ok(None),
             ForecastModel::Lstm if cfg.bundle.is_empty() => Ok(None),
             ForecastModel::Lstm => Ok(Some(Self::Lstm(Box::new(Forecaster::load_dir(std::path::Path::new(&cfg.bundle))?)))),
         }

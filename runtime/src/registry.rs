@@ -40,6 +40,8 @@ use crate::models::detectors::DetectorConfig;
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
 /// File of a bundle holding a streaming detector's definition ([`DetectorConfig`] as JSON).
 pub const DETECTOR_FILE: &str = "detector.json";
+/// The statistical forecaster's settings in a forecaster bundle ([`Bundle::for_forecaster`]).
+pub const FORECASTER_FILE: &str = "forecaster.json";
 const MANIFEST_FILE: &str = "manifest.json";
 
 /// Hex SHA-256 of bytes.
@@ -221,6 +223,29 @@ impl Bundle {
         let mut manifest = manifest;
         manifest.kind = detector.name().to_string();
         Self::new(manifest, BTreeMap::from([(DETECTOR_FILE.to_string(), json)]))
+    }
+
+    /// A forecaster bundle: the statistical `auto` forecaster's settings (kind `auto`; it fits
+    /// per server on the history the runtime reads, so the bundle holds no weights).
+    pub fn for_forecaster(manifest: Manifest, forecaster: &crate::predict::StatisticalForecast) -> Self {
+        let json = serde_json::to_vec_pretty(forecaster).expect("forecaster settings serialize");
+        let mut manifest = manifest;
+        manifest.kind = "auto".to_string();
+        Self::new(manifest, BTreeMap::from([(FORECASTER_FILE.to_string(), json)]))
+    }
+
+    /// The forecaster this bundle serves (settings checked).
+    pub fn forecaster(&self) -> Result<crate::predict::StatisticalForecast, RegistryError> {
+        let what = format!("{} v{}", self.manifest.model, self.manifest.version);
+        let corrupt = |reason: String| RegistryError::Corrupt { what: what.clone(), reason };
+        let bytes = self
+            .files
+            .get(FORECASTER_FILE)
+            .ok_or_else(|| corrupt(format!("no `{FORECASTER_FILE}` (kind {}): not a forecaster bundle", self.manifest.kind)))?;
+        let f: crate::predict::StatisticalForecast =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
+        f.validate().map_err(|e| corrupt(e.to_string()))?;
+        Ok(f)
     }
 
     /// Check every file against the manifest (hash and size, nothing missing or extra) and the

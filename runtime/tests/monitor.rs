@@ -364,12 +364,10 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
 /// history the runtime reads and decides on the upper bound of its 95 % interval, so the server
 /// whose daily peak is 45 minutes away gets SCALE_SOON (MEDIUM: Slack only), the quiet one
 /// nothing.
-#[test]
-fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
-    let dir = tmp("predict-auto");
-    let receiver = Receiver::start();
-    // A week of 5-minute rows: `hot` idles at 40 and peaks at 90 from 12:00 to 14:00 every
-    // day; `cool` stays at 30. Both ± 2.
+/// A week of 5-minute rows in `dir/week.csv`: `hot` idles at 40 and peaks at 90 from 12:00 to
+/// 14:00 every day; `cool` stays at 30 (both ± 2); ends at 11:25 on the eighth day, which is
+/// returned (the peak starts 35 minutes later).
+fn daily_peak_week(dir: &Path) -> (PathBuf, i64) {
     // Midnight UTC.
     let t0 = 1_700_006_400_000i64;
     let mut csv = String::from("timestamp,server,cpu_usage\n");
@@ -381,13 +379,20 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
     }
     let data = dir.join("week.csv");
     std::fs::write(&data, csv).unwrap();
+    (data, t0 + (7 * 288 + 137) * 300_000)
+}
+
+#[test]
+fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
+    let dir = tmp("predict-auto");
+    let receiver = Receiver::start();
+    let (data, now) = daily_peak_week(&dir);
     let mut cfg = config(&dir, &data, &receiver);
     cfg.forecast.model = runtime::predict::ForecastModel::Auto;
     cfg.forecast.auto.horizon_minutes = 60.0;
     let fc = runtime::predict::Predictor::from_config(&cfg.forecast).unwrap().expect("auto needs no bundle");
     let mut m = monitor(cfg);
     // 11:25 on the eighth day: the peak starts in 35 minutes.
-    let now = t0 + (7 * 288 + 137) * 300_000;
     let by: std::collections::HashMap<_, _> = block_on(async {
         let a = m.predict(now, &fc).await.unwrap();
         m.drain(Duration::from_secs(10)).await.unwrap();
@@ -418,6 +423,53 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("history_hours"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A forecaster promoted to the registry is served (`[forecast] model = "registry"`); moving the
+/// alias swaps it at the next prediction; a promotion that does not load keeps the last good one.
+#[test]
+fn a_promoted_forecaster_is_served_reloaded_when_the_alias_moves_and_kept_when_the_next_is_bad() {
+    use runtime::predict::StatisticalForecast;
+    use runtime::registry::{Manifest, TrainingData};
+    let dir = tmp("predict-registry");
+    let receiver = Receiver::start();
+    let (data, now) = daily_peak_week(&dir);
+    let mut cfg = config(&dir, &data, &receiver);
+    cfg.forecast.model = runtime::predict::ForecastModel::Registry;
+    let registry = Registry::open(&cfg.model.registry).unwrap();
+    let forecaster = |s: &StatisticalForecast| {
+        let training = TrainingData { dataset: "week.csv".into(), sha256: "cd".repeat(32), rows: 2154, start_ms: None, end_ms: None };
+        let manifest = Manifest::new("forecaster", vec!["cpu_usage".into()], Default::default(), training, "forecasts/week/test");
+        Bundle::for_forecaster(manifest, s)
+    };
+    let telemetry = std::sync::Arc::new(Telemetry::new());
+    let mut m = Monitor::new(cfg, telemetry.clone()).unwrap();
+    let e = block_on(m.refresh_forecaster()).unwrap_err();
+    assert!(e.contains("forecaster@champion"), "nothing promoted yet: {e}");
+    let an_hour = StatisticalForecast { horizon_minutes: 60.0, ..StatisticalForecast::default() };
+    let v1 = block_on(promote(&registry, &forecaster(&an_hour)));
+    let predict = |m: &mut Monitor| {
+        block_on(async {
+            let (v, fc) = m.refresh_forecaster().await.unwrap();
+            let a: std::collections::HashMap<_, _> = m.predict(now, &fc).await.unwrap().into_iter().collect();
+            m.drain(Duration::from_secs(10)).await.unwrap();
+            (v, a["hot"].recommendation)
+        })
+    };
+    assert_eq!(predict(&mut m), (v1, Recommendation::ScaleSoon), "the peak 35 minutes ahead is within the hour");
+    // A 20-minute horizon does not reach the peak: promoted, it is served from the next prediction.
+    let v2 = block_on(promote(&registry, &forecaster(&StatisticalForecast { horizon_minutes: 20.0, ..an_hour.clone() })));
+    assert_eq!(predict(&mut m), (v2, Recommendation::None));
+    // Settings that cannot fit (an hour of history), then a detector bundle under the name: both
+    // refused, v2 kept, each failure counted.
+    block_on(promote(&registry, &forecaster(&StatisticalForecast { history_hours: 1.0, ..an_hour.clone() })));
+    assert_eq!(predict(&mut m).0, v2);
+    let mut detector = common::sim_bundle();
+    detector.manifest.model = "forecaster".into();
+    block_on(promote(&registry, &detector));
+    assert_eq!(predict(&mut m).0, v2);
+    assert!(telemetry.model_load_errors.get() >= 3, "the first read, the bad settings, the detector bundle");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -252,6 +252,10 @@ pub struct ForecastConfig {
     pub now_minutes: f64,
     /// The statistical forecaster's settings.
     pub auto: crate::predict::StatisticalForecast,
+    /// With `model = "registry"`: the registered forecaster model (in `[model] registry`).
+    pub registry_model: String,
+    /// With `model = "registry"`: its alias.
+    pub alias: String,
 }
 
 impl Default for ForecastConfig {
@@ -262,6 +266,8 @@ impl Default for ForecastConfig {
             threshold: None,
             now_minutes: 10.0,
             auto: crate::predict::StatisticalForecast::default(),
+            registry_model: "forecaster".into(),
+            alias: "champion".into(),
         }
     }
 }

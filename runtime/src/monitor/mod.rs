@@ -132,6 +132,8 @@ pub struct Monitor {
     registry: Registry,
     model: Option<Arc<LoadedModel>>,
     last_model_check: Option<Instant>,
+    /// The forecaster of `[forecast] model = "registry"` and its version (the last good one).
+    forecaster: Option<(u64, crate::predict::StatisticalForecast)>,
     servers: BTreeMap<String, ServerState>,
     decider: Option<AlertDecider>,
     /// Firing alerts by key, with the sinks they went to (resolves go to the same sinks).
@@ -187,6 +189,7 @@ impl Monitor {
             registry,
             model: None,
             last_model_check: None,
+            forecaster: None,
             servers: BTreeMap::new(),
             decider: None,
             active: HashMap::new(),
@@ -288,6 +291,49 @@ impl Monitor {
                 self.model_error(message);
             }
             Err(e) => self.model_error(e.to_string()),
+        }
+    }
+
+    /// The forecaster of `[forecast] model = "registry"`: the registered forecaster model at
+    /// its alias, loaded when the alias points to another version than the one held. When the
+    /// new version does not load (or the registry cannot be read) the last good one is kept
+    /// (counted in `aiops_runtime_model_load_errors_total`); without one, the error. Returns the
+    /// version served and the predictor.
+    pub async fn refresh_forecaster(&mut self) -> Result<(u64, crate::predict::Predictor), String> {
+        let (name, alias) = (self.cfg.forecast.registry_model.clone(), self.cfg.forecast.alias.clone());
+        let loaded: Result<(u64, crate::predict::StatisticalForecast), String> = async {
+            let state = self
+                .registry
+                .read_alias(&name, &alias)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("registry {} has no alias {name}/{alias}", self.registry.uri()))?;
+            if let Some((v, f)) = &self.forecaster
+                && *v == state.pointer.version
+            {
+                return Ok((*v, f.clone()));
+            }
+            let bundle = self.registry.load_alias(&name, &alias).await.map_err(|e| e.to_string())?;
+            let f = bundle.forecaster().map_err(|e| e.to_string())?;
+            tracing::info!(model = %name, alias = %alias, version = bundle.manifest.version, metric = %f.metric, "forecaster loaded");
+            Ok((bundle.manifest.version, f))
+        }
+        .await;
+        match loaded {
+            Ok((v, f)) => {
+                self.forecaster = Some((v, f.clone()));
+                Ok((v, crate::predict::Predictor::Auto(f)))
+            }
+            Err(e) => {
+                self.telemetry.model_load_errors.inc();
+                match &self.forecaster {
+                    Some((v, f)) => {
+                        tracing::error!(error = %e, keeping = v, "forecaster load failed: the last good one is kept");
+                        Ok((*v, crate::predict::Predictor::Auto(f.clone())))
+                    }
+                    None => Err(format!("forecaster {name}@{alias}: {e}")),
+                }
+            }
         }
     }
 

@@ -49,11 +49,12 @@ pub fn bundle(detector: &DetectorConfig, decisions: DecisionConfig) -> Bundle {
     Bundle::for_detector(Manifest::new("anomaly-detector", metrics, decisions, training, "test"), detector)
 }
 
-/// Publish a bundle and point `champion` at it; returns the version.
+/// Publish a bundle and point its model's `champion` at it; returns the version.
 pub async fn promote(registry: &Registry, bundle: &Bundle) -> u64 {
     let (version, _) = registry.publish(bundle).await.unwrap();
-    let current = registry.read_alias("anomaly-detector", "champion").await.unwrap();
-    registry.set_alias("anomaly-detector", "champion", version, current.as_ref()).await.unwrap();
+    let model = &bundle.manifest.model;
+    let current = registry.read_alias(model, "champion").await.unwrap();
+    registry.set_alias(model, "champion", version, current.as_ref()).await.unwrap();
     version
 }
 
