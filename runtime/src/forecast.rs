@@ -96,7 +96,7 @@ pub enum ForecastError {
     #[error("{0}")]
     Io(String),
     /// A bad configuration.
-    #[error("invalid LSTM config: {0}")]
+    #[error("invalid forecaster config: {0}")]
     Config(String),
     /// A bundle that cannot be used.
     #[error("invalid forecaster bundle {path}: {message}")]

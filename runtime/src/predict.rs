@@ -42,7 +42,7 @@ pub enum ForecastModel {
 }
 
 /// The forecast a scaling decision reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Band {
     /// The point forecast.

@@ -111,6 +111,49 @@ fn sweep_runs_params_metrics_artifacts_and_alias_are_visible_in_mlflow() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `experiment forecast train`'s run in MLflow: params, metrics and `forecast.json`; promoted, the
+/// forecaster bundle is registered from that run under its alias.
+#[test]
+fn a_forecaster_run_and_its_promotion_are_visible_in_mlflow() {
+    let tag = format!("{}-{}", std::process::id(), runtime::now_ms());
+    let root = std::env::temp_dir().join(format!("mlflow-forecast-{tag}"));
+    std::fs::create_dir_all(&root).unwrap();
+    // Eight days of 5-minute rows with a daily plateau.
+    let rows: Vec<Vec<f64>> = (0..2304).map(|i| vec![if (108..204).contains(&(i % 288)) { 70.0 } else { 25.0 } + (i % 5) as f64]).collect();
+    let ts: Vec<i64> = (0..rows.len() as i64).map(|i| 1_700_006_400_000 + i * 300_000).collect();
+    let series = workbench::lstm::ForecastSeries::new("web-cpu", vec!["cpu_usage".into()], ts, &rows).unwrap();
+    let input = root.join("web-cpu.csv");
+    std::fs::write(&input, "timestamp,cpu_usage\n").unwrap();
+    let name = format!("web-cpu-{tag}");
+    let forecaster = runtime::predict::StatisticalForecast { horizon_minutes: 60.0, ..Default::default() };
+    let t = workbench::forecasting::train(&series, &input, forecaster, &root.join("forecasts"), &name).expect("train");
+    let client = MlflowClient::new(&mlflow_url());
+    let (experiment_id, run_id) = block_on(workbench::mlflow::push_forecast_run(&client, &t.dir)).expect("MLflow must be running");
+    assert_eq!(
+        block_on(workbench::mlflow::push_forecast_run(&client, &t.dir)).unwrap(),
+        (experiment_id.clone(), run_id.clone()),
+        "pushed once"
+    );
+    let run = api(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}"), None);
+    assert_eq!(run["run"]["info"]["status"], json!("FINISHED"));
+    let data = &run["run"]["data"];
+    assert!(data["metrics"].as_array().unwrap().iter().any(|m| m["key"] == "mae_vs_best_baseline"), "{data}");
+    assert!(data["params"].as_array().unwrap().iter().any(|p| p["key"] == "horizon_minutes" && p["value"] == "60.0"), "{data}");
+    let files = api(&format!("/api/2.0/mlflow/artifacts/list?run_id={run_id}"), None);
+    assert!(files.to_string().contains("forecast.json"), "{files}");
+    let model = format!("forecaster-{tag}");
+    let mut bundle = workbench::promote::bundle_from_forecast_run(&t.dir, &model).expect("bundle");
+    bundle.manifest.version = 1;
+    let version =
+        block_on(register_promotion(&client, &t.dir, &bundle, "file://models/forecaster/versions/1", "champion")).expect("register");
+    let mv = api(&format!("/api/2.0/mlflow/registered-models/alias?name={model}&alias=champion"), None);
+    assert_eq!(mv["model_version"]["version"], json!(version));
+    assert_eq!(mv["model_version"]["run_id"], json!(run_id));
+    let files = api(&format!("/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=bundle"), None);
+    assert!(files.to_string().contains("forecaster.json"), "{files}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn mlflow_down_keeps_every_trial_locally_and_pushes_later() {
     let (name, dir) = local_sweep("down");

@@ -204,6 +204,117 @@ pub fn last_origin_chart(
     Ok(())
 }
 
+/// A tracked forecaster run ([`train`]).
+#[derive(Debug, Clone)]
+pub struct TrainedForecaster {
+    /// Its folder, `runs/forecasts/<name>/<id>/`.
+    pub dir: std::path::PathBuf,
+    /// The run id: 16 hex digits of the SHA-256 of the forecaster's settings and the input.
+    pub id: String,
+    /// What `forecast.json` records.
+    pub run: crate::tracking::ForecastRun,
+    /// The evaluation on the input ([`evaluate`]'s protocol at the forecaster's horizon).
+    pub report: StatForecastReport,
+    /// The figures tracked in `metrics.jsonl` (and MLflow).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Why a forecaster could not be trained and tracked.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Settings out of range.
+    #[error(transparent)]
+    Settings(#[from] runtime::forecast::ForecastError),
+    /// The series cannot fit it.
+    #[error(transparent)]
+    Fit(#[from] ForecasterError),
+    /// The run folder.
+    #[error(transparent)]
+    Tracking(#[from] crate::tracking::TrackingError),
+}
+
+/// `experiment forecast train`: evaluate `forecaster` on `series` (read from `input`) with
+/// [`evaluate`]'s protocol at its horizon (fitted on the first part only) and track the run in
+/// `runs/<name>/<id>/`: `forecast.json`, `params.json`, `metrics.jsonl` (MAE, RMSE, sMAPE, the
+/// ratio to the best baseline, coverage, spike precision / recall / lead of the band it decides
+/// on). `experiment promote` turns the folder into a forecaster bundle.
+pub fn train(
+    series: &ForecastSeries,
+    input: &std::path::Path,
+    forecaster: runtime::predict::StatisticalForecast,
+    runs: &std::path::Path,
+    name: &str,
+) -> Result<TrainedForecaster, TrainError> {
+    use sha2::Digest;
+    forecaster.validate()?;
+    let started = runtime::now_ms();
+    let horizon = ((forecaster.horizon_minutes * 60.0 / series.interval_secs).round() as usize).max(1);
+    let report = evaluate(series, &forecaster.params, &EvalProtocol { horizon, ..Default::default() })?;
+    let band_key = match forecaster.band {
+        runtime::predict::Band::Point => "auto".to_string(),
+        band => format!("auto_{}", band.name()),
+    };
+    let spike = &report.spike[&band_key];
+    let mut metrics = BTreeMap::from([
+        ("mae".to_string(), report.mae["auto"]),
+        ("rmse".to_string(), report.rmse["auto"]),
+        ("smape".to_string(), report.smape["auto"]),
+        ("mae_best_baseline".to_string(), report.mae[&report.best_baseline]),
+        ("mae_vs_best_baseline".to_string(), report.auto_vs_best_baseline),
+        ("coverage_80".to_string(), report.coverage["80"]),
+        ("coverage_95".to_string(), report.coverage["95"]),
+    ]);
+    for (key, v) in [("spike_precision", spike.precision), ("spike_recall", spike.recall), ("spike_lead_minutes", spike.mean_lead_minutes)]
+    {
+        if let Some(v) = v {
+            metrics.insert(key.to_string(), v);
+        }
+    }
+    let bytes = std::fs::read(input).unwrap_or_default();
+    let input_sha256: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let settings = serde_json::to_string(&forecaster).unwrap_or_default();
+    let digest = sha2::Sha256::digest(format!("{settings}\0{input_sha256}\0{}", series.columns[0]).as_bytes());
+    let id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let dir = runs.join(name).join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| crate::tracking::TrackingError { path: dir.display().to_string(), reason: e.to_string() })?;
+    let run = crate::tracking::ForecastRun {
+        forecaster,
+        input: input.display().to_string(),
+        column: series.columns[0].clone(),
+        input_sha256,
+        rows: series.len() as u64,
+        start_ms: series.timestamps_ms.first().copied(),
+        end_ms: series.timestamps_ms.last().copied(),
+        start_time: started,
+        end_time: runtime::now_ms(),
+        git_commit: crate::sweep::git_commit(),
+    };
+    run.write(&dir)?;
+    crate::tracking::write_params(&dir, &forecast_params(&run.forecaster))?;
+    crate::tracking::write_metrics(&dir, &metrics, run.end_time)?;
+    Ok(TrainedForecaster { dir, id, run, report, metrics })
+}
+
+/// The forecaster's settings as flat `name = value` text (`params.json`, MLflow params).
+pub fn forecast_params(f: &runtime::predict::StatisticalForecast) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(f) {
+        for (k, v) in map {
+            match v {
+                serde_json::Value::Object(inner) => out.extend(inner.into_iter().map(|(ik, iv)| (format!("{k}.{ik}"), text(&iv)))),
+                other => {
+                    out.insert(k, text(&other));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
 /// Why a forecast chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {

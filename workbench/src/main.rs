@@ -210,10 +210,11 @@ struct PromoteArgs {
     /// Alias to move.
     #[arg(long, default_value = "champion")]
     alias: String,
-    /// Registered model name.
-    #[arg(long, default_value = "anomaly-detector")]
-    model: String,
-    /// Tracking root of the sweeps.
+    /// Registered model name (default: `anomaly-detector` for a sweep trial, `forecaster` for a
+    /// forecaster run).
+    #[arg(long)]
+    model: Option<String>,
+    /// Tracking root of the sweeps (forecaster runs are looked up in its sibling `forecasts`).
     #[arg(long, default_value = "runs/sweeps")]
     runs: PathBuf,
 }
@@ -315,8 +316,48 @@ struct ForecastEvalArgs {
     refit_every: usize,
 }
 
+/// `forecast train`: the series and the forecaster the runtime will fit per server.
+#[derive(clap::Args, Debug)]
+struct ForecastTrainArgs {
+    /// NAB-style CSV (timestamp + columns) or SMD headerless .txt.
+    #[arg(long)]
+    input: PathBuf,
+    /// Column name or 0-based index (default: the first).
+    #[arg(long)]
+    column: Option<String>,
+    /// Forecaster settings TOML (fields of `ForecasterParams`; default: the built-in ones).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The live metric the runtime forecasts with it (default: the column's name).
+    #[arg(long)]
+    metric: Option<String>,
+    /// How far ahead, minutes.
+    #[arg(long, default_value_t = 45.0)]
+    horizon_minutes: f64,
+    /// History the runtime reads and fits on, hours.
+    #[arg(long, default_value_t = 168.0)]
+    history_hours: f64,
+    /// Row spacing the runtime buckets samples to, seconds (default: the input's).
+    #[arg(long)]
+    interval_secs: Option<f64>,
+    /// The forecast the scaling decision reads.
+    #[arg(long, value_enum, default_value_t = runtime::predict::Band::Upper95)]
+    band: runtime::predict::Band,
+    /// Run name (default: the input file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Tracking root of forecaster runs.
+    #[arg(long, default_value = "runs/forecasts")]
+    runs: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 enum ForecastCmd {
+    /// Evaluate the statistical `auto` forecaster on a series (as `evaluate`) and track the run
+    /// (`runs/forecasts/<name>/<id>/`, and MLflow with MLFLOW_TRACKING_URI) for `experiment
+    /// promote`, which publishes it as a forecaster bundle the runtime serves with
+    /// `[forecast] model = "registry"`.
+    Train(ForecastTrainArgs),
     /// Fit `auto` on the first 70 % of a series, forecast from origins over the rest, and compare
     /// with every family member and the three naive baselines (one JSON line).
     Evaluate {
@@ -512,6 +553,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Forecast { which: ForecastCmd::Evaluate { eval, config, horizon, chart } } => {
             cmd_forecast_evaluate(eval, config, horizon, chart.as_deref())?
         }
+        Command::Forecast { which: ForecastCmd::Train(a) } => cmd_forecast_train(a)?,
         Command::Lstm { which } => lstm_command(which)?,
         Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {
             println!("{}", workbench::bench::features(servers, days, interval_secs)?);
@@ -603,16 +645,7 @@ fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizo
     if !(train_fraction > 0.0 && train_fraction < 1.0) {
         bail!("--train-fraction {train_fraction}: must be in (0, 1)");
     }
-    let params: runtime::models::forecasters::ForecasterParams = match &config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("invalid forecaster config {}", p.display()))?
-        }
-        None => Default::default(),
-    };
-    params.validate().with_context(|| {
-        format!("invalid forecaster config {}", config.as_deref().unwrap_or(std::path::Path::new("(defaults)")).display())
-    })?;
+    let params = forecaster_params(config.as_deref())?;
     let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
     let protocol =
         workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, refit_every, ..Default::default() };
@@ -621,6 +654,45 @@ fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizo
         workbench::forecasting::last_origin_chart(&data, &params, &protocol, path).with_context(|| path.display().to_string())?;
     }
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn forecaster_params(config: Option<&std::path::Path>) -> Result<runtime::models::forecasters::ForecasterParams> {
+    let params: runtime::models::forecasters::ForecasterParams = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid forecaster config {}", p.display()))?
+        }
+        None => Default::default(),
+    };
+    params
+        .validate()
+        .with_context(|| format!("invalid forecaster config {}", config.unwrap_or(std::path::Path::new("(defaults)")).display()))?;
+    Ok(params)
+}
+
+fn cmd_forecast_train(a: ForecastTrainArgs) -> Result<()> {
+    let params = forecaster_params(a.config.as_deref())?;
+    let data = workbench::lstm::cmd::series_from_file(&a.input, a.column.as_deref())?;
+    let forecaster = runtime::predict::StatisticalForecast {
+        metric: a.metric.unwrap_or_else(|| data.columns[0].clone()),
+        interval_secs: a.interval_secs.unwrap_or(data.interval_secs),
+        horizon_minutes: a.horizon_minutes,
+        history_hours: a.history_hours,
+        band: a.band,
+        params,
+    };
+    let name = a.name.unwrap_or_else(|| a.input.file_stem().map_or("series".into(), |s| s.to_string_lossy().to_string()));
+    let t = workbench::forecasting::train(&data, &a.input, forecaster, &a.runs, &name).with_context(|| a.input.display().to_string())?;
+    let figures: Vec<String> = t.metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    println!("✓ forecaster run {} ({} of {}, {} rows): {}", t.id, t.run.column, t.run.input, t.run.rows, figures.join(", "));
+    println!("✓ tracked in {}; publish it: experiment promote {}", t.dir.display(), t.dir.display());
+    if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
+        match promote::block_on(workbench::mlflow::push_forecast_run(&client, &t.dir)) {
+            Ok((experiment, run)) => println!("✓ MLflow experiment {experiment}, run {run} → {}", client.uri()),
+            Err(e) => eprintln!("warning: {e}\n  the run is kept in {}; `experiment promote` pushes it", t.dir.display()),
+        }
+    }
     Ok(())
 }
 
@@ -867,7 +939,9 @@ fn cmd_promote(args_promote: PromoteArgs) -> Result<()> {
     let PromoteArgs { run_id, to, alias, model, runs } = args_promote;
     let to = to.unwrap_or_else(promote::default_registry);
     let dir = promote::find_run(&runs, &run_id)?;
-    let bundle = promote::bundle_from_run(&dir, &model)?;
+    let forecaster = promote::is_forecast_run(&dir);
+    let model = model.unwrap_or_else(|| if forecaster { "forecaster" } else { "anomaly-detector" }.to_string());
+    let bundle = if forecaster { promote::bundle_from_forecast_run(&dir, &model)? } else { promote::bundle_from_run(&dir, &model)? };
     let registry = Registry::open(&to)?;
     let p = promote::block_on(promote::promote(&registry, &bundle, &alias))?;
     let figures: Vec<String> = p.manifest.evaluation.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();

@@ -456,6 +456,48 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
     Ok(report)
 }
 
+/// Mirror a forecaster run folder (`runs/forecasts/<name>/<id>`, `experiment forecast train`)
+/// to MLflow: experiment `forecast-<name>`, one run with the settings as params, the evaluation
+/// as metrics and `forecast.json` as an artifact; `mlflow.json` in the folder records it.
+/// Idempotent: a folder already pushed to this tracking server is not pushed again.
+pub async fn push_forecast_run(client: &MlflowClient, dir: &Path) -> Result<(String, String), MlflowError> {
+    if let Some((experiment_id, run_id)) = trial_run(dir)
+        && read_json(&dir.join("mlflow.json")).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false)
+    {
+        return Ok((experiment_id, run_id));
+    }
+    let local = |e: crate::tracking::TrackingError| MlflowError::Local { path: e.path, reason: e.reason };
+    let run = crate::tracking::ForecastRun::read(dir).map_err(local)?;
+    let params = crate::tracking::read_params(dir).map_err(local)?;
+    let metrics: Vec<(String, f64, i64, i64)> =
+        crate::tracking::read_metrics(dir).into_iter().map(|m| (m.key, m.value, m.step, m.timestamp)).collect();
+    let name = dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let experiment_id = client.experiment(&format!("forecast-{name}")).await?;
+    let run_name = format!("forecast {}", &id[..id.len().min(8)]);
+    let tags = BTreeMap::from([
+        ("mlflow.runName".to_string(), run_name.clone()),
+        ("mlflow.source.name".to_string(), "experiment forecast train".to_string()),
+        ("mlflow.source.git.commit".to_string(), run.git_commit.clone().unwrap_or_default()),
+        ("run_id".to_string(), id.clone()),
+        ("input".to_string(), run.input.clone()),
+        ("column".to_string(), run.column.clone()),
+        ("metric".to_string(), run.forecaster.metric.clone()),
+        ("input_sha256".to_string(), run.input_sha256.clone()),
+        ("kind".to_string(), "auto".to_string()),
+    ]);
+    let run_id = client.create_run(&experiment_id, &run_name, run.start_time, &tags).await?;
+    client.log_batch(&run_id, &params, &metrics, &BTreeMap::new()).await?;
+    for file in [crate::tracking::ForecastRun::FILE, "params.json"] {
+        if let Ok(bytes) = std::fs::read(dir.join(file)) {
+            client.log_artifact(&experiment_id, &run_id, file, bytes).await?;
+        }
+    }
+    client.finish_run(&run_id, "FINISHED", run.end_time).await?;
+    write_json(&dir.join("mlflow.json"), &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run_id}))?;
+    Ok((experiment_id, run_id))
+}
+
 /// The MLflow (experiment id, run id) a trial folder was pushed as, if any.
 pub fn trial_run(trial_dir: &Path) -> Option<(String, String)> {
     let v = read_json(&trial_dir.join("mlflow.json")).ok()?;
@@ -472,10 +514,12 @@ pub async fn register_promotion(
     registry_source: &str,
     alias: &str,
 ) -> Result<String, MlflowError> {
-    if trial_run(trial_dir).is_none()
-        && let Some(sweep_dir) = trial_dir.parent().and_then(Path::parent)
-    {
-        push_sweep(client, sweep_dir).await?;
+    if trial_run(trial_dir).is_none() {
+        if crate::promote::is_forecast_run(trial_dir) {
+            push_forecast_run(client, trial_dir).await?;
+        } else if let Some(sweep_dir) = trial_dir.parent().and_then(Path::parent) {
+            push_sweep(client, sweep_dir).await?;
+        }
     }
     let (experiment_id, run_id) = trial_run(trial_dir).ok_or_else(|| MlflowError::Local {
         path: trial_dir.join("mlflow.json").display().to_string(),

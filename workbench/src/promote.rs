@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::detectors::AnyDetector;
 use crate::sweep::Dataset;
-use crate::tracking::{TrackingError, TrialRecord, TrialTags};
+use crate::tracking::{ForecastRun, TrackingError, TrialRecord, TrialTags};
 
 /// Registry used when none is given: `$AIOPS_REGISTRY` or `file://models`.
 pub fn default_registry() -> String {
@@ -41,12 +41,23 @@ pub enum PromoteError {
     Registry(#[from] RegistryError),
 }
 
-/// Find a tracked trial: `ID` (or a unique prefix of at least 6 characters), `SWEEP/ID`, or a
-/// trial folder path.
+/// Whether `dir` is a tracked sweep trial or forecaster run.
+fn is_run(dir: &Path) -> bool {
+    dir.join(TrialRecord::FILE).is_file() || dir.join(ForecastRun::FILE).is_file()
+}
+
+/// Whether `dir` is a forecaster run (`experiment forecast train`).
+pub fn is_forecast_run(dir: &Path) -> bool {
+    dir.join(ForecastRun::FILE).is_file()
+}
+
+/// Find a tracked trial or forecaster run: `ID` (or a unique prefix of at least 6 characters),
+/// `SWEEP/ID` (or `NAME/ID` of a forecaster run), or the run's folder. Ids are looked up under
+/// `runs` (the sweeps, `runs/sweeps`) and under its sibling `forecasts` (`runs/forecasts`).
 pub fn find_run(runs: &Path, run: &str) -> Result<PathBuf, PromoteError> {
     let err = |reason: String| PromoteError::Run { run: run.to_string(), reason };
     let direct = PathBuf::from(run);
-    if direct.join("trial.json").is_file() {
+    if is_run(&direct) {
         return Ok(direct);
     }
     let (sweep, id) = run.split_once('/').map_or((None, run), |(s, i)| (Some(s), i));
@@ -54,14 +65,18 @@ pub fn find_run(runs: &Path, run: &str) -> Result<PathBuf, PromoteError> {
         return Err(err("give at least 6 characters of the trial id".into()));
     }
     let mut found = Vec::new();
-    let sweeps = std::fs::read_dir(runs).map_err(|e| err(format!("cannot read {}: {e}", runs.display())))?;
-    for s in sweeps.flatten() {
-        if sweep.is_some_and(|name| s.file_name() != name) {
-            continue;
-        }
-        if let Ok(trials) = std::fs::read_dir(s.path().join("trials")) {
-            for t in trials.flatten() {
-                if t.file_name().to_string_lossy().starts_with(id) {
+    let forecasts = runs.parent().map(|p| p.join("forecasts")).filter(|p| p.is_dir());
+    if !runs.is_dir() && forecasts.is_none() {
+        return Err(err(format!("cannot read {}: no such folder", runs.display())));
+    }
+    let groups = [(Some(runs.to_path_buf()), "trials"), (forecasts, "")];
+    for (root, sub) in groups.iter().filter_map(|(r, sub)| r.as_ref().map(|r| (r, *sub))) {
+        for s in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            if sweep.is_some_and(|name| s.file_name() != name) {
+                continue;
+            }
+            for t in std::fs::read_dir(s.path().join(sub)).into_iter().flatten().flatten() {
+                if t.file_name().to_string_lossy().starts_with(id) && t.path().is_dir() {
                     found.push(t.path());
                 }
             }
@@ -71,7 +86,7 @@ pub fn find_run(runs: &Path, run: &str) -> Result<PathBuf, PromoteError> {
         0 => Err(err(format!("no trial under {} (run `experiment sweep` first; ids are in its leaderboard)", runs.display()))),
         1 => {
             let dir = found.remove(0);
-            if dir.join("trial.json").is_file() {
+            if is_run(&dir) {
                 Ok(dir)
             } else {
                 Err(err(format!("{} has no trial.json (tracked by an older workbench: re-run the sweep)", dir.display())))
@@ -168,6 +183,30 @@ pub fn bundle_from_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> 
         ..Manifest::new(model, metrics, decisions, training, &format!("{sweep}/{run_id}"))
     };
     Ok(Bundle::for_detector(manifest, &detector))
+}
+
+/// Build the bundle of a tracked forecaster run (`model` is the registered model name, e.g.
+/// `forecaster`): the forecaster's settings, its metric, the input it was evaluated on and the
+/// evaluation.
+pub fn bundle_from_forecast_run(dir: &Path, model: &str) -> Result<Bundle, PromoteError> {
+    let run = ForecastRun::read(dir)?;
+    let evaluation: BTreeMap<String, f64> = crate::tracking::read_metrics(dir).into_iter().map(|m| (m.key, m.value)).collect();
+    let name = dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let training = TrainingData {
+        dataset: run.input.clone(),
+        sha256: run.input_sha256.clone(),
+        rows: run.rows,
+        start_ms: run.start_ms,
+        end_ms: run.end_ms,
+    };
+    let manifest = Manifest {
+        evaluation,
+        params: crate::tracking::read_params(dir)?,
+        git_commit: run.git_commit.clone(),
+        ..Manifest::new(model, vec![run.forecaster.metric.clone()], Default::default(), training, &format!("forecasts/{name}/{id}"))
+    };
+    Ok(Bundle::for_forecaster(manifest, &run.forecaster))
 }
 
 /// What a promotion did.

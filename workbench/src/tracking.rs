@@ -7,6 +7,10 @@
 //! - `params.json`: the swept parameters, `{"name": "value"}`;
 //! - `metrics.jsonl`: one [`MetricPoint`] per line, MLflow's `{"key","value","step","timestamp"}`.
 //!
+//! A forecaster run (`experiment forecast train`, `runs/forecasts/<name>/<id>/`) has
+//! `forecast.json` ([`ForecastRun`]) instead of `trial.json` and `tags.json`, and the same
+//! `params.json` and `metrics.jsonl`.
+//!
 //! ```
 //! use workbench::tracking::{TrialRecord, TrialTags};
 //! let dir = std::env::temp_dir().join(format!("tracking-doc-{}", std::process::id()));
@@ -72,6 +76,47 @@ impl TrialRecord {
     /// Write `trial_dir/trial.json`.
     pub fn write(&self, trial_dir: &Path) -> Result<(), TrackingError> {
         write(&trial_dir.join(Self::FILE), self)
+    }
+}
+
+/// `forecast.json`: a tracked forecaster run, what its promotion ships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastRun {
+    /// The forecaster the runtime fits per server (`[forecast] model = "registry"`).
+    pub forecaster: runtime::predict::StatisticalForecast,
+    /// The series it was evaluated on: the file and the column.
+    pub input: String,
+    /// Column.
+    pub column: String,
+    /// SHA-256 of the input file.
+    pub input_sha256: String,
+    /// Rows of the series.
+    pub rows: u64,
+    /// First and last row times, milliseconds.
+    pub start_ms: Option<i64>,
+    /// Last row time.
+    pub end_ms: Option<i64>,
+    /// When the run started and ended, milliseconds since the epoch.
+    pub start_time: i64,
+    /// End.
+    pub end_time: i64,
+    /// The git commit of the workbench that ran it, when known.
+    pub git_commit: Option<String>,
+}
+
+impl ForecastRun {
+    /// File name in a run folder.
+    pub const FILE: &'static str = "forecast.json";
+
+    /// Read `run_dir/forecast.json`.
+    pub fn read(run_dir: &Path) -> Result<Self, TrackingError> {
+        read(&run_dir.join(Self::FILE))
+    }
+
+    /// Write `run_dir/forecast.json`.
+    pub fn write(&self, run_dir: &Path) -> Result<(), TrackingError> {
+        write(&run_dir.join(Self::FILE), self)
     }
 }
 

@@ -199,3 +199,50 @@ fn datasets_and_mlflow_are_flags_with_their_environment_variables() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&dir.display().to_string()) && !err.contains("/elsewhere"), "{err}");
 }
+
+#[test]
+fn a_forecaster_run_is_tracked_then_promoted_as_a_forecaster_bundle() {
+    let dir = std::env::temp_dir().join(format!("wb-cli-forecast-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Ten days of 5-minute rows: a working-hours plateau over a small ripple.
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..2880u64 {
+        let (day, minute) = (i / 288, (i % 288) * 5);
+        let v = if (540..1020).contains(&minute) { 80.0 } else { 20.0 } + (i % 7) as f64;
+        text.push_str(&format!("2024-01-{:02} {:02}:{:02}:00,{v}\n", day + 1, minute / 60, minute % 60));
+    }
+    let input = dir.join("web-cpu.csv");
+    std::fs::write(&input, text).unwrap();
+    let out = experiment()
+        .current_dir(&dir)
+        .args(["forecast", "train", "--metric", "cpu_usage", "--horizon-minutes", "60", "--input"])
+        .arg(&input)
+        .env_remove("MLFLOW_TRACKING_URI")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Vec<_> = std::fs::read_dir(dir.join("runs/forecasts/web-cpu")).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let id = runs[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(said.contains(&format!("forecaster run {id}")) && said.contains("mae_vs_best_baseline"), "{said}");
+    // Promoted by its id (looked up next to runs/sweeps): model `forecaster` unless told.
+    let registry = format!("file://{}", dir.join("registry").display());
+    let out = experiment().current_dir(&dir).args(["promote", &id[..8], "--to", &registry]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reg = runtime::registry::Registry::open(&registry).unwrap();
+    let bundle = workbench::promote::block_on(reg.load_alias("forecaster", "champion")).unwrap();
+    let f = bundle.forecaster().unwrap();
+    assert_eq!((f.metric.as_str(), f.horizon_minutes, f.interval_secs), ("cpu_usage", 60.0, 300.0));
+    assert_eq!(bundle.manifest.kind, "auto");
+    assert_eq!(bundle.manifest.source_run, format!("forecasts/web-cpu/{id}"));
+    // The evaluation travels with it: on a clean daily pattern, about as good as seasonal naive.
+    let e = &bundle.manifest.evaluation;
+    assert!((0.0..1.1).contains(&e["mae_vs_best_baseline"]) && e["spike_recall"] > 0.9, "{e:?}");
+    assert_eq!(bundle.manifest.training.rows, 2880);
+    // Bad settings are refused naming the setting.
+    let out = experiment().current_dir(&dir).args(["forecast", "train", "--horizon-minutes", "0", "--input"]).arg(&input).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("horizon_minutes"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
