@@ -22,6 +22,7 @@ pub mod detect;
 pub mod detectors;
 pub mod evaluation;
 pub mod features;
+pub mod forecast_sweep;
 pub mod forecasting;
 pub mod frames;
 pub mod lstm;

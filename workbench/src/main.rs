@@ -358,6 +358,15 @@ enum ForecastCmd {
     /// promote`, which publishes it as a forecaster bundle the runtime serves with
     /// `[forecast] model = "registry"`.
     Train(ForecastTrainArgs),
+    /// A grid over the forecaster's settings scored on every series of a corpus (NAB
+    /// categories, SMD columns), ranked, with the leave-one-series-out figure.
+    Sweep {
+        /// Spec (TOML; default: experiments/forecast/sweep.toml, built in).
+        spec: Option<PathBuf>,
+        /// Tracking root.
+        #[arg(long, default_value = "runs/forecast-sweeps")]
+        out: PathBuf,
+    },
     /// Fit `auto` on the first 70 % of a series, forecast from origins over the rest, and compare
     /// with every family member and the three naive baselines (one JSON line).
     Evaluate {
@@ -554,6 +563,7 @@ fn run(cli: Cli) -> Result<()> {
             cmd_forecast_evaluate(eval, config, horizon, chart.as_deref())?
         }
         Command::Forecast { which: ForecastCmd::Train(a) } => cmd_forecast_train(a)?,
+        Command::Forecast { which: ForecastCmd::Sweep { spec, out } } => cmd_forecast_sweep(spec, &out)?,
         Command::Lstm { which } => lstm_command(which)?,
         Command::Bench { which: BenchCmd::Features { servers, days, interval_secs } } => {
             println!("{}", workbench::bench::features(servers, days, interval_secs)?);
@@ -693,6 +703,31 @@ fn cmd_forecast_train(a: ForecastTrainArgs) -> Result<()> {
             Err(e) => eprintln!("warning: {e}\n  the run is kept in {}; `experiment promote` pushes it", t.dir.display()),
         }
     }
+    Ok(())
+}
+
+fn cmd_forecast_sweep(spec: Option<PathBuf>, out: &std::path::Path) -> Result<()> {
+    use workbench::forecast_sweep as fs;
+    let (text, origin) = match spec {
+        Some(p) => (std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?, p.display().to_string()),
+        None => (fs::DEFAULT_SPEC.to_string(), "experiments/forecast/sweep.toml (built in)".to_string()),
+    };
+    let spec = fs::ForecastSweepSpec::parse(&text, &origin)?;
+    let corpus = spec.series(&frames::datasets_root())?;
+    let dir = out.join(&spec.name);
+    println!(
+        "Forecast sweep {}: {} trials × {} series, horizon {} → {}",
+        spec.name,
+        spec.trials()?.len(),
+        corpus.len(),
+        spec.horizon,
+        dir.display()
+    );
+    let t = std::time::Instant::now();
+    let (results, loo) = fs::run(&spec, &text, &corpus, &dir)?;
+    print!("{}", fs::leaderboard(&spec, &results, 10, false));
+    println!("{}", fs::loo_line(&loo));
+    println!("✓ {} trials in {:.1} s; leaderboard → {}", results.len(), t.elapsed().as_secs_f64(), dir.join("leaderboard.md").display());
     Ok(())
 }
 

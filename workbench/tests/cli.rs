@@ -246,3 +246,44 @@ fn a_forecaster_run_is_tracked_then_promoted_as_a_forecaster_bundle() {
     assert!(!out.status.success() && err.contains("horizon_minutes"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_forecast_sweep_ranks_its_trials_and_reports_the_leave_one_series_out_figure() {
+    let dir = std::env::temp_dir().join(format!("wb-cli-forecast-sweep-{}", std::process::id()));
+    let nab = dir.join("data/nab/tiny");
+    std::fs::create_dir_all(&nab).unwrap();
+    // Three series of six days at 5 minutes: a daily plateau, a level shift, noise.
+    for (k, name) in ["daily", "shift", "noise"].iter().enumerate() {
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..1728u64 {
+            let (day, minute) = (i / 288, (i % 288) * 5);
+            let ripple = ((i * 7919 + k as u64) % 11) as f64;
+            let v = match k {
+                0 => (if (540..1020).contains(&minute) { 60.0 } else { 20.0 }) + ripple,
+                1 => (if i > 1300 { 50.0 } else { 30.0 }) + ripple,
+                _ => 40.0 + 3.0 * ripple,
+            };
+            text.push_str(&format!("2024-01-{:02} {:02}:{:02}:00,{v}\n", day + 1, minute / 60, minute % 60));
+        }
+        std::fs::write(nab.join(format!("{name}.csv")), text).unwrap();
+    }
+    let spec = dir.join("sweep.toml");
+    std::fs::write(&spec, "name = \"tiny\"\nnab = [\"tiny\"]\nsmd_columns = []\nhorizon = 36\nmax_origins = 40\n[space]\ncombine = [1, 3]\n").unwrap();
+    let out = experiment()
+        .current_dir(&dir)
+        .args(["forecast", "sweep"])
+        .arg(&spec)
+        .env("AIOPS_DATASETS", dir.join("data"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("2 trials × 3 series") && said.contains("Leave one series out"), "{said}");
+    let board = std::fs::read_to_string(dir.join("runs/forecast-sweeps/tiny/leaderboard.md")).unwrap();
+    assert!(board.contains("| 1 | ") && board.contains("| 2 | ") && board.contains("at_or_below"), "{board}");
+    let trials: Vec<_> = std::fs::read_dir(dir.join("runs/forecast-sweeps/tiny/trials")).unwrap().flatten().collect();
+    assert_eq!(trials.len(), 2);
+    let per_series = std::fs::read_to_string(trials[0].path().join("series.jsonl")).unwrap();
+    assert_eq!(per_series.lines().count(), 3, "{per_series}");
+    std::fs::remove_dir_all(&dir).ok();
+}
