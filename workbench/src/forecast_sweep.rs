@@ -135,23 +135,10 @@ impl ForecastSweepSpec {
 
     /// Every combination of the space over the base, each checked.
     pub fn trials(&self) -> Result<Vec<ForecastTrial>, ForecastSweepError> {
-        let mut assignments = vec![BTreeMap::new()];
-        for (k, values) in &self.space {
-            if values.is_empty() {
-                return Err(err(format!("space.{k}"), "empty list"));
-            }
-            assignments = assignments
-                .into_iter()
-                .flat_map(|a: BTreeMap<String, toml::Value>| {
-                    values.iter().map(move |v| {
-                        let mut a = a.clone();
-                        a.insert(k.clone(), v.clone());
-                        a
-                    })
-                })
-                .collect();
+        if let Some(k) = self.space.iter().find_map(|(k, v)| v.is_empty().then_some(k)) {
+            return Err(err(format!("space.{k}"), "empty list"));
         }
-        assignments
+        crate::sweep::grid(self.space.iter().map(|(k, v)| (k, v.as_slice())))
             .into_iter()
             .map(|a| {
                 let mut table = self.base.clone();
@@ -369,10 +356,8 @@ mod tests {
         // In sample `a` ranks first (2 of 3 series at or below). Held out, s1 and s2 are each
         // scored with `b` (on the two others both trials have one series below and `b` the
         // lower mean log ratio), s3 with `a`: none of the three at or below.
-        let mut results = vec![
-            result("b", &[("s1", 1.2), ("s2", 1.1), ("s3", 0.5)]),
-            result("a", &[("s1", 0.9), ("s2", 0.8), ("s3", 1.3)]),
-        ];
+        let mut results =
+            vec![result("b", &[("s1", 1.2), ("s2", 1.1), ("s3", 0.5)]), result("a", &[("s1", 0.9), ("s2", 0.8), ("s3", 1.3)])];
         rank(&mut results);
         assert!(results[0].id.starts_with('a'));
         let loo = leave_one_out(&results);

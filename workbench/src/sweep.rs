@@ -369,7 +369,7 @@ impl SweepSpec {
     fn assignments(&self, origin: &str) -> Result<Vec<BTreeMap<String, toml::Value>>, SweepError> {
         match self.search {
             Search::Grid => {
-                let mut out = vec![BTreeMap::new()];
+                let mut lists = Vec::new();
                 for (k, space) in &self.space {
                     let Space::Values(values) = space else {
                         return Err(bad(origin, &format!("space.{k}"), "a range", "grid search needs a list of values"));
@@ -377,17 +377,9 @@ impl SweepSpec {
                     if values.is_empty() {
                         return Err(bad(origin, &format!("space.{k}"), "[]", "empty list"));
                     }
-                    out = out
-                        .into_iter()
-                        .flat_map(|a| {
-                            values.iter().map(move |v| {
-                                let mut a = a.clone();
-                                a.insert(k.clone(), v.clone());
-                                a
-                            })
-                        })
-                        .collect();
+                    lists.push((k, values.as_slice()));
                 }
+                let mut out = grid(lists);
                 out.truncate(self.budget);
                 Ok(out)
             }
@@ -417,6 +409,25 @@ impl SweepSpec {
             }
         }
     }
+}
+
+/// Every combination of one value from each list (the grid's product; one empty assignment
+/// when there are no lists), in list order.
+pub fn grid<'a>(lists: impl IntoIterator<Item = (&'a String, &'a [toml::Value])>) -> Vec<BTreeMap<String, toml::Value>> {
+    let mut out = vec![BTreeMap::new()];
+    for (k, values) in lists {
+        out = out
+            .into_iter()
+            .flat_map(|a| {
+                values.iter().map(move |v| {
+                    let mut a = a.clone();
+                    a.insert(k.clone(), v.clone());
+                    a
+                })
+            })
+            .collect();
+    }
+    out
 }
 
 /// Settings that are integers (so float samples are rounded even when the base omits them).

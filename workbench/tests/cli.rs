@@ -268,14 +268,13 @@ fn a_forecast_sweep_ranks_its_trials_and_reports_the_leave_one_series_out_figure
         std::fs::write(nab.join(format!("{name}.csv")), text).unwrap();
     }
     let spec = dir.join("sweep.toml");
-    std::fs::write(&spec, "name = \"tiny\"\nnab = [\"tiny\"]\nsmd_columns = []\nhorizon = 36\nmax_origins = 40\n[space]\ncombine = [1, 3]\n").unwrap();
-    let out = experiment()
-        .current_dir(&dir)
-        .args(["forecast", "sweep"])
-        .arg(&spec)
-        .env("AIOPS_DATASETS", dir.join("data"))
-        .output()
-        .unwrap();
+    std::fs::write(
+        &spec,
+        "name = \"tiny\"\nnab = [\"tiny\"]\nsmd_columns = []\nhorizon = 36\nmax_origins = 40\n[space]\ncombine = [1, 3]\n",
+    )
+    .unwrap();
+    let out =
+        experiment().current_dir(&dir).args(["forecast", "sweep"]).arg(&spec).env("AIOPS_DATASETS", dir.join("data")).output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("2 trials × 3 series") && said.contains("Leave one series out"), "{said}");
