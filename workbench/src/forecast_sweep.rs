@@ -145,9 +145,7 @@ impl ForecastSweepSpec {
                 table.extend(a.clone());
                 let forecaster: ForecasterParams = toml::Value::Table(table).try_into().map_err(|e| err(format!("trial {a:?}"), e))?;
                 forecaster.validate().map_err(|e| err(format!("trial {a:?}"), e))?;
-                use sha2::Digest;
-                let digest = sha2::Sha256::digest(toml::to_string(&a).unwrap_or_default().as_bytes());
-                let id = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                let id = crate::sweep::trial_id(&a);
                 Ok(ForecastTrial { id, params: a.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(), forecaster })
             })
             .collect()

@@ -441,7 +441,7 @@ fn integer_default(key: &str) -> Option<&'static toml::Value> {
 /// so `--resume`, `promote` and MLflow find the same folder. (Ids before this were
 /// `DefaultHasher` digests; those folders stay readable by their name, but `--resume` does not
 /// match them and reruns their trials under the new ids.)
-fn trial_id(params: &BTreeMap<String, toml::Value>) -> String {
+pub(crate) fn trial_id(params: &BTreeMap<String, toml::Value>) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(toml::to_string(params).unwrap_or_default().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
