@@ -240,7 +240,7 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForecastConfig {
-    /// `lstm` (the bundle) or `auto` (also `FORECAST_MODEL`).
+    /// `lstm` (the bundle), `auto` or `registry` (also `FORECAST_MODEL`).
     pub model: crate::predict::ForecastModel,
     /// Bundle folder (also `FORECASTER_BUNDLE`); empty with `model = "lstm"`: predictive
     /// scaling is off.
@@ -270,6 +270,11 @@ impl Default for ForecastConfig {
             alias: "champion".into(),
         }
     }
+}
+
+/// `FORECAST_MODEL`'s value as a [`crate::predict::ForecastModel`] (`lstm`, `auto`, `registry`).
+fn forecast_model(v: &str) -> Option<crate::predict::ForecastModel> {
+    serde_json::from_value(serde_json::Value::String(v.trim().to_string())).ok()
 }
 
 /// The whole configuration.
@@ -361,12 +366,13 @@ impl RuntimeConfig {
         };
         cfg.apply_env();
         if let Ok(v) = std::env::var("FORECAST_MODEL")
-            && !matches!(v.trim(), "" | "auto" | "lstm")
+            && !v.trim().is_empty()
+            && forecast_model(&v).is_none()
         {
             return Err(ConfigError::Invalid {
                 path: "environment".into(),
                 key: "FORECAST_MODEL".into(),
-                reason: format!("`{v}`: use auto or lstm"),
+                reason: format!("`{v}`: use lstm, auto or registry"),
             });
         }
         cfg.validate(&origin)?;
@@ -421,10 +427,8 @@ impl RuntimeConfig {
         if let Some(v) = var("RUNTIME_WRITE_SCORES") {
             self.output.influxdb_scores = matches!(v.trim(), "1" | "true" | "yes");
         }
-        match var("FORECAST_MODEL").as_deref().map(str::trim) {
-            Some("auto") => self.forecast.model = crate::predict::ForecastModel::Auto,
-            Some("lstm") => self.forecast.model = crate::predict::ForecastModel::Lstm,
-            _ => {}
+        if let Some(m) = var("FORECAST_MODEL").as_deref().and_then(forecast_model) {
+            self.forecast.model = m;
         }
         self.sinks.apply_env();
     }
