@@ -434,8 +434,16 @@ impl Forecaster {
     /// Loads a bundle directory onto the serving device, verifying format, checksum and shapes.
     pub fn load_dir(dir: &Path) -> Result<Self, ForecastError> {
         let bad = |m: String| ForecastError::Bundle { path: dir.display().to_string(), message: m };
-        let meta_text = std::fs::read_to_string(dir.join(META_FILE)).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
-        let meta: ForecasterMeta = serde_json::from_str(&meta_text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
+        let meta_text = std::fs::read(dir.join(META_FILE)).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
+        let bytes = std::fs::read(dir.join(WEIGHTS_FILE)).map_err(|e| bad(format!("{WEIGHTS_FILE}: {e}")))?;
+        Self::from_bytes(&meta_text, bytes, &dir.display().to_string())
+    }
+
+    /// A bundle's `forecaster.json` and `weights.bpk` as bytes (from a folder or a registry
+    /// version named `what`), verified as [`Forecaster::load_dir`] verifies them.
+    pub fn from_bytes(meta_text: &[u8], bytes: Vec<u8>, what: &str) -> Result<Self, ForecastError> {
+        let bad = |m: String| ForecastError::Bundle { path: what.to_string(), message: m };
+        let meta: ForecasterMeta = serde_json::from_slice(meta_text).map_err(|e| bad(format!("{META_FILE}: {e}")))?;
         if meta.format != FORECASTER_FORMAT {
             return Err(bad(format!("format {} (this runtime reads {FORECASTER_FORMAT})", meta.format)));
         }
@@ -447,7 +455,6 @@ impl Forecaster {
         if meta.scaler.mean.len() != d || meta.scaler.std.len() != d {
             return Err(bad(format!("{META_FILE}: scaler has {} columns, config has {d} inputs", meta.scaler.mean.len())));
         }
-        let bytes = std::fs::read(dir.join(WEIGHTS_FILE)).map_err(|e| bad(format!("{WEIGHTS_FILE}: {e}")))?;
         let sha = crate::registry::sha256_hex(&bytes);
         if sha != meta.weights_sha256 {
             return Err(bad(format!("{WEIGHTS_FILE}: sha256 {sha} does not match {META_FILE} ({})", meta.weights_sha256)));

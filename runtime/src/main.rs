@@ -238,7 +238,7 @@ async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<()> {
     let mut monitor = Monitor::new(cfg, Arc::new(Telemetry::new()))?;
     let predictor = match predictor {
         None if from_registry => Some(monitor.refresh_forecaster().await.map_err(anyhow::Error::msg)?.1),
-        p => p,
+        p => p.map(Arc::new),
     };
     if let Some(fc) = predictor {
         let advice = monitor.predict(runtime::now_ms(), &fc).await.map_err(anyhow::Error::msg)?;

@@ -234,6 +234,35 @@ impl Bundle {
         Self::new(manifest, BTreeMap::from([(FORECASTER_FILE.to_string(), json)]))
     }
 
+    /// An LSTM forecaster bundle (kind `lstm`): a bundle folder's `forecaster.json` and
+    /// `weights.bpk` (`experiment lstm train`), checked as the runtime loads them.
+    pub fn for_lstm(manifest: Manifest, dir: &std::path::Path) -> Result<Self, crate::forecast::ForecastError> {
+        use crate::forecast::{META_FILE, WEIGHTS_FILE};
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| crate::forecast::ForecastError::Io(format!("{}: {e}", dir.join(name).display())))
+        };
+        let (meta, weights) = (read(META_FILE)?, read(WEIGHTS_FILE)?);
+        crate::forecast::Forecaster::from_bytes(&meta, weights.clone(), &dir.display().to_string())?;
+        let mut manifest = manifest;
+        manifest.kind = "lstm".to_string();
+        Ok(Self::new(manifest, BTreeMap::from([(META_FILE.to_string(), meta), (WEIGHTS_FILE.to_string(), weights)])))
+    }
+
+    /// The forecaster this bundle serves: `auto` (its settings checked) or an LSTM (weights
+    /// verified), by kind.
+    pub fn predictor(&self) -> Result<crate::predict::Predictor, RegistryError> {
+        if self.manifest.kind != "lstm" {
+            return self.forecaster().map(crate::predict::Predictor::Auto);
+        }
+        let what = format!("{} v{}", self.manifest.model, self.manifest.version);
+        let corrupt = |reason: String| RegistryError::Corrupt { what: what.clone(), reason };
+        let file = |name: &str| self.files.get(name).ok_or_else(|| corrupt(format!("no `{name}` (kind lstm)")));
+        let (meta, weights) = (file(crate::forecast::META_FILE)?, file(crate::forecast::WEIGHTS_FILE)?);
+        crate::forecast::Forecaster::from_bytes(meta, weights.clone(), &what)
+            .map(|f| crate::predict::Predictor::Lstm(Box::new(f)))
+            .map_err(|e| corrupt(e.to_string()))
+    }
+
     /// The forecaster this bundle serves (settings checked).
     pub fn forecaster(&self) -> Result<crate::predict::StatisticalForecast, RegistryError> {
         let what = format!("{} v{}", self.manifest.model, self.manifest.version);

@@ -470,6 +470,22 @@ fn a_promoted_forecaster_is_served_reloaded_when_the_alias_moves_and_kept_when_t
     block_on(promote(&registry, &detector));
     assert_eq!(predict(&mut m).0, v2);
     assert!(telemetry.model_load_errors.get() >= 3, "the first read, the bad settings, the detector bundle");
+    // An LSTM bundle folder goes through the registry too (kind lstm, weights verified when
+    // published and when loaded); a damaged one is refused before it is published.
+    let lstm_dir = fixed_forecaster(&dir, 2.0);
+    let lstm = |d: &Path| {
+        let training = TrainingData { dataset: "sim".into(), sha256: "ef".repeat(32), rows: 1, start_ms: None, end_ms: None };
+        Bundle::for_lstm(Manifest::new("forecaster", vec!["cpu_usage".into()], Default::default(), training, "lstm/test"), d)
+    };
+    let v5 = block_on(promote(&registry, &lstm(&lstm_dir).unwrap()));
+    let (v, fc) = block_on(m.refresh_forecaster()).unwrap();
+    assert!(v == v5 && matches!(*fc, runtime::predict::Predictor::Lstm(_)), "v{v}");
+    let weights = lstm_dir.join(runtime::forecast::WEIGHTS_FILE);
+    let mut bytes = std::fs::read(&weights).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&weights, bytes).unwrap();
+    let e = lstm(&lstm_dir).unwrap_err().to_string();
+    assert!(e.contains("sha256"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

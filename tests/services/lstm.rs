@@ -66,6 +66,23 @@ fn lstm_trained_from_influxdb_serves_the_same_forecast_in_the_runtime() {
     }
     let peak = runtime_fc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     assert!((advice.predicted_peak - peak).abs() <= 1e-5 * peak.abs().max(1.0), "advice peak {} vs runtime {peak}", advice.predicted_peak);
+
+    // Through the registry: the bundle folder promoted as model `forecaster` (kind lstm) loads
+    // back as the same forecaster; its training is an MLflow run with the loss of every epoch.
+    let registry = runtime::registry::Registry::open(&format!("file://{}", out.join("registry").display())).unwrap();
+    let bundle = workbench::promote::bundle_from_lstm_dir(&dir, "forecaster").unwrap();
+    assert_eq!((bundle.manifest.kind.as_str(), bundle.manifest.evaluation["epochs_run"]), ("lstm", 3.0));
+    let p = block_on(workbench::promote::promote(&registry, &bundle, "champion")).unwrap();
+    let loaded = block_on(registry.load_alias("forecaster", "champion")).unwrap().predictor().unwrap();
+    let runtime::predict::Predictor::Lstm(from_registry) = loaded else { panic!("an LSTM") };
+    assert_eq!(from_registry.forecast(&window).unwrap(), runtime_fc, "v{}", p.version);
+    let mlflow = workbench::mlflow::MlflowClient::new(&std::env::var("MLFLOW_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".into()));
+    let (_, run) = block_on(workbench::mlflow::push_lstm_bundle(&mlflow, &dir)).expect("MLflow must be running (tests/run starts it)");
+    let history = block_on(async {
+        let url = format!("{}/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=loss", mlflow.uri());
+        reqwest::get(url).await.unwrap().json::<serde_json::Value>().await.unwrap()
+    });
+    assert_eq!(history["metrics"].as_array().map(Vec::len), Some(3), "one loss per epoch: {history}");
     block_on(client.drop_database()).unwrap();
     std::fs::remove_dir_all(&out).ok();
 }

@@ -491,7 +491,15 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
             }
             let data = cmd::load_series(&series.source, &series.server, &cfg.model.inputs(), series.hours)?;
             println!("{}", cmd::training_preamble(&data, &cfg));
-            println!("{}", cmd::train(&data, &cfg, &series.server, &out)?);
+            let trained = cmd::train(&data, &cfg, &series.server, &out)?;
+            println!("{trained}");
+            if let Some(client) = workbench::mlflow::MlflowClient::from_env() {
+                match promote::block_on(workbench::mlflow::push_lstm_bundle(&client, &trained.dir)) {
+                    Ok((experiment, run)) => println!("✓ MLflow experiment {experiment}, run {run} (loss per epoch) → {}", client.uri()),
+                    Err(e) => eprintln!("warning: {e}\n  the bundle is kept in {}; `experiment promote` pushes it", trained.dir.display()),
+                }
+            }
+            println!("Publish it: experiment promote {} (model forecaster)", trained.dir.display());
         }
         LstmCmd::Predict { series, models, threshold, charts } => {
             let dir = if models.join(runtime::forecast::META_FILE).exists() {
@@ -974,9 +982,15 @@ fn cmd_promote(args_promote: PromoteArgs) -> Result<()> {
     let PromoteArgs { run_id, to, alias, model, runs } = args_promote;
     let to = to.unwrap_or_else(promote::default_registry);
     let dir = promote::find_run(&runs, &run_id)?;
-    let forecaster = promote::is_forecast_run(&dir);
-    let model = model.unwrap_or_else(|| if forecaster { "forecaster" } else { "anomaly-detector" }.to_string());
-    let bundle = if forecaster { promote::bundle_from_forecast_run(&dir, &model)? } else { promote::bundle_from_run(&dir, &model)? };
+    let (forecast_run, lstm) = (promote::is_forecast_run(&dir), promote::is_lstm_bundle(&dir));
+    let model = model.unwrap_or_else(|| if forecast_run || lstm { "forecaster" } else { "anomaly-detector" }.to_string());
+    let bundle = if forecast_run {
+        promote::bundle_from_forecast_run(&dir, &model)?
+    } else if lstm {
+        promote::bundle_from_lstm_dir(&dir, &model)?
+    } else {
+        promote::bundle_from_run(&dir, &model)?
+    };
     let registry = Registry::open(&to)?;
     let p = promote::block_on(promote::promote(&registry, &bundle, &alias))?;
     let figures: Vec<String> = p.manifest.evaluation.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();

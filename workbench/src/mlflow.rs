@@ -498,6 +498,53 @@ pub async fn push_forecast_run(client: &MlflowClient, dir: &Path) -> Result<(Str
     Ok((experiment_id, run_id))
 }
 
+/// Mirror an LSTM bundle folder (`experiment lstm train`) to MLflow: experiment `lstm`, one run
+/// named after the folder with the model's shape and training settings as params, the loss and
+/// validation loss of every epoch as metric histories, and `forecaster.json` and `history.csv`
+/// as artifacts; `mlflow.json` in the folder records it. Idempotent per tracking server.
+pub async fn push_lstm_bundle(client: &MlflowClient, dir: &Path) -> Result<(String, String), MlflowError> {
+    if let Some((experiment_id, run_id)) = trial_run(dir)
+        && read_json(&dir.join("mlflow.json")).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false)
+    {
+        return Ok((experiment_id, run_id));
+    }
+    let local = |reason: String| MlflowError::Local { path: dir.display().to_string(), reason };
+    let fc = runtime::forecast::Forecaster::load_dir(dir).map_err(|e| local(e.to_string()))?;
+    let mut params = BTreeMap::new();
+    for v in [serde_json::to_value(&fc.meta.config).ok(), fc.meta.training.clone()].into_iter().flatten() {
+        if let Value::Object(map) = v {
+            params.extend(map.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string))));
+        }
+    }
+    let now = runtime::now_ms();
+    let mut metrics: Vec<(String, f64, i64, i64)> = Vec::new();
+    for (epoch, loss, val) in crate::promote::lstm_history(dir) {
+        metrics.push(("loss".into(), loss, epoch, now));
+        if let Some(v) = val {
+            metrics.push(("val_loss".into(), v, epoch, now));
+        }
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let experiment_id = client.experiment("lstm").await?;
+    let tags = BTreeMap::from([
+        ("mlflow.runName".to_string(), name.clone()),
+        ("mlflow.source.name".to_string(), "experiment lstm train".to_string()),
+        ("server".to_string(), fc.meta.server.clone()),
+        ("weights_sha256".to_string(), fc.meta.weights_sha256.clone()),
+        ("kind".to_string(), "lstm".to_string()),
+    ]);
+    let run_id = client.create_run(&experiment_id, &name, now, &tags).await?;
+    client.log_batch(&run_id, &params, &metrics, &BTreeMap::new()).await?;
+    for file in [runtime::forecast::META_FILE, "history.csv"] {
+        if let Ok(bytes) = std::fs::read(dir.join(file)) {
+            client.log_artifact(&experiment_id, &run_id, file, bytes).await?;
+        }
+    }
+    client.finish_run(&run_id, "FINISHED", runtime::now_ms()).await?;
+    write_json(&dir.join("mlflow.json"), &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run_id}))?;
+    Ok((experiment_id, run_id))
+}
+
 /// The MLflow (experiment id, run id) a trial folder was pushed as, if any.
 pub fn trial_run(trial_dir: &Path) -> Option<(String, String)> {
     let v = read_json(&trial_dir.join("mlflow.json")).ok()?;
@@ -517,6 +564,8 @@ pub async fn register_promotion(
     if trial_run(trial_dir).is_none() {
         if crate::promote::is_forecast_run(trial_dir) {
             push_forecast_run(client, trial_dir).await?;
+        } else if crate::promote::is_lstm_bundle(trial_dir) {
+            push_lstm_bundle(client, trial_dir).await?;
         } else if let Some(sweep_dir) = trial_dir.parent().and_then(Path::parent) {
             push_sweep(client, sweep_dir).await?;
         }

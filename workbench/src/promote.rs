@@ -41,9 +41,49 @@ pub enum PromoteError {
     Registry(#[from] RegistryError),
 }
 
-/// Whether `dir` is a tracked sweep trial or forecaster run.
+/// Whether `dir` is a tracked sweep trial, forecaster run or LSTM bundle folder.
 fn is_run(dir: &Path) -> bool {
-    dir.join(TrialRecord::FILE).is_file() || dir.join(ForecastRun::FILE).is_file()
+    dir.join(TrialRecord::FILE).is_file() || dir.join(ForecastRun::FILE).is_file() || is_lstm_bundle(dir)
+}
+
+/// Whether `dir` is an LSTM bundle folder (`experiment lstm train`: `forecaster.json` and
+/// `weights.bpk`).
+pub fn is_lstm_bundle(dir: &Path) -> bool {
+    dir.join(runtime::forecast::WEIGHTS_FILE).is_file() && dir.join(runtime::forecast::META_FILE).is_file()
+}
+
+/// The loss history of an LSTM bundle folder (`history.csv`: epoch, loss, val_loss).
+pub fn lstm_history(dir: &Path) -> Vec<(i64, f64, Option<f64>)> {
+    std::fs::read_to_string(dir.join("history.csv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next().and_then(|v| v.parse().ok())))
+        })
+        .collect()
+}
+
+/// Build the bundle of an LSTM bundle folder (`model`, e.g. `forecaster`): its files, the
+/// inputs as metrics, the last losses as the evaluation.
+pub fn bundle_from_lstm_dir(dir: &Path, model: &str) -> Result<Bundle, PromoteError> {
+    let tracked = |reason: String| PromoteError::Tracked { path: dir.display().to_string(), reason };
+    let fc = runtime::forecast::Forecaster::load_dir(dir).map_err(|e| tracked(e.to_string()))?;
+    let meta = &fc.meta;
+    let mut evaluation = BTreeMap::from([("epochs_run".to_string(), meta.epochs_run as f64)]);
+    if let Some(v) = meta.val_loss {
+        evaluation.insert("val_loss".to_string(), v);
+    }
+    if let Some((_, loss, _)) = lstm_history(dir).last() {
+        evaluation.insert("loss".to_string(), *loss);
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let training =
+        TrainingData { dataset: meta.server.clone(), sha256: meta.weights_sha256.clone(), rows: 0, start_ms: None, end_ms: None };
+    let manifest =
+        Manifest { evaluation, ..Manifest::new(model, meta.config.inputs(), Default::default(), training, &format!("lstm/{name}")) };
+    Bundle::for_lstm(manifest, dir).map_err(|e| tracked(e.to_string()))
 }
 
 /// Whether `dir` is a forecaster run (`experiment forecast train`).

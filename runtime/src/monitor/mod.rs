@@ -133,7 +133,7 @@ pub struct Monitor {
     model: Option<Arc<LoadedModel>>,
     last_model_check: Option<Instant>,
     /// The forecaster of `[forecast] model = "registry"` and its version (the last good one).
-    forecaster: Option<(u64, crate::predict::StatisticalForecast)>,
+    forecaster: Option<(u64, Arc<crate::predict::Predictor>)>,
     servers: BTreeMap<String, ServerState>,
     decider: Option<AlertDecider>,
     /// Firing alerts by key, with the sinks they went to (resolves go to the same sinks).
@@ -299,9 +299,9 @@ impl Monitor {
     /// new version does not load (or the registry cannot be read) the last good one is kept
     /// (counted in `aiops_runtime_model_load_errors_total`); without one, the error. Returns the
     /// version served and the predictor.
-    pub async fn refresh_forecaster(&mut self) -> Result<(u64, crate::predict::Predictor), String> {
+    pub async fn refresh_forecaster(&mut self) -> Result<(u64, Arc<crate::predict::Predictor>), String> {
         let (name, alias) = (self.cfg.forecast.registry_model.clone(), self.cfg.forecast.alias.clone());
-        let loaded: Result<(u64, crate::predict::StatisticalForecast), String> = async {
+        let loaded: Result<(u64, Arc<crate::predict::Predictor>), String> = async {
             let state = self
                 .registry
                 .read_alias(&name, &alias)
@@ -314,22 +314,22 @@ impl Monitor {
                 return Ok((*v, f.clone()));
             }
             let bundle = self.registry.load_alias(&name, &alias).await.map_err(|e| e.to_string())?;
-            let f = bundle.forecaster().map_err(|e| e.to_string())?;
-            tracing::info!(model = %name, alias = %alias, version = bundle.manifest.version, metric = %f.metric, "forecaster loaded");
-            Ok((bundle.manifest.version, f))
+            let f = bundle.predictor().map_err(|e| e.to_string())?;
+            tracing::info!(model = %name, alias = %alias, version = bundle.manifest.version, kind = %bundle.manifest.kind, metric = %f.target_metric(), "forecaster loaded");
+            Ok((bundle.manifest.version, Arc::new(f)))
         }
         .await;
         match loaded {
             Ok((v, f)) => {
                 self.forecaster = Some((v, f.clone()));
-                Ok((v, crate::predict::Predictor::Auto(f)))
+                Ok((v, f))
             }
             Err(e) => {
                 self.telemetry.model_load_errors.inc();
                 match &self.forecaster {
                     Some((v, f)) => {
                         tracing::error!(error = %e, keeping = v, "forecaster load failed: the last good one is kept");
-                        Ok((*v, crate::predict::Predictor::Auto(f.clone())))
+                        Ok((*v, f.clone()))
                     }
                     None => Err(format!("forecaster {name}@{alias}: {e}")),
                 }
