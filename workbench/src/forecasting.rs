@@ -248,7 +248,8 @@ pub fn train(
     use sha2::Digest;
     forecaster.validate()?;
     let started = runtime::now_ms();
-    let horizon = ((forecaster.horizon_minutes * 60.0 / series.interval_secs).round() as usize).max(1);
+    // The horizon in rows of the series (the runtime's rule, at the series' spacing).
+    let horizon = runtime::predict::StatisticalForecast { interval_secs: series.interval_secs, ..forecaster.clone() }.horizon();
     let report = evaluate(series, &forecaster.params, &EvalProtocol { horizon, ..Default::default() })?;
     let band_key = match forecaster.band {
         runtime::predict::Band::Point => "auto".to_string(),

@@ -524,14 +524,13 @@ impl Monitor {
         model: &LoadedModel,
         server: &str,
         by_time: BTreeMap<i64, Vec<f64>>,
-        live_from: i64,
+        (live_from, model_label): (i64, &str),
         report: &mut TickReport,
         score_lines: &mut String,
     ) -> Vec<Decision> {
         let metrics = &model.manifest.metrics;
         let threshold = model.manifest.decisions.threshold;
         let max_fill_ms = self.cfg.schedule.max_fill_secs * 1000;
-        let model_label = model.label();
         if !self.servers.contains_key(server) {
             let detector = model.detector.build(metrics.len()).expect("validated when loaded");
             self.servers.insert(
@@ -573,7 +572,7 @@ impl Monitor {
             if self.score_sink.is_some() {
                 let top = contributions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
                 let metric = metrics.get(top).map_or("", String::as_str);
-                crate::line_protocol::encode_score_into(ts, server, metric, &model_label, score, score_lines);
+                crate::line_protocol::encode_score_into(ts, server, metric, model_label, score, score_lines);
                 score_lines.push('\n');
             }
             let decider = self.decider.as_mut().expect("installed with the model");
@@ -607,7 +606,7 @@ impl Monitor {
         let mut score_lines = String::new();
         let model_label = model.label();
         for (server, by_time) in rows {
-            decisions.extend(self.score_server(model, &server, by_time, live_from, report, &mut score_lines));
+            decisions.extend(self.score_server(model, &server, by_time, (live_from, &model_label), report, &mut score_lines));
         }
         for decision in decisions {
             self.apply_decision(decision, &model_label, report, &mut notifications);
