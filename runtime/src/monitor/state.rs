@@ -36,6 +36,42 @@ pub(super) struct SavedState {
     active: Vec<(String, Alert, Vec<String>)>,
 }
 
+/// [`SavedState`] as it is written: the servers serialized one at a time, each detector's state
+/// taken as its turn comes (same layout, so [`SavedState`] reads it).
+#[derive(Serialize)]
+struct SavedStateRef<'a> {
+    format: u32,
+    processed_until_ms: i64,
+    model: String,
+    decider: DeciderState,
+    servers: ServersRef<'a>,
+    active: Vec<(String, Alert, Vec<String>)>,
+}
+
+struct ServersRef<'a>(&'a BTreeMap<String, ServerState>);
+
+impl Serialize for ServersRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(name, st)| SavedServerRef {
+            name,
+            last_ms: st.last_ms,
+            last_values: &st.last_values,
+            live_from_ms: st.live_from_ms,
+            detector: st.detector.save_state(),
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct SavedServerRef<'a> {
+    name: &'a str,
+    last_ms: i64,
+    last_values: &'a [(i64, f64)],
+    live_from_ms: i64,
+    #[serde(with = "serde_bytes")]
+    detector: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedServer {
     name: String,
@@ -55,23 +91,18 @@ impl Monitor {
             return;
         }
         let Some(decider) = &self.decider else { return };
-        let servers = self
-            .servers
-            .iter()
-            .map(|(name, st)| SavedServer {
-                name: name.clone(),
-                last_ms: st.last_ms,
-                last_values: st.last_values.clone(),
-                live_from_ms: st.live_from_ms,
-                detector: st.detector.save_state(),
-            })
-            .collect();
         let active =
             self.active.iter().map(|(k, (a, sinks))| (k.clone(), a.clone(), sinks.iter().map(|s| s.to_string()).collect())).collect();
-        let saved =
-            SavedState { format: FORMAT, processed_until_ms: until_ms, model: model.label(), decider: decider.state(), servers, active };
-        let bytes = rmp_serde::to_vec_named(&saved).expect("the state serializes");
-        match self.outbox.write_state(&bytes) {
+        let saved = SavedStateRef {
+            format: FORMAT,
+            processed_until_ms: until_ms,
+            model: model.label(),
+            decider: decider.state(),
+            servers: ServersRef(&self.servers),
+            active,
+        };
+        let written = self.outbox.write_state(|w| rmp_serde::encode::write_named(w, &saved).map_err(std::io::Error::other));
+        match written {
             Ok(()) => self.state_saved_at = Some(std::time::Instant::now()),
             Err(e) => tracing::error!(error = %e, "cannot save the monitor state"),
         }

@@ -343,11 +343,17 @@ impl Outbox {
         std::fs::read(self.cfg.dir.join("state.bin")).ok()
     }
 
-    /// Replace the monitor's saved state (temp file, rename: a killed process leaves the old or
-    /// the new one, never a mix). Not fsynced, unlike queued notifications: it is rewritten
-    /// often, and a state lost to a power cut only means history is re-learned.
-    pub fn write_state(&self, bytes: &[u8]) -> Result<(), OutboxError> {
-        replace_file(&self.cfg.dir, "state.bin", bytes)
+    /// Replace the monitor's saved state, written by `write` straight into a buffered temp file
+    /// (a fleet's state is never held in memory whole), then renamed: a killed process leaves
+    /// the old or the new one, never a mix. Not fsynced, unlike queued notifications: it is
+    /// rewritten often, and a state lost to a power cut only means history is re-learned.
+    pub fn write_state(&self, write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<(), OutboxError> {
+        let (tmp, dst) = (self.cfg.dir.join(".state.bin.tmp"), self.cfg.dir.join("state.bin"));
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut w = std::io::BufWriter::new(file);
+        write(&mut w).and_then(|()| w.flush()).map_err(io_err(&tmp))?;
+        drop(w);
+        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))
     }
 
     /// Number of entries in `dead/`.
