@@ -415,20 +415,26 @@ async fn alert_test(config: ConfigArg, sink: SinkChoice, severity: Severity) -> 
 }
 
 async fn forecast(a: ForecastArgs) -> Result<()> {
-    use runtime::predict::{Advised, Predictor, StatisticalForecast};
-    let fc = if a.model == runtime::predict::ForecastModel::Auto {
-        let s = StatisticalForecast {
-            metric: a.metric.clone(),
-            interval_secs: a.interval_secs,
-            horizon_minutes: a.horizon_minutes,
-            history_hours: a.history_hours,
-            ..Default::default()
-        };
-        s.validate()?;
-        Predictor::Auto(s)
-    } else {
-        let bundle = a.bundle.as_ref().context("--model lstm needs --bundle (or FORECASTER_BUNDLE)")?;
-        Predictor::Lstm(Box::new(runtime::forecast::Forecaster::load_dir(bundle)?))
+    use runtime::predict::{Advised, ForecastModel, Predictor, StatisticalForecast};
+    let fc = match a.model {
+        ForecastModel::Auto => {
+            let s = StatisticalForecast {
+                metric: a.metric.clone(),
+                interval_secs: a.interval_secs,
+                horizon_minutes: a.horizon_minutes,
+                history_hours: a.history_hours,
+                ..Default::default()
+            };
+            s.validate()?;
+            Predictor::Auto(s)
+        }
+        ForecastModel::Lstm => {
+            let bundle = a.bundle.as_ref().context("--model lstm needs --bundle (or FORECASTER_BUNDLE)")?;
+            Predictor::Lstm(Box::new(runtime::forecast::Forecaster::load_dir(bundle)?))
+        }
+        ForecastModel::Registry => bail!(
+            "--model registry: the registered forecaster is served by `runtime once --predict` with [forecast] model = \"registry\"; here use --model auto, or --model lstm --bundle DIR"
+        ),
     };
     let inputs = fc.inputs();
     let samples = match &a.input {

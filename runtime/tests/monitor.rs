@@ -423,6 +423,9 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("history_hours"), "{err}");
+    let out = runtime_cmd().args(["forecast", "--model", "registry", "--server", "hot", "--input"]).arg(&data).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("once --predict"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
