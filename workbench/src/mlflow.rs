@@ -409,8 +409,7 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
             .into_iter()
             .map(|m| (m.key, m.value, m.step, if m.timestamp > 0 { m.timestamp } else { now }))
             .collect();
-        let marker = tdir.join("mlflow.json");
-        if read_json(&marker).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false) {
+        if pushed_to(client, tdir).is_some() {
             report.already += 1;
             continue;
         }
@@ -440,7 +439,7 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
             }
         }
         client.finish_run(&run, local_tags.status.as_str(), end).await?;
-        write_json(&marker, &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run}))?;
+        mark_pushed(client, tdir, &experiment_id, &run)?;
         report.pushed += 1;
     }
     // The parent: the objective of every trial as a metric history, the leaderboard and chart.
@@ -456,15 +455,24 @@ pub async fn push_sweep(client: &MlflowClient, dir: &Path) -> Result<PushReport,
     Ok(report)
 }
 
+/// The (experiment, run) a folder was pushed as to this tracking server, if it was.
+fn pushed_to(client: &MlflowClient, dir: &Path) -> Option<(String, String)> {
+    let same = read_json(&dir.join("mlflow.json")).ok()?["tracking_uri"].as_str()? == client.uri();
+    if same { trial_run(dir) } else { None }
+}
+
+/// Record in `dir/mlflow.json` the run a folder was pushed as.
+fn mark_pushed(client: &MlflowClient, dir: &Path, experiment_id: &str, run_id: &str) -> Result<(), MlflowError> {
+    write_json(&dir.join("mlflow.json"), &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run_id}))
+}
+
 /// Mirror a forecaster run folder (`runs/forecasts/<name>/<id>`, `experiment forecast train`)
 /// to MLflow: experiment `forecast-<name>`, one run with the settings as params, the evaluation
 /// as metrics and `forecast.json` as an artifact; `mlflow.json` in the folder records it.
 /// Idempotent: a folder already pushed to this tracking server is not pushed again.
 pub async fn push_forecast_run(client: &MlflowClient, dir: &Path) -> Result<(String, String), MlflowError> {
-    if let Some((experiment_id, run_id)) = trial_run(dir)
-        && read_json(&dir.join("mlflow.json")).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false)
-    {
-        return Ok((experiment_id, run_id));
+    if let Some(pushed) = pushed_to(client, dir) {
+        return Ok(pushed);
     }
     let local = |e: crate::tracking::TrackingError| MlflowError::Local { path: e.path, reason: e.reason };
     let run = crate::tracking::ForecastRun::read(dir).map_err(local)?;
@@ -494,7 +502,7 @@ pub async fn push_forecast_run(client: &MlflowClient, dir: &Path) -> Result<(Str
         }
     }
     client.finish_run(&run_id, "FINISHED", run.end_time).await?;
-    write_json(&dir.join("mlflow.json"), &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run_id}))?;
+    mark_pushed(client, dir, &experiment_id, &run_id)?;
     Ok((experiment_id, run_id))
 }
 
@@ -503,10 +511,8 @@ pub async fn push_forecast_run(client: &MlflowClient, dir: &Path) -> Result<(Str
 /// validation loss of every epoch as metric histories, and `forecaster.json` and `history.csv`
 /// as artifacts; `mlflow.json` in the folder records it. Idempotent per tracking server.
 pub async fn push_lstm_bundle(client: &MlflowClient, dir: &Path) -> Result<(String, String), MlflowError> {
-    if let Some((experiment_id, run_id)) = trial_run(dir)
-        && read_json(&dir.join("mlflow.json")).ok().and_then(|v| v["tracking_uri"].as_str().map(|u| u == client.uri())).unwrap_or(false)
-    {
-        return Ok((experiment_id, run_id));
+    if let Some(pushed) = pushed_to(client, dir) {
+        return Ok(pushed);
     }
     let local = |reason: String| MlflowError::Local { path: dir.display().to_string(), reason };
     let fc = runtime::forecast::Forecaster::load_dir(dir).map_err(|e| local(e.to_string()))?;
@@ -541,7 +547,7 @@ pub async fn push_lstm_bundle(client: &MlflowClient, dir: &Path) -> Result<(Stri
         }
     }
     client.finish_run(&run_id, "FINISHED", runtime::now_ms()).await?;
-    write_json(&dir.join("mlflow.json"), &json!({"tracking_uri": client.uri(), "experiment_id": experiment_id, "run_id": run_id}))?;
+    mark_pushed(client, dir, &experiment_id, &run_id)?;
     Ok((experiment_id, run_id))
 }
 
