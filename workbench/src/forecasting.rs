@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::lstm::ForecastSeries;
 use crate::lstm::eval::{Acc, SpikeCounter, SpikeScore, forecast_origins, spike_threshold};
+use crate::tracking::TrackedFile;
 
 /// Names of the three naive baselines (as in `experiment lstm evaluate`).
 pub const BASELINES: [&str; 3] = ["baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average"];

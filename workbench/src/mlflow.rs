@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::tracking::TrackedFile;
+
 /// MLflow failures (never carrying credentials).
 #[derive(Debug, thiserror::Error)]
 pub enum MlflowError {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::detectors::AnyDetector;
 use crate::sweep::Dataset;
-use crate::tracking::{ForecastRun, TrackingError, TrialRecord, TrialTags};
+use crate::tracking::{ForecastRun, TrackedFile, TrackingError, TrialRecord, TrialTags};
 
 /// Registry used when none is given: `$AIOPS_REGISTRY` or `file://models`.
 pub fn default_registry() -> String {

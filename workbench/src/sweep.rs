@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detectors::AnyDetector;
 use crate::frames::FrameError;
-use crate::tracking::{RunStatus, TrialRecord, TrialTags};
+use crate::tracking::{RunStatus, TrackedFile, TrialRecord, TrialTags};
 
 /// A parameter's search space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@
 //! `params.json` and `metrics.jsonl`.
 //!
 //! ```
-//! use workbench::tracking::{TrialRecord, TrialTags};
+//! use workbench::tracking::{TrackedFile, TrialRecord, TrialTags};
 //! let dir = std::env::temp_dir().join(format!("tracking-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let record = TrialRecord { detector: Default::default(), threshold: 0.6, dataset: workbench::sweep::Dataset::Nab };
@@ -52,6 +52,22 @@ fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), TrackingError> {
     std::fs::write(path, text + "\n").map_err(|e| err(e.to_string()))
 }
 
+/// A record kept as one JSON file in a run folder.
+pub trait TrackedFile: Serialize + DeserializeOwned {
+    /// Its file name in the folder.
+    const FILE: &'static str;
+
+    /// Read `dir/FILE`.
+    fn read(dir: &Path) -> Result<Self, TrackingError> {
+        read(&dir.join(Self::FILE))
+    }
+
+    /// Write `dir/FILE`.
+    fn write(&self, dir: &Path) -> Result<(), TrackingError> {
+        write(&dir.join(Self::FILE), self)
+    }
+}
+
 /// `trial.json`: what a trial evaluated, and what its promotion ships.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,19 +80,8 @@ pub struct TrialRecord {
     pub dataset: Dataset,
 }
 
-impl TrialRecord {
-    /// File name in a trial folder.
-    pub const FILE: &'static str = "trial.json";
-
-    /// Read `trial_dir/trial.json`.
-    pub fn read(trial_dir: &Path) -> Result<Self, TrackingError> {
-        read(&trial_dir.join(Self::FILE))
-    }
-
-    /// Write `trial_dir/trial.json`.
-    pub fn write(&self, trial_dir: &Path) -> Result<(), TrackingError> {
-        write(&trial_dir.join(Self::FILE), self)
-    }
+impl TrackedFile for TrialRecord {
+    const FILE: &'static str = "trial.json";
 }
 
 /// `forecast.json`: a tracked forecaster run, what its promotion ships.
@@ -105,19 +110,8 @@ pub struct ForecastRun {
     pub git_commit: Option<String>,
 }
 
-impl ForecastRun {
-    /// File name in a run folder.
-    pub const FILE: &'static str = "forecast.json";
-
-    /// Read `run_dir/forecast.json`.
-    pub fn read(run_dir: &Path) -> Result<Self, TrackingError> {
-        read(&run_dir.join(Self::FILE))
-    }
-
-    /// Write `run_dir/forecast.json`.
-    pub fn write(&self, run_dir: &Path) -> Result<(), TrackingError> {
-        write(&run_dir.join(Self::FILE), self)
-    }
+impl TrackedFile for ForecastRun {
+    const FILE: &'static str = "forecast.json";
 }
 
 /// How a tracked run ended (MLflow's run statuses).
@@ -159,19 +153,8 @@ pub struct TrialTags {
     pub git_commit: Option<String>,
 }
 
-impl TrialTags {
-    /// File name in a trial folder.
-    pub const FILE: &'static str = "tags.json";
-
-    /// Read `trial_dir/tags.json`.
-    pub fn read(trial_dir: &Path) -> Result<Self, TrackingError> {
-        read(&trial_dir.join(Self::FILE))
-    }
-
-    /// Write `trial_dir/tags.json`.
-    pub fn write(&self, trial_dir: &Path) -> Result<(), TrackingError> {
-        write(&trial_dir.join(Self::FILE), self)
-    }
+impl TrackedFile for TrialTags {
+    const FILE: &'static str = "tags.json";
 }
 
 /// `params.json`: the swept parameters as text (empty when the file is missing).
