@@ -202,7 +202,7 @@ fn datasets_and_mlflow_are_flags_with_their_environment_variables() {
 
 #[test]
 fn a_forecaster_run_is_tracked_then_promoted_as_a_forecaster_bundle() {
-    let dir = std::env::temp_dir().join(format!("wb-cli-forecast-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("wb-cli-forecast-train-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Ten days of 5-minute rows: a working-hours plateau over a small ripple.
     let mut text = String::from("timestamp,value\n");
