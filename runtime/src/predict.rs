@@ -6,7 +6,7 @@
 //! default for `auto`) a server needs capacity when the upper bound of the 95 % interval (the
 //! 97.5th percentile of the forecast) crosses the threshold within the horizon, so a crossing
 //! that is likely but not the single most likely path still scales. On the 33 shared series
-//! that decision catches 92 % of the spikes with 80 % precision (the point forecast: 21 % / 96 %;
+//! that decision catches 92 % of the spikes with 80 % precision (the point forecast: 24 % / 96 %;
 //! docs/results.md).
 //!
 //! ```

@@ -154,7 +154,7 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         horizon: hz,
         period: fitted.period(),
         buckets: fitted.buckets().to_vec(),
-        auto_vs_best_baseline: if best > 0.0 { mae["auto"] / best } else { 1.0 },
+        auto_vs_best_baseline: ratio_to_best(mae["auto"], best, &y[n_train..]),
         best_baseline,
         rmse: all.iter().map(|(k, a)| (k.clone(), a.rmse())).collect(),
         smape: all.iter().map(|(k, a)| (k.clone(), a.smape())).collect(),
@@ -171,6 +171,15 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         spike: spikes.into_iter().map(|(k, s)| (k, s.score(series.interval_secs))).collect(),
         filled: series.filled,
     })
+}
+
+/// MAE(auto) / MAE(best baseline), both floored at a billionth of the series' mean absolute
+/// value: a tie at zero (a constant series) is 1, and a baseline that is exact where `auto` is
+/// not is a loss by a large factor, not a tie.
+fn ratio_to_best(auto: f64, best: f64, y: &[f64]) -> f64 {
+    let scale = y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64;
+    let floor = (1e-9 * scale).max(f64::MIN_POSITIVE);
+    auto.max(floor) / best.max(floor)
 }
 
 /// Chart the last origin of [`evaluate`]'s protocol: three horizons of history, `auto`'s
@@ -361,6 +370,16 @@ mod tests {
         let svg = std::fs::read_to_string(&chart).unwrap();
         assert!(svg.contains("95 % interval") && svg.contains("actual") && svg.contains("<polygon"), "band, actuals and legend drawn");
         std::fs::remove_file(chart).ok();
+    }
+
+    #[test]
+    fn a_baseline_exact_where_auto_is_not_is_a_loss_and_zero_against_zero_a_tie() {
+        let y = [50.0, 20.0, 50.0, 20.0];
+        assert_eq!(ratio_to_best(0.0, 0.0, &y), 1.0);
+        assert_eq!(ratio_to_best(1e-14, 0.0, &y), 1.0, "rounding noise on an exact forecast");
+        assert!(ratio_to_best(0.087, 0.0, &y) > 1e6, "seasonal naive exact on a square wave, auto not");
+        assert_eq!(ratio_to_best(2.0, 4.0, &y), 0.5);
+        assert_eq!(ratio_to_best(0.0, 0.0, &[0.0; 3]), 1.0, "an all-zero series");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::mstl::MstlFit;
+
 /// One statistical forecasting method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,14 +23,19 @@ pub enum Method {
     Ses,
     /// The Theta method: SES plus half the least-squares slope (Hyndman & Billah's form).
     Theta,
-    /// Theta on the series less its additive seasonal profile, the profile added back.
-    SeasonalTheta,
     /// The median of the rows since the level last shifted, at most `long_window` (the constant
     /// forecast with the least absolute error while the level holds: robust to the spikes of CPU
     /// and network series).
     MovingMedian,
-    /// The median of the values at the same phase over the last `median_seasons` periods.
+    /// The median of the values at the same phase over the last `median_seasons` periods, each
+    /// moved by the change of level since its period (the median of the last rows now less the
+    /// median of the same rows then): a level shift moves the whole profile at once instead of
+    /// one period at a time.
     SeasonalMedian,
+    /// MSTL with an ETS trend: the series less its seasonal components (one per detected period),
+    /// forecast by exponential smoothing with a damped additive trend, the components added back
+    /// (plain ETS when no period is found).
+    Mstl,
 }
 
 impl Method {
@@ -41,9 +48,9 @@ impl Method {
         Self::SeasonalMean,
         Self::Ses,
         Self::Theta,
-        Self::SeasonalTheta,
         Self::MovingMedian,
         Self::SeasonalMedian,
+        Self::Mstl,
     ];
 
     /// Snake-case name.
@@ -56,15 +63,15 @@ impl Method {
             Self::SeasonalMean => "seasonal_mean",
             Self::Ses => "ses",
             Self::Theta => "theta",
-            Self::SeasonalTheta => "seasonal_theta",
             Self::MovingMedian => "moving_median",
             Self::SeasonalMedian => "seasonal_median",
+            Self::Mstl => "mstl",
         }
     }
 
     /// Whether the method needs a seasonal period.
     pub fn seasonal(self) -> bool {
-        matches!(self, Self::SeasonalNaive | Self::SeasonalMean | Self::SeasonalTheta | Self::SeasonalMedian)
+        matches!(self, Self::SeasonalNaive | Self::SeasonalMean | Self::SeasonalMedian)
     }
 }
 
@@ -83,126 +90,115 @@ pub(super) struct MethodSettings {
     pub(super) median_seasons: usize,
 }
 
-/// The smoothing constant of SES, Theta and seasonal Theta fitted on `y` (a small grid, least
-/// one-step squared error over the last `fit_rows` values, for seasonal Theta of the series less
-/// its seasonal profile); `None` for the other methods or a seasonal method without a period.
-pub(super) fn smoothing_constant(method: Method, y: &[f64], period: Option<usize>, s: MethodSettings) -> Option<f64> {
+/// The smoothing constant of SES and Theta fitted on `y` (a small grid, least one-step squared
+/// error over the last `fit_rows` values); `None` for the other methods.
+pub(super) fn smoothing_constant(method: Method, y: &[f64], s: MethodSettings) -> Option<f64> {
     let n = y.len();
     match method {
         Method::Ses | Method::Theta if n >= 2 => Some(fit_ses(&y[n.saturating_sub(s.fit_rows)..]).1),
-        Method::SeasonalTheta => {
-            let p = period.filter(|p| *p >= 2 && 2 * *p <= n)?;
-            Some(fit_ses(&deseasonalised(y, p, s).1).1)
-        }
         _ => None,
     }
 }
 
-/// The last `max(fit_rows, 2p)` values of `y` less its additive seasonal profile at period `p`,
-/// and the profile (phase j is that of row `n − p + j`).
-fn deseasonalised(y: &[f64], p: usize, s: MethodSettings) -> (Vec<f64>, Vec<f64>) {
-    let n = y.len();
-    let seasons = s.seasons.min(n / p).max(2);
-    let profile = seasonal_profile(y, p, seasons);
-    let adjusted = adjusted_rows(y, p, s, &profile);
-    (profile, adjusted)
-}
-
-/// The last `max(fit_rows, 2p)` values of `y` less `profile` (see [`deseasonalised`]).
-fn adjusted_rows(y: &[f64], p: usize, s: MethodSettings, profile: &[f64]) -> Vec<f64> {
-    let n = y.len();
-    // Phase of row i is (i + p − n % p) % p, so that row n − p + j has phase j; counted up from
-    // the first row rather than divided per row.
-    let start = n.saturating_sub(s.fit_rows.max(2 * p));
-    let mut phase = (start + p - n % p) % p;
-    y[start..]
-        .iter()
-        .map(|v| {
-            let a = v - profile[phase];
-            phase = if phase + 1 == p { 0 } else { phase + 1 };
-            a
-        })
-        .collect()
-}
-
 /// What is already known about a history when forecasting from it (each `None`: computed).
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Hints {
+pub(super) struct Hints<'a> {
     /// The smoothing constant of the smoothing methods (fitted once, see [`smoothing_constant`]).
     pub(super) alpha: Option<f64>,
     /// The history's [`settled_window`] (shared by the long mean and median).
     pub(super) settled: Option<Settled>,
     /// Σ t·y and Σ y over Theta's rows (the last `fit_rows`, t counted from 0 at the first).
     pub(super) theta_sums: Option<(f64, f64)>,
+    /// The MSTL decomposition and parameters over (at least) this history; MSTL forecasts
+    /// nothing without it.
+    pub(super) mstl: Option<&'a MstlFit>,
 }
 
 /// The `h`-step point forecast of `method` from `y` (oldest first), `None` when the history is
 /// too short for it (or a seasonal method has no period).
 pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize>, s: MethodSettings, hints: Hints) -> Option<Vec<f64>> {
+    let mut out = vec![0.0; h];
+    forecast_into(method, y, &mut out, period, s, hints).then_some(out)
+}
+
+/// [`forecast`] into `out` (its length is the horizon); false when there is none.
+pub(super) fn forecast_into(method: Method, y: &[f64], out: &mut [f64], period: Option<usize>, s: MethodSettings, hints: Hints) -> bool {
     let alpha = hints.alpha;
     let settled = || hints.settled.unwrap_or_else(|| settled_window(y, s.window, s.long_window));
     let n = y.len();
-    if n == 0 || h == 0 {
-        return None;
+    if n == 0 || out.is_empty() {
+        return false;
     }
+    let period = period.filter(|p| *p >= 2 && *p <= n);
     match method {
-        Method::LastValue => Some(vec![y[n - 1]; h]),
+        Method::LastValue => out.fill(y[n - 1]),
         Method::MovingAverage | Method::MovingAverageLong => {
             let w = if method == Method::MovingAverage { s.window.min(n) } else { settled().rows };
-            Some(vec![y[n - w..].iter().sum::<f64>() / w as f64; h])
+            out.fill(y[n - w..].iter().sum::<f64>() / w as f64);
         }
         Method::SeasonalNaive => {
-            let p = period.filter(|p| *p >= 2 && *p <= n)?;
-            Some((0..h).map(|k| y[n - p + k % p]).collect())
+            let Some(p) = period else { return false };
+            out.iter_mut().enumerate().for_each(|(k, o)| *o = y[n - p + k % p]);
         }
         Method::SeasonalMean => {
-            let p = period.filter(|p| *p >= 2 && *p <= n)?;
+            let Some(p) = period else { return false };
             let seasons = s.seasons.min(n / p).max(1);
-            Some(
-                (0..h)
-                    .map(|k| {
-                        let phase = n - p + k % p;
-                        (0..seasons).map(|i| y[phase - i * p]).sum::<f64>() / seasons as f64
-                    })
-                    .collect(),
-            )
+            for (k, o) in out.iter_mut().enumerate() {
+                let phase = n - p + k % p;
+                *o = (0..seasons).map(|i| y[phase - i * p]).sum::<f64>() / seasons as f64;
+            }
         }
-        Method::MovingMedian => Some(vec![settled().median; h]),
+        Method::MovingMedian => out.fill(settled().median),
         Method::SeasonalMedian => {
-            let p = period.filter(|p| *p >= 2 && *p <= n)?;
-            let seasons = s.median_seasons.min(n / p).max(1);
-            let mut buf = Vec::with_capacity(seasons);
-            Some(
-                (0..h)
-                    .map(|k| {
-                        let phase = n - p + k % p;
-                        buf.clear();
-                        buf.extend((0..seasons).map(|i| y[phase - i * p]));
-                        median(&mut buf)
-                    })
-                    .collect(),
-            )
+            let Some(p) = period else { return false };
+            seasonal_median(y, p, s, out);
+        }
+        Method::Mstl => {
+            let Some(m) = hints.mstl else { return false };
+            return m.forecast_into(n, out);
         }
         Method::Ses => {
             let tail = &y[n.saturating_sub(s.fit_rows)..];
             let alpha = alpha.unwrap_or_else(|| fit_ses(tail).1);
-            Some(vec![ses_level(tail, alpha); h])
+            out.fill(ses_level(tail, alpha));
         }
         Method::Theta => {
             let tail = &y[n.saturating_sub(s.fit_rows)..];
             let alpha = alpha.unwrap_or_else(|| fit_ses(tail).1);
             let sums = hints.theta_sums.unwrap_or_else(|| theta_sums(tail));
-            Some(theta_from(tail.len(), ses_level(tail, alpha), sums, h, alpha))
+            theta_into(tail.len(), ses_level(tail, alpha), sums, alpha, out);
         }
-        Method::SeasonalTheta => {
-            let p = period.filter(|p| *p >= 2 && 2 * *p <= n)?;
-            let alpha = alpha.unwrap_or_else(|| fit_ses(&deseasonalised(y, p, s).1).1);
-            let seasons = s.seasons.min(n / p).max(2);
-            let profile = seasonal_profile(y, p, seasons);
-            let adjusted = adjusted_rows(y, p, s, &profile);
-            let base = theta_from(adjusted.len(), ses_level(&adjusted, alpha), theta_sums(&adjusted), h, alpha);
-            Some(base.iter().enumerate().map(|(k, b)| b + profile[k % p]).collect())
-        }
+    }
+    true
+}
+
+/// The level-adjusted seasonal median ([`Method::SeasonalMedian`]) at period `p` into `out`.
+fn seasonal_median(y: &[f64], p: usize, s: MethodSettings, out: &mut [f64]) {
+    let n = y.len();
+    let seasons = s.median_seasons.min(n / p).max(1);
+    // Season i (i + 1 periods back) is moved by the level now less the level then, each the
+    // median of `level_rows` rows (0 where the history is too short for it).
+    let level_rows = (2 * s.window).max(1);
+    let mut buf = Vec::with_capacity(level_rows.max(seasons));
+    let level = |end: usize, buf: &mut Vec<f64>| {
+        (end >= level_rows).then(|| {
+            buf.clear();
+            buf.extend_from_slice(&y[end - level_rows..end]);
+            median(buf)
+        })
+    };
+    let now = level(n, &mut buf);
+    let shifts: Vec<f64> = (1..=seasons)
+        .map(|i| match (now, level(n - i * p, &mut buf)) {
+            (Some(a), Some(b)) => a - b,
+            _ => 0.0,
+        })
+        .collect();
+    for (k, o) in out.iter_mut().enumerate() {
+        let phase = n - p + k % p;
+        buf.clear();
+        buf.extend((0..seasons).map(|i| y[phase - i * p] + shifts[i]));
+        *o = median(&mut buf);
     }
 }
 
@@ -210,7 +206,19 @@ pub(super) fn forecast(method: Method, y: &[f64], h: usize, period: Option<usize
 fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     let mid = n / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    if n <= 8 {
+        // A few values (the seasons of the seasonal median): insertion sort.
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && v[j] < v[j - 1] {
+                v.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        return if n % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 };
+    }
+    // The values are finite (a fit refuses others), so the partial order is total here.
+    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let m = *m;
     if n % 2 == 1 {
         m
@@ -225,24 +233,68 @@ fn median(v: &mut [f64]) -> f64 {
 /// added block (the rows from the previous window's start back to its own) has a median within
 /// `SHIFT_SCALES` robust scales (1.4826 × MAD of the long window) of the short window's median.
 pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> Settled {
+    settled_windows(y, &[y.len()], short, long)[0]
+}
+
+/// [`settled_window`] of every prefix `y[..n]` for `n` in `origins` (ascending): the long window
+/// is kept sorted as the origins advance (rows leaving and entering moved in and out) instead of
+/// copied and selected anew at each origin.
+pub(super) fn settled_windows(y: &[f64], origins: &[usize], short: usize, long: usize) -> Vec<Settled> {
+    let mut sorted: Vec<f64> = Vec::with_capacity(long);
+    let mut buf: Vec<f64> = Vec::with_capacity(long);
+    // Rows `held.0..held.1` of `y` are in `sorted`.
+    let mut held = (0usize, 0usize);
+    origins
+        .iter()
+        .map(|&n| {
+            let start = n - long.min(n);
+            let moved = start.saturating_sub(held.0) + n.saturating_sub(held.1);
+            if start < held.0 || n < held.1 || start >= held.1 || 2 * moved > n - start {
+                sorted.clear();
+                sorted.extend_from_slice(&y[start..n]);
+                sorted.sort_unstable_by(f64::total_cmp);
+            } else {
+                // Finite values: `<` orders them (a leaving zero may take an equal zero of the
+                // other sign with it, which changes no median).
+                for v in &y[held.0..start] {
+                    let i = sorted.partition_point(|x| x < v);
+                    sorted.remove(i);
+                }
+                for v in &y[held.1..n] {
+                    let i = sorted.partition_point(|x| x < v);
+                    sorted.insert(i, *v);
+                }
+            }
+            held = (start, n);
+            settled_in(&y[..n], short, long, &sorted, &mut buf)
+        })
+        .collect()
+}
+
+/// [`settled_window`] of `y`, given its last `long` rows sorted.
+fn settled_in(y: &[f64], short: usize, long: usize, sorted: &[f64], buf: &mut Vec<f64>) -> Settled {
     const SHIFT_SCALES: f64 = 3.0;
     let n = y.len();
     let long = long.min(n);
     let short = (2 * short).clamp(1, long);
-    let mut buf: Vec<f64> = y[n - long..].to_vec();
-    let m_long = median(&mut buf);
-    buf.iter_mut().for_each(|v| *v = (*v - m_long).abs());
-    let band = SHIFT_SCALES * 1.4826 * median(&mut buf);
-    let block_median = |from: usize, to: usize, buf: &mut Vec<f64>| {
-        buf.clear();
-        buf.extend_from_slice(&y[n - to..n - from]);
-        median(buf)
-    };
-    let m_short = block_median(0, short, &mut buf);
+    let mid = long / 2;
+    let m_long = if long % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 };
+    // The MAD: the absolute deviations in ascending order are the two sides of the sorted window
+    // read outwards from the median, so its middle ranks come from two sorted sequences.
+    let pos = sorted.partition_point(|x| *x < m_long);
+    let below = |t: usize| (sorted[pos - 1 - t] - m_long).abs();
+    let above = |t: usize| (sorted[pos + t] - m_long).abs();
+    let rank = |k: usize| kth_of_two(below, pos, above, long - pos, k);
+    let mad = if long % 2 == 1 { rank(mid) } else { (rank(mid - 1) + rank(mid)) / 2.0 };
+    let band = SHIFT_SCALES * 1.4826 * mad;
+    buf.clear();
+    buf.extend_from_slice(&y[n - short..]);
+    let m_short = median(buf);
+    let (high, low) = (m_short + band, m_short - band);
     let mut best = short;
     while best < long {
         let w = (best * 2).min(long);
-        if (block_median(best, w, &mut buf) - m_short).abs() > band {
+        if median_beyond(&y[n - w..n - best], low, high) {
             break;
         }
         best = w;
@@ -253,9 +305,66 @@ pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> Settled {
     } else if best == short {
         m_short
     } else {
-        block_median(0, best, &mut buf)
+        buf.clear();
+        buf.extend_from_slice(&y[n - best..]);
+        median(buf)
     };
     Settled { rows: best, median: median_of_window }
+}
+
+/// Whether the median of `v` (as [`median`] takes it) is above `high` or below `low`, by
+/// counting instead of selecting: one pass, no copy.
+fn median_beyond(v: &[f64], low: f64, high: f64) -> bool {
+    let n = v.len();
+    let k = n / 2;
+    let (mut above, mut below) = (0usize, 0usize);
+    // Around each threshold: the largest value on the near side and the smallest on the far one.
+    let (mut high_near, mut high_far) = (f64::NEG_INFINITY, f64::INFINITY);
+    let (mut low_near, mut low_far) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &x in v {
+        if x > high {
+            above += 1;
+            high_far = high_far.min(x);
+        } else {
+            high_near = high_near.max(x);
+        }
+        if x < low {
+            below += 1;
+            low_far = low_far.max(x);
+        } else {
+            low_near = low_near.min(x);
+        }
+    }
+    if n % 2 == 1 {
+        return above > k || below > k;
+    }
+    // Even count: the median is the mean of ranks k − 1 and k; with exactly k values beyond a
+    // threshold those two ranks straddle it.
+    let over = above > k || (above == k && (high_near + high_far) / 2.0 > high);
+    let under = below > k || (below == k && (low_far + low_near) / 2.0 < low);
+    over || under
+}
+
+/// The `k`-th smallest (0-based) of the union of two ascending sequences `a` (`na` values) and
+/// `b` (`nb`), by binary search on how many of the `k + 1` smallest come from `a`.
+fn kth_of_two(a: impl Fn(usize) -> f64, na: usize, b: impl Fn(usize) -> f64, nb: usize, k: usize) -> f64 {
+    let (mut lo, mut hi) = ((k + 1).saturating_sub(nb), (k + 1).min(na));
+    while lo < hi {
+        let i = (lo + hi) / 2;
+        // Taking i from a: a's next is still below b's last taken, so take more from a.
+        if a(i) < b(k - i) {
+            lo = i + 1;
+        } else {
+            hi = i;
+        }
+    }
+    let j = k + 1 - lo;
+    match (lo.checked_sub(1).map(&a), j.checked_sub(1).map(&b)) {
+        (Some(x), Some(y)) => x.max(y),
+        (Some(x), None) => x,
+        (None, Some(y)) => y,
+        (None, None) => f64::NAN,
+    }
 }
 
 /// A [`settled_window`]: its rows and their median.
@@ -270,17 +379,20 @@ pub(super) struct Settled {
 /// SES over `y`: the final level and the smoothing constant (the one of a small grid with the
 /// smallest one-step squared error).
 fn fit_ses(y: &[f64]) -> (f64, f64) {
-    let mut best = (f64::INFINITY, y[y.len() - 1], 1.0);
-    for alpha in ALPHAS {
-        let mut level = y[0];
-        let mut sse = 0.0;
-        for &v in &y[1..] {
-            let e = v - level;
-            sse += e * e;
-            level += alpha * e;
+    // Every constant's recursion in one pass: independent chains the processor runs side by side.
+    let mut level = [y[0]; ALPHAS.len()];
+    let mut sse = [0.0; ALPHAS.len()];
+    for &v in &y[1..] {
+        for ((l, s), a) in level.iter_mut().zip(&mut sse).zip(ALPHAS) {
+            let e = v - *l;
+            *s += e * e;
+            *l += a * e;
         }
-        if sse < best.0 {
-            best = (sse, level, alpha);
+    }
+    let mut best = (f64::INFINITY, y[y.len() - 1], 1.0);
+    for ((s, l), a) in sse.iter().zip(level).zip(ALPHAS) {
+        if *s < best.0 {
+            best = (*s, l, a);
         }
     }
     (best.1, best.2)
@@ -334,17 +446,18 @@ fn ses_reach(alpha: f64) -> usize {
     if alpha >= 1.0 { 1 } else { ((1e-9f64).ln() / (1.0 - alpha).ln()).ceil() as usize + 1 }
 }
 
-/// The Theta method's forecast: SES level plus half the least-squares slope, as
+/// The Theta method's forecast into `out`: SES level plus half the least-squares slope, as
 /// `ℓ + b/2 · (k − 1 + 1/α)` for step k = 1..h (the `(1 − α)^n` term vanishes for long series).
-fn theta_from(n: usize, level: f64, (ty, sy): (f64, f64), h: usize, alpha: f64) -> Vec<f64> {
+fn theta_into(n: usize, level: f64, (ty, sy): (f64, f64), alpha: f64, out: &mut [f64]) {
     if n < 3 {
-        return vec![level; h];
+        out.fill(level);
+        return;
     }
     // Least-squares slope on t = 0..n−1: Σ (t − t̄) y / Σ (t − t̄)², the latter n (n² − 1) / 12,
     // and Σ (t − t̄) y = Σ t y − t̄ Σ y.
     let (nf, mean_t) = (n as f64, (n as f64 - 1.0) / 2.0);
     let slope = (ty - mean_t * sy) / (nf * (nf * nf - 1.0) / 12.0);
-    (1..=h).map(|k| level + slope / 2.0 * (k as f64 - 1.0 + 1.0 / alpha)).collect()
+    out.iter_mut().enumerate().for_each(|(k, o)| *o = level + slope / 2.0 * (k as f64 + 1.0 / alpha));
 }
 
 /// Σ t·y and Σ y over `y` (t = 0, 1, …), each in four independent lanes.
@@ -369,15 +482,6 @@ pub(super) fn theta_sums(y: &[f64]) -> (f64, f64) {
     (ty, sy)
 }
 
-/// Additive seasonal profile (mean zero) of the last `seasons` periods of `y`, by phase, where
-/// phase j is that of row `n − p + j`.
-fn seasonal_profile(y: &[f64], p: usize, seasons: usize) -> Vec<f64> {
-    let n = y.len();
-    let span = &y[n - seasons * p..];
-    let mean = span.iter().sum::<f64>() / span.len() as f64;
-    (0..p).map(|j| (0..seasons).map(|i| y[n - p + j - i * p]).sum::<f64>() / seasons as f64 - mean).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,11 +497,7 @@ mod tests {
         assert_eq!(forecast(Method::MovingAverage, &y, 1, None, S, Hints::default()), Some(vec![3.5]));
         assert_eq!(forecast(Method::MovingAverageLong, &y, 1, None, S, Hints::default()), Some(vec![3.0]));
         assert_eq!(forecast(Method::SeasonalNaive, &y, 3, None, S, Hints::default()), None, "no period");
-        // A pure seasonal pattern: seasonal theta reproduces it; a straight line: theta follows it.
-        let st = forecast(Method::SeasonalTheta, &y, 6, Some(6), S, Hints::default()).unwrap();
-        for (k, v) in st.iter().enumerate() {
-            assert!((v - k as f64).abs() < 1e-6, "{st:?}");
-        }
+        // A straight line: theta follows it.
         let line: Vec<f64> = (0..100).map(|i| 2.0 * i as f64).collect();
         let th = forecast(Method::Theta, &line, 2, None, S, Hints::default()).unwrap();
         assert!((th[0] - 200.0).abs() < 1.5 && th[1] > th[0], "{th:?}");
@@ -406,8 +506,12 @@ mod tests {
         let spiky = [1.0, 1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0];
         assert_eq!(forecast(Method::MovingMedian, &spiky, 2, None, S, Hints::default()), Some(vec![1.0; 2]));
         let mut days: Vec<f64> = (0..30).map(|i| (i % 6) as f64).collect();
-        days[26] = 50.0;
+        days[14] = 50.0;
         assert_eq!(forecast(Method::SeasonalMedian, &days, 3, Some(6), S, Hints::default()), Some(vec![0.0, 1.0, 2.0]));
+        // A level shift 10 rows ago moves the whole profile (each past day by the change of
+        // level since it), where the plain median of the past days would still forecast the old one.
+        let shifted: Vec<f64> = (0..30).map(|i| (i % 6) as f64 + if i >= 20 { 10.0 } else { 0.0 }).collect();
+        assert_eq!(forecast(Method::SeasonalMedian, &shifted, 3, Some(6), S, Hints::default()), Some(vec![10.0, 11.0, 12.0]));
         assert!((ses[0] - 5.0).abs() < 0.1, "{ses:?}");
     }
 
@@ -420,6 +524,73 @@ mod tests {
                 let recursion = tail[1..].iter().fold(tail[0], |l, v| l + alpha * (v - l));
                 let unrolled = ses_level(&y[..n], alpha);
                 assert!((recursion - unrolled).abs() < 1e-9 * recursion.abs().max(1.0), "α {alpha}, n {n}: {recursion} vs {unrolled}");
+            }
+        }
+    }
+
+    /// The settled window as first written: the long window copied and selected at each call.
+    fn settled_by_selection(y: &[f64], short: usize, long: usize) -> Settled {
+        let n = y.len();
+        let long = long.min(n);
+        let short = (2 * short).clamp(1, long);
+        let mut buf: Vec<f64> = y[n - long..].to_vec();
+        let m_long = median(&mut buf);
+        buf.iter_mut().for_each(|v| *v = (*v - m_long).abs());
+        let band = 3.0 * 1.4826 * median(&mut buf);
+        let block = |from: usize, to: usize| median(&mut y[n - to..n - from].to_vec());
+        let m_short = block(0, short);
+        let mut best = short;
+        while best < long {
+            let w = (best * 2).min(long);
+            let m = block(best, w);
+            if m > m_short + band || m < m_short - band {
+                break;
+            }
+            best = w;
+        }
+        Settled { rows: best, median: if best == long { m_long } else { block(0, best) } }
+    }
+
+    #[test]
+    fn counting_and_merging_give_the_order_statistics_that_selection_gives() {
+        // Small integers, so ties and values exactly at a threshold are common.
+        for seed in 1..400u64 {
+            let len = (seed % 23 + 1) as usize;
+            let v: Vec<f64> = (0..len).map(|i| ((seed * 31 + i as u64 * 17) % 11) as f64).collect();
+            let m = median(&mut v.clone());
+            for (low, high) in [(m - 1.0, m + 1.0), (m, m + 2.0), (m - 2.0, m), (m + 0.5, m + 3.0), (m - 3.0, m - 0.5)] {
+                assert_eq!(median_beyond(&v, low, high), m > high || m < low, "{v:?} {low} {high}");
+            }
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let split = (seed % (len as u64 + 1)) as usize;
+            let (a, b) = sorted.split_at(split);
+            for (k, want) in sorted.iter().enumerate() {
+                assert_eq!(kth_of_two(|i| a[i], a.len(), |i| b[i], b.len(), k), *want, "{a:?} {b:?} {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn settled_windows_kept_sorted_match_selection_at_every_origin() {
+        // Noise with repeated values, spikes and level shifts; origins at irregular steps.
+        let y: Vec<f64> = (0..3000)
+            .map(|i| {
+                let level = [10.0, 40.0, 40.0, 15.0][(i / 700) % 4];
+                let v = ((i * 7919) % 17) as f64 / 2.0;
+                level + if i % 97 == 0 { 60.0 } else { v.round() }
+            })
+            .collect();
+        let mut origins = Vec::new();
+        let mut o = 1;
+        while o <= y.len() {
+            origins.push(o);
+            o += 1 + (o * 31) % 40;
+        }
+        for (short, long) in [(12, 180), (4, 8), (12, 181), (1, 1)] {
+            let fast = settled_windows(&y, &origins, short, long);
+            for (&o, f) in origins.iter().zip(&fast) {
+                assert_eq!(*f, settled_by_selection(&y[..o], short, long), "origin {o}, short {short}, long {long}");
             }
         }
     }

@@ -1,8 +1,9 @@
 //! Statistical forecasters for predictive scaling: seasonal naive, moving average and median,
-//! seasonal mean and median, SES, Theta and seasonal Theta, the seasonal period found from the
-//! data, and `auto`, which weighs the members by rolling-origin validation on the history it is
-//! fitted on and gives conformal prediction intervals from the validation residuals of each
-//! horizon step. The long windows (mean, median) restart after a level shift.
+//! seasonal mean, the level-adjusted seasonal median, SES, Theta, MSTL with an ETS trend, the
+//! seasonal period found from the data, and `auto`, which weighs the members by rolling-origin
+//! validation on the history it is fitted on and gives conformal prediction intervals from the
+//! validation residuals of each horizon step. The long windows (mean, median) restart after a
+//! level shift; the seasonal median moves each past period by the change of level since.
 //!
 //! An unfitted [`ForecasterParams`] and a [`FittedForecaster`] are different types: only the
 //! fitted one forecasts. Fitting reads only the history it is given (no look-ahead); a fitted
@@ -21,11 +22,14 @@
 //! ```
 
 mod methods;
+mod mstl;
 
 use serde::{Deserialize, Serialize};
 
 pub use methods::Method;
-use methods::{Hints, MethodSettings, forecast, settled_window, smoothing_constant};
+use methods::{Hints, MethodSettings, forecast, forecast_into, settled_windows, smoothing_constant};
+pub use mstl::EtsParams;
+use mstl::MstlFit;
 
 /// Invalid forecaster settings or a history too short to fit.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -57,10 +61,16 @@ pub enum ForecasterError {
 #[serde(deny_unknown_fields, default)]
 pub struct ForecasterParams {
     /// Candidate seasonal periods in seconds (a day and a week); a period is used when the
-    /// history holds at least two of it and its autocorrelation is at least `min_autocorrelation`.
+    /// history holds at least two of it and its autocorrelation is at least `min_autocorrelation`
+    /// (`median_min_autocorrelation` for the seasonal median).
     pub period_candidates_secs: Vec<f64>,
-    /// Smallest autocorrelation at the period's lag for the period to count.
+    /// Smallest autocorrelation at the period's lag for the methods that trust the seasonal
+    /// profile as it was (seasonal naive, seasonal mean, MSTL's decomposition).
     pub min_autocorrelation: f64,
+    /// Smallest autocorrelation at the period's lag for the seasonal median, which moves each
+    /// past period by the change of level since and is robust to spikes: it is tried on weaker
+    /// evidence (−1: at every candidate period that fits twice) and validation decides.
+    pub median_min_autocorrelation: f64,
     /// Window of the moving average, rows.
     pub moving_average_rows: usize,
     /// Window of the long moving average, rows.
@@ -98,6 +108,7 @@ impl Default for ForecasterParams {
         Self {
             period_candidates_secs: vec![86_400.0, 7.0 * 86_400.0],
             min_autocorrelation: 0.3,
+            median_min_autocorrelation: -1.0,
             moving_average_rows: 12,
             long_average_rows: 180,
             seasons: 3,
@@ -110,7 +121,7 @@ impl Default for ForecasterParams {
             bucket_growth: 4,
             method: None,
             weight_step: 0.1,
-            weight_shrink: 0.5,
+            weight_shrink: 0.0,
         }
     }
 }
@@ -145,6 +156,9 @@ pub struct Member {
     /// first validation origin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
+    /// MSTL's ETS parameters (level and trend smoothing, damping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ets: Option<EtsParams>,
 }
 
 /// Steps `[first_step, last_step]` of the horizon (0-based) and the members combined there.
@@ -169,6 +183,10 @@ pub struct FittedForecaster {
     quantiles: Vec<[f64; 4]>,
     /// The fitted smoothing constant of every smoothing candidate (method, period).
     alphas: Vec<(MethodKey, f64)>,
+    /// MSTL's decomposition and ETS parameters, fitted on the history before the first
+    /// validation origin (decomposed again on the history at each forecast).
+    #[serde(skip)]
+    mstl: Option<MstlFit>,
 }
 
 impl ForecasterParams {
@@ -187,8 +205,12 @@ impl ForecasterParams {
         if !(self.weight_shrink.is_finite() && (0.0..=1.0).contains(&self.weight_shrink)) {
             return bad("weight_shrink", self.weight_shrink.to_string(), "in [0, 1]");
         }
-        if !(self.min_autocorrelation.is_finite() && (-1.0..=1.0).contains(&self.min_autocorrelation)) {
-            return bad("min_autocorrelation", self.min_autocorrelation.to_string(), "in [-1, 1]");
+        for (field, v) in
+            [("min_autocorrelation", self.min_autocorrelation), ("median_min_autocorrelation", self.median_min_autocorrelation)]
+        {
+            if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
+                return bad(field, v.to_string(), "in [-1, 1]");
+            }
         }
         for (field, v, lo) in [
             ("moving_average_rows", self.moving_average_rows, 1),
@@ -219,13 +241,18 @@ impl ForecasterParams {
     /// The candidate periods (rows) that fit twice in `y` and whose autocorrelation over the
     /// last `8 × fit_rows` rows is at least `min_autocorrelation`, with that autocorrelation.
     fn seasonal_periods(&self, y: &[f64], interval_secs: f64) -> Vec<(usize, f64)> {
+        self.periods_with_autocorrelation(y, interval_secs).into_iter().filter(|(_, r)| *r >= self.min_autocorrelation).collect()
+    }
+
+    /// Every candidate period (rows) that fits twice in `y`, with its autocorrelation over the
+    /// last `8 × fit_rows` rows.
+    fn periods_with_autocorrelation(&self, y: &[f64], interval_secs: f64) -> Vec<(usize, f64)> {
         let tail = &y[y.len().saturating_sub(8 * self.fit_rows)..];
         self.period_candidates_secs
             .iter()
             .map(|secs| (secs / interval_secs.max(1e-9)).round() as usize)
             .filter(|p| *p >= 2 && 2 * p <= y.len())
             .map(|p| (p, autocorrelation(tail, p)))
-            .filter(|(_, r)| *r >= self.min_autocorrelation)
             .collect()
     }
 
@@ -255,16 +282,22 @@ impl ForecasterParams {
         let first = ((y.len() as f64 * (1.0 - self.validation_span)) as usize).min(last.saturating_sub(self.validation_origins)).max(10);
         let step = ((last - first) / self.validation_origins).max(1);
         let origins: Vec<usize> = (first..=last).step_by(step).take(self.validation_origins).collect();
-        let periods: Vec<usize> = self.seasonal_periods(&y[..first], interval_secs).into_iter().map(|(p, _)| p).collect();
+        // Periods with a clear autocorrelation for the methods that trust the profile; weaker
+        // ones too for the seasonal median (validation decides).
+        let with_r = self.periods_with_autocorrelation(&y[..first], interval_secs);
+        let periods: Vec<usize> = with_r.iter().filter(|(_, r)| *r >= self.min_autocorrelation).map(|(p, _)| *p).collect();
+        let median_periods: Vec<usize> = with_r.iter().filter(|(_, r)| *r >= self.median_min_autocorrelation).map(|(p, _)| *p).collect();
         let mut candidates: Vec<(Method, Option<usize>)> = Vec::new();
+        // MSTL: decomposed and fitted once, on the history before the first origin.
+        let mstl = MstlFit::fit(&y[..first], &periods, self.fit_rows).map(|m| m.with_history(y));
         for m in Method::ALL.into_iter().filter(|m| self.method.is_none_or(|only| only == *m)) {
-            if m.seasonal() {
-                candidates.extend(periods.iter().map(|p| (m, Some(*p))));
-            } else {
-                candidates.push((m, None));
+            match m {
+                Method::SeasonalMedian => candidates.extend(median_periods.iter().map(|p| (m, Some(*p)))),
+                _ if m.seasonal() => candidates.extend(periods.iter().map(|p| (m, Some(*p)))),
+                _ => candidates.push((m, None)),
             }
         }
-        let (scored, alphas) = score_candidates(y, &candidates, &origins, first, horizon, s);
+        let (scored, alphas) = score_candidates(y, &candidates, &origins, first, horizon, (s, mstl.as_ref()));
         if scored.is_empty() {
             return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
         }
@@ -282,15 +315,23 @@ impl ForecasterParams {
                     let err: f64 = origins
                         .iter()
                         .enumerate()
-                        .map(|(oi, &o)| (first_step..=last_step).map(|k| (c.3[oi][k] - y[o + k]).abs()).sum::<f64>())
+                        .map(|(oi, &o)| (first_step..=last_step).map(|k| (c.3[oi * horizon + k] - y[o + k]).abs()).sum::<f64>())
                         .sum();
                     (ci, err / (origins.len() * (last_step - first_step + 1)) as f64)
                 })
                 .collect();
-            ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].0.cmp(&scored[b.0].0)));
+            // Ties (an exact member, a constant series) go to the better member over the whole
+            // horizon, then to the report order.
+            ranked
+                .sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].2.total_cmp(&scored[b.0].2)).then(scored[a.0].0.cmp(&scored[b.0].0)));
             ranked.truncate(self.combine);
-            let weights =
-                combination_weights(&ranked, &scored, &origins, y, (first_step, last_step), (self.weight_step, self.weight_shrink));
+            let weights = combination_weights(
+                &ranked,
+                &scored,
+                (&origins, y, horizon),
+                (first_step, last_step),
+                (self.weight_step, self.weight_shrink),
+            );
             let members: Vec<Member> = ranked
                 .iter()
                 .zip(&weights)
@@ -300,11 +341,12 @@ impl ForecasterParams {
                     weight,
                     validation_mae: mae,
                     alpha: alphas.iter().find(|(k, _)| *k == (scored[ci].0, scored[ci].1)).map(|(_, a)| *a),
+                    ets: (scored[ci].0 == Method::Mstl).then(|| mstl.as_ref().map(MstlFit::params)).flatten(),
                 })
                 .collect();
             for (oi, &o) in origins.iter().enumerate() {
                 for k in first_step..=last_step {
-                    let combined: f64 = ranked.iter().zip(&members).map(|(&(ci, _), m)| m.weight * scored[ci].3[oi][k]).sum();
+                    let combined: f64 = ranked.iter().zip(&members).map(|(&(ci, _), m)| m.weight * scored[ci].3[oi * horizon + k]).sum();
                     residuals[k].push(y[o + k] - combined);
                 }
             }
@@ -318,24 +360,26 @@ impl ForecasterParams {
             buckets,
             quantiles: step_quantiles(&residuals, self.symmetric_intervals),
             alphas,
+            mstl,
         })
     }
 }
 
 /// Every candidate's forecasts from every origin and its validation MAE, and the smoothing
-/// constants fitted (once each, on the history before the first origin `first`).
+/// constants fitted (once each, on the history before the first origin `first`; MSTL's with its
+/// decomposition, given).
 fn score_candidates(
     y: &[f64],
     candidates: &[MethodKey],
     origins: &[usize],
     first: usize,
     horizon: usize,
-    s: MethodSettings,
+    (s, mstl): (MethodSettings, Option<&MstlFit>),
 ) -> (Vec<Scored>, Vec<(MethodKey, f64)>) {
     let mut scored: Vec<Scored> = Vec::new();
     let mut alphas: Vec<(MethodKey, f64)> = Vec::new();
     // The level-shift window of every origin's history, shared by the long mean and median.
-    let settled: Vec<methods::Settled> = origins.iter().map(|&o| settled_window(&y[..o], s.window, s.long_window)).collect();
+    let settled = settled_windows(y, origins, s.window, s.long_window);
     // Theta's sums at every origin from prefix sums of y and t·y (O(1) per origin).
     let (mut p0, mut p1) = (vec![0.0; y.len() + 1], vec![0.0; y.len() + 1]);
     for (i, v) in y.iter().enumerate() {
@@ -350,20 +394,29 @@ fn score_candidates(
             (p1[o] - p1[a] - a as f64 * sy, sy)
         })
         .collect();
+    // SES and Theta share one smoothing constant.
+    let mut ses_alpha: Option<Option<f64>> = None;
     for &(m, period) in candidates {
         // Smoothing constants are fitted once, on the history before the first origin.
-        let alpha = smoothing_constant(m, &y[..first], period, s);
+        let alpha = match m {
+            Method::Ses | Method::Theta => *ses_alpha.get_or_insert_with(|| smoothing_constant(m, &y[..first], s)),
+            _ => smoothing_constant(m, &y[..first], s),
+        };
         if let Some(a) = alpha {
             alphas.push(((m, period), a));
         }
-        let preds: Option<Vec<Vec<f64>>> = origins
-            .iter()
-            .zip(settled.iter().zip(&theta_sums))
-            .map(|(&o, (&w, &sums))| forecast(m, &y[..o], horizon, period, s, Hints { alpha, settled: Some(w), theta_sums: Some(sums) }))
-            .collect();
-        if let Some(preds) = preds {
-            let err: f64 =
-                origins.iter().zip(&preds).map(|(&o, p)| p.iter().zip(&y[o..o + horizon]).map(|(a, b)| (a - b).abs()).sum::<f64>()).sum();
+        // Every origin's forecast in one buffer (origin-major), none dropped.
+        let mut preds = vec![0.0; origins.len() * horizon];
+        let complete =
+            origins.iter().zip(settled.iter().zip(&theta_sums)).zip(preds.chunks_exact_mut(horizon)).all(|((&o, (&w, &sums)), out)| {
+                forecast_into(m, &y[..o], out, period, s, Hints { alpha, settled: Some(w), theta_sums: Some(sums), mstl })
+            });
+        if complete {
+            let err: f64 = origins
+                .iter()
+                .zip(preds.chunks_exact(horizon))
+                .map(|(&o, p)| p.iter().zip(&y[o..o + horizon]).map(|(a, b)| (a - b).abs()).sum::<f64>())
+                .sum();
             scored.push((m, period, err / (origins.len() * horizon) as f64, preds));
         }
     }
@@ -377,8 +430,7 @@ fn score_candidates(
 fn combination_weights(
     ranked: &[(usize, f64)],
     scored: &[Scored],
-    origins: &[usize],
-    y: &[f64],
+    (origins, y, horizon): (&[usize], &[f64], usize),
     (first_step, last_step): (usize, usize),
     (step, shrink): (f64, f64),
 ) -> Vec<f64> {
@@ -389,26 +441,34 @@ fn combination_weights(
         return inverse;
     }
     let units = (1.0 / step).round() as usize;
-    // The members' forecasts and the actual values of the bucket, flat (origin-major).
-    let cols: Vec<Vec<f64>> =
-        ranked.iter().map(|&(ci, _)| scored[ci].3.iter().flat_map(|f| f[first_step..=last_step].iter().copied()).collect()).collect();
-    let actual: Vec<f64> = origins.iter().flat_map(|&o| y[o + first_step..=o + last_step].iter().copied()).collect();
-    let mut combined = vec![0.0; actual.len()];
-    // Every composition of `units` into k parts.
-    let mut best = (f64::INFINITY, inverse.clone());
+    // With weights summing to one, the combination's error is the last member's error plus the
+    // weighted differences of the others from it: `e_last + Σ w_i (f_i − f_last)`. Flat,
+    // origin-major over the bucket's steps.
+    let bucket =
+        |ci: usize| scored[ci].3.chunks_exact(horizon).flat_map(move |f| f[first_step..=last_step].iter().copied()).collect::<Vec<f64>>();
+    let last = bucket(ranked[k - 1].0);
+    let base: Vec<f64> = origins.iter().flat_map(|&o| y[o + first_step..=o + last_step].iter()).zip(&last).map(|(a, f)| f - a).collect();
+    let diffs: Vec<Vec<f64>> = ranked[..k - 1].iter().map(|&(ci, _)| bucket(ci).iter().zip(&last).map(|(f, l)| f - l).collect()).collect();
+    let mut combined = vec![0.0; base.len()];
+    // Every composition of `units` into k parts; a tie keeps the earlier best, and the first
+    // ranked member alone is the first candidate.
+    let first: f64 = base.iter().zip(&diffs[0]).map(|(b, d)| (b + d).abs()).sum();
+    let mut best = (first, (0..k).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect::<Vec<f64>>());
     let mut parts = vec![0usize; k];
     loop {
         let used: usize = parts[..k - 1].iter().sum();
         if used <= units {
             parts[k - 1] = units - used;
-            let w: Vec<f64> = parts.iter().map(|p| *p as f64 / units as f64).collect();
-            combined.iter_mut().zip(&cols[0]).for_each(|(c, v)| *c = w[0] * v);
-            for (col, wi) in cols.iter().zip(&w).skip(1) {
-                combined.iter_mut().zip(col).for_each(|(c, v)| *c += wi * v);
+            combined.copy_from_slice(&base);
+            for (d, p) in diffs.iter().zip(&parts) {
+                if *p > 0 {
+                    let wi = *p as f64 / units as f64;
+                    combined.iter_mut().zip(d).for_each(|(c, v)| *c += wi * v);
+                }
             }
-            let err: f64 = combined.iter().zip(&actual).map(|(c, a)| (c - a).abs()).sum();
+            let err: f64 = combined.iter().map(|c| c.abs()).sum();
             if err < best.0 {
-                best = (err, w);
+                best = (err, parts.iter().map(|p| *p as f64 / units as f64).collect());
             }
         }
         // Next composition (odometer over the first k − 1 parts).
@@ -427,8 +487,9 @@ fn combination_weights(
     }
 }
 
-/// A scored candidate: method, period, validation MAE and its forecast from every origin.
-type Scored = (Method, Option<usize>, f64, Vec<Vec<f64>>);
+/// A scored candidate: method, period, validation MAE and its forecasts from every origin (one
+/// buffer, `horizon` values per origin).
+type Scored = (Method, Option<usize>, f64, Vec<f64>);
 
 /// A method at a period (`None` for the non-seasonal ones).
 type MethodKey = (Method, Option<usize>);
@@ -453,19 +514,38 @@ fn bucket_bounds(horizon: usize, growth: usize) -> Vec<(usize, usize)> {
 /// (±10 % of the step) so few origins still give stable widths.
 fn step_quantiles(residuals: &[Vec<f64>], symmetric: bool) -> Vec<[f64; 4]> {
     let h = residuals.len();
+    let mut pool: Vec<f64> = Vec::new();
     (0..h)
         .map(|k| {
             let reach = (k / 10).max(1);
-            let mut pool: Vec<f64> = residuals[k.saturating_sub(reach)..(k + reach + 1).min(h)].iter().flatten().copied().collect();
+            pool.clear();
+            pool.extend(residuals[k.saturating_sub(reach)..(k + reach + 1).min(h)].iter().flatten().copied());
             if symmetric {
                 pool.iter_mut().for_each(|r| *r = r.abs());
+                let [q80, q95] = conformal_quantiles(&mut pool, [0.80, 0.95]);
+                [-q95, -q80, q80, q95]
+            } else {
+                conformal_quantiles(&mut pool, [0.025, 0.10, 0.90, 0.975])
             }
-            pool.sort_by(f64::total_cmp);
-            // The conformal rank: ⌈(n + 1) p⌉ of n, capped at the largest.
-            let q = |p: f64| pool[(((pool.len() + 1) as f64 * p).ceil() as usize).clamp(1, pool.len()) - 1];
-            if symmetric { [-q(0.95), -q(0.80), q(0.80), q(0.95)] } else { [q(0.025), q(0.10), q(0.90), q(0.975)] }
         })
         .collect()
+}
+
+/// The conformal quantiles of `pool` at the ascending probabilities `ps`: the value of rank
+/// ⌈(n + 1) p⌉ of n (capped at the largest), each found by selection (the pool is reordered).
+fn conformal_quantiles<const K: usize>(pool: &mut [f64], ps: [f64; K]) -> [f64; K] {
+    let n = pool.len();
+    let rank = |p: f64| (((n + 1) as f64 * p).ceil() as usize).clamp(1, n) - 1;
+    let mut out = [0.0; K];
+    // From the highest rank down: each selection leaves the lower ranks to its left.
+    let mut end = n;
+    for (q, &p) in out.iter_mut().zip(&ps).rev() {
+        let r = rank(p).min(end - 1);
+        let (_, v, _) = pool[..end].select_nth_unstable_by(r, f64::total_cmp);
+        *q = *v;
+        end = r + 1;
+    }
+    out
 }
 
 /// Autocorrelation of `y` at `lag`.
@@ -497,24 +577,40 @@ impl FittedForecaster {
         let h = self.horizon;
         let mut runs: Vec<(MethodKey, Option<Vec<f64>>)> = Vec::new();
         let mut point = vec![history.last().copied().unwrap_or(0.0); h];
+        let mut mstl: Option<Option<MstlFit>> = None;
         for b in &self.buckets {
-            let (mut sum, mut weight) = (vec![0.0; b.last_step + 1 - b.first_step], 0.0);
+            // The combination as the first member's forecast plus the weighted differences of
+            // the others from it: members that agree give exactly their forecast.
+            let (mut base, mut sum, mut weight) = (None::<usize>, vec![0.0; b.last_step + 1 - b.first_step], 0.0);
             for m in &b.members {
                 let key = (m.method, m.period);
                 let i = match runs.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        runs.push((key, forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, ..Hints::default() })));
+                        let fresh =
+                            if m.method == Method::Mstl { mstl.get_or_insert_with(|| self.mstl_on(history)).as_ref() } else { None };
+                        runs.push((
+                            key,
+                            forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, mstl: fresh, ..Hints::default() }),
+                        ));
                         runs.len() - 1
                     }
                 };
                 if let Some(f) = &runs[i].1 {
-                    sum.iter_mut().zip(&f[b.first_step..=b.last_step]).for_each(|(a, v)| *a += m.weight * v);
+                    let first = *base.get_or_insert(i);
+                    let from = runs[first].1.as_deref().unwrap_or(f);
+                    sum.iter_mut()
+                        .zip(f[b.first_step..=b.last_step].iter().zip(&from[b.first_step..=b.last_step]))
+                        .for_each(|(a, (v, v0))| *a += m.weight * (v - v0));
                     weight += m.weight;
                 }
             }
-            if weight > 0.0 {
-                point[b.first_step..=b.last_step].iter_mut().zip(&sum).for_each(|(p, v)| *p = v / weight);
+            if let Some(first) = base.filter(|_| weight > 0.0) {
+                let from = runs[first].1.as_deref().unwrap_or_default();
+                point[b.first_step..=b.last_step]
+                    .iter_mut()
+                    .zip(sum.iter().zip(&from[b.first_step..=b.last_step]))
+                    .for_each(|(p, (d, v0))| *p = v0 + d / weight);
             }
         }
         let band = |i: usize| point.iter().zip(&self.quantiles).map(|(p, q)| p + q[i]).collect::<Vec<f64>>();
@@ -525,7 +621,13 @@ impl FittedForecaster {
     /// family's members).
     pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
         let alpha = self.alphas.iter().find(|(k, _)| *k == (method, self.period)).map(|(_, a)| *a);
-        forecast(method, history, self.horizon, self.period, self.settings, Hints { alpha, ..Hints::default() })
+        let mstl = if method == Method::Mstl { self.mstl_on(history) } else { None };
+        forecast(method, history, self.horizon, self.period, self.settings, Hints { alpha, mstl: mstl.as_ref(), ..Hints::default() })
+    }
+
+    /// MSTL decomposed again on `history`, with the fitted parameters.
+    fn mstl_on(&self, history: &[f64]) -> Option<MstlFit> {
+        self.mstl.as_ref()?.refresh(history)
     }
 }
 
@@ -557,7 +659,7 @@ mod tests {
         let fitted = params.fit(&y[..288 * 10], 300.0, 72).unwrap();
         assert_eq!(fitted.period(), Some(288));
         let far = &fitted.buckets().last().unwrap().members;
-        assert!(far[0].method.seasonal(), "{far:?}");
+        assert!(far[0].method.seasonal() || far[0].method == Method::Mstl, "{far:?}");
         let (mut inside80, mut inside95, mut n, mut abs_err) = (0, 0, 0, 0.0);
         for o in (288 * 10..288 * 14 - 72).step_by(37) {
             let f = fitted.forecast(&y[..o]);
@@ -583,6 +685,12 @@ mod tests {
         assert!(matches!(e, ForecasterError::TooShort { rows: 100, .. }), "{e}");
         let bad = ForecasterParams { validation_origins: 0, ..Default::default() }.fit(&y, 300.0, 10).unwrap_err();
         assert!(bad.to_string().contains("validation_origins"), "{bad}");
+        let bad = ForecasterParams { median_min_autocorrelation: f64::NAN, ..Default::default() }.validate().unwrap_err();
+        assert!(bad.to_string().contains("median_min_autocorrelation"), "{bad}");
+        // The runtime's `[forecast.auto.params]` table reads the same keys, unknown ones refused.
+        let p: ForecasterParams = toml::from_str("median_min_autocorrelation = 0.1\nweight_shrink = 0.5").unwrap();
+        assert_eq!((p.median_min_autocorrelation, p.weight_shrink, p.combine), (0.1, 0.5, 3));
+        assert!(toml::from_str::<ForecasterParams>("seasonal_theta = true").is_err());
     }
 
     #[test]
