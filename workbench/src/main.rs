@@ -67,8 +67,9 @@ enum Command {
         #[command(subcommand)]
         which: LstmCmd,
     },
-    /// Statistical forecasters (seasonal naive, moving average, seasonal mean, SES, Theta,
-    /// seasonal Theta) and `auto`, their validation-weighted combination with conformal intervals.
+    /// Statistical forecasters (seasonal naive, moving averages and medians, seasonal mean and
+    /// median, SES, Theta, MSTL) and `auto`, their validation-weighted combination with conformal
+    /// intervals.
     Forecast {
         #[command(subcommand)]
         which: ForecastCmd,

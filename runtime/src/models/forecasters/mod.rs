@@ -152,7 +152,7 @@ pub struct Member {
     pub weight: f64,
     /// Its validation MAE.
     pub validation_mae: f64,
-    /// Its smoothing constant (SES, Theta, seasonal Theta), fitted on the history before the
+    /// Its smoothing constant (SES, Theta), fitted on the history before the
     /// first validation origin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
