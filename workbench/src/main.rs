@@ -820,85 +820,42 @@ fn cmd_detect(args_detect: DetectArgs) -> Result<()> {
 }
 
 fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
-    let EvaluateArgs { config, detector, nab, smd, sim, threshold, report_dir, json, scores, write_scores } = args_evaluate;
-    let mut nab_out = None;
-    let mut smd_out = None;
-    let mut sim_out = None;
-    let cfg = detector_config(config.as_deref(), detector.as_deref())?;
-    let any = nab || smd || sim.is_some() || scores.is_some();
-    let (do_nab, do_smd, do_sim) = if any { (nab, smd, sim.is_some()) } else { (true, true, true) };
-    let root = frames::datasets_root();
+    let a = args_evaluate;
+    let cfg = detector_config(a.config.as_deref(), a.detector.as_deref())?;
+    let any = a.nab || a.smd || a.sim.is_some() || a.scores.is_some();
+    let (do_nab, do_smd, do_sim) = if any { (a.nab, a.smd, a.sim.is_some()) } else { (true, true, true) };
+    // A detector named on the command line runs everywhere; else each corpus gets its default.
+    let configured = a.config.is_some() || a.detector.is_some();
     let mut doc = serde_json::json!({ "detector": cfg });
-    if do_nab || scores.is_some() {
-        let step = step_spinner("NAB: detecting and scoring every file");
-        let (report, series) = match &scores {
-            Some(dir) => workbench::evaluation::report::evaluate_nab_scores(&root.join("nab"), dir)?,
-            None => workbench::evaluation::report::evaluate_nab(&root.join("nab"), &cfg)?,
-        };
-        step.finish_and_clear();
-        if scores.is_some() {
-            doc["detector"] = serde_json::json!({ "kind": report.detector });
-        }
-        if let Some(dir) = &write_scores {
-            workbench::evaluation::report::write_nab_scores(dir, &report.detector, &series)?;
-            eprintln!("✓ NAB scores → {}", dir.display());
-        }
-        if !json {
-            print_nab_report(&report);
-        }
-        for s in &series {
-            for w in &s.warnings {
-                eprintln!("warning: {}: {w}", s.key);
-            }
-        }
-        doc["nab"] = serde_json::to_value(&report)?;
-        nab_out = Some((report, series));
-    }
-    if do_smd {
-        let (smd_cfg, why) = if config.is_some() || detector.is_some() {
-            (cfg.clone(), "as configured")
-        } else {
-            workbench::detect::default_detector(true, 0)
-        };
-        let step = step_spinner("SMD: fitting on each machine's train split, scoring its test split");
-        let results = workbench::evaluation::report::evaluate_smd(&root.join("smd"), &smd_cfg)?;
-        step.finish_and_clear();
+    let nab_out = if do_nab || a.scores.is_some() { Some(evaluate_nab_step(&a, &cfg, &mut doc)?) } else { None };
+    let smd_out = if do_smd {
+        let (smd_cfg, why) = if configured { (cfg.clone(), "as configured") } else { workbench::detect::default_detector(true, 0) };
         if do_nab || do_sim {
             doc["smd_detector"] = serde_json::to_value(&smd_cfg)?;
         }
-        if !json {
+        let step = step_spinner("SMD: fitting on each machine's train split, scoring its test split");
+        let results = workbench::evaluation::report::evaluate_smd(&frames::datasets_root().join("smd"), &smd_cfg)?;
+        step.finish_and_clear();
+        if !a.json {
             print_smd_results(&results, smd_cfg.name(), why);
         }
         doc["smd"] = serde_json::to_value(&results)?;
-        smd_out = Some((smd_cfg.name(), results));
-    }
-    if do_sim {
-        let dir = match sim.filter(|p| p.as_os_str() != "shipped") {
-            Some(d) => d,
-            None => frames::shipped_sim_dir()?,
-        };
-        let decision = runtime::decisions::DecisionConfig { threshold, ..Default::default() };
-        let sim_cfg = if config.is_some() || detector.is_some() {
-            cfg.clone()
-        } else {
-            workbench::detect::default_detector(false, runtime::BASE_METRICS.len()).0
-        };
+        Some((smd_cfg.name(), results))
+    } else {
+        None
+    };
+    let sim_out = if do_sim {
+        let sim_cfg = if configured { cfg.clone() } else { workbench::detect::default_detector(false, runtime::BASE_METRICS.len()).0 };
         if do_nab || do_smd {
             doc["sim_detector"] = serde_json::to_value(&sim_cfg)?;
         }
-        let step = step_spinner("simulator: scoring every server, deciding alerts");
-        let report = workbench::evaluation::fleet::evaluate_sim(&dir, &sim_cfg, &decision)?;
-        step.finish_and_clear();
-        if !json {
-            println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
-            print!("{}", report.render(false));
-        }
-        doc["sim"] = serde_json::to_value(&report)?;
-        sim_out = Some((report, dir, sim_cfg));
-    }
-    if let Some(dir) = report_dir {
+        Some(evaluate_sim_step(&a, sim_cfg, &mut doc)?)
+    } else {
+        None
+    };
+    if let Some(dir) = &a.report_dir {
         let path = workbench::evaluation::report::write_report(
-            &dir,
+            dir,
             &cfg,
             nab_out.as_ref().map(|(r, s)| (r, s.as_slice())),
             smd_out.as_ref().map(|(name, r)| (*name, r.as_slice())),
@@ -906,13 +863,68 @@ fn cmd_evaluate(args_evaluate: EvaluateArgs) -> Result<()> {
         )?;
         eprintln!("✓ report → {} and {}", path.display(), path.with_file_name("report.html").display());
     }
-    if json {
+    if a.json {
         println!("{doc}");
     }
     Ok(())
 }
 
-/// A spinner with the step and its elapsed time on stderr (hidden when stderr is not a terminal).
+/// `experiment evaluate`'s NAB part: run the detector (or score `--scores`), write `--write-scores`,
+/// print the table, record it in `doc`.
+fn evaluate_nab_step(
+    a: &EvaluateArgs,
+    cfg: &workbench::detectors::AnyDetector,
+    doc: &mut serde_json::Value,
+) -> Result<(workbench::evaluation::report::NabReport, Vec<workbench::evaluation::report::ScoredSeries>)> {
+    let nab_dir = frames::datasets_root().join("nab");
+    let step = step_spinner("NAB: detecting and scoring every file");
+    let (report, series) = match &a.scores {
+        Some(dir) => workbench::evaluation::report::evaluate_nab_scores(&nab_dir, dir)?,
+        None => workbench::evaluation::report::evaluate_nab(&nab_dir, cfg)?,
+    };
+    step.finish_and_clear();
+    if a.scores.is_some() {
+        doc["detector"] = serde_json::json!({ "kind": report.detector });
+    }
+    if let Some(dir) = &a.write_scores {
+        workbench::evaluation::report::write_nab_scores(dir, &report.detector, &series)?;
+        eprintln!("✓ NAB scores → {}", dir.display());
+    }
+    if !a.json {
+        print_nab_report(&report);
+    }
+    for s in &series {
+        for w in &s.warnings {
+            eprintln!("warning: {}: {w}", s.key);
+        }
+    }
+    doc["nab"] = serde_json::to_value(&report)?;
+    Ok((report, series))
+}
+
+/// `experiment evaluate`'s simulator part: every server's scores through the runtime's alert
+/// decisions at `--threshold`, the table printed, recorded in `doc`.
+fn evaluate_sim_step(
+    a: &EvaluateArgs,
+    sim_cfg: workbench::detectors::AnyDetector,
+    doc: &mut serde_json::Value,
+) -> Result<(workbench::evaluation::fleet::SimReport, PathBuf, workbench::detectors::AnyDetector)> {
+    let dir = match a.sim.clone().filter(|p| p.as_os_str() != "shipped") {
+        Some(d) => d,
+        None => frames::shipped_sim_dir()?,
+    };
+    let decision = runtime::decisions::DecisionConfig { threshold: a.threshold, ..Default::default() };
+    let step = step_spinner("simulator: scoring every server, deciding alerts");
+    let report = workbench::evaluation::fleet::evaluate_sim(&dir, &sim_cfg, &decision)?;
+    step.finish_and_clear();
+    if !a.json {
+        println!("Simulator incidents ({}), alert level: the runtime's alert decisions", dir.display());
+        print!("{}", report.render(false));
+    }
+    doc["sim"] = serde_json::to_value(&report)?;
+    Ok((report, dir, sim_cfg))
+}
+
 fn step_spinner(message: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
