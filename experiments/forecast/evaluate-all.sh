@@ -7,6 +7,12 @@
 # Seconds on 2 cores (about a minute with REFIT_EVERY=1: auto refitted at every origin on the
 # history before it, as the runtime refits at each prediction).
 #   [REFIT_EVERY=N] experiments/forecast/evaluate-all.sh [OUT.jsonl]
+# Other series (docs/results.md): NAB_CATEGORIES (default "realAWSCloudwatch realKnownCause"; empty:
+# none), SMD_SPLIT (train or test) and SMD_COLUMNS (default "0 1 11"), e.g. the 41 others:
+#   NAB_CATEGORIES="artificialWithAnomaly artificialNoAnomaly" SMD_COLUMNS="2 4 8 13 15 19 22 28 31 35" \
+#     experiments/forecast/evaluate-all.sh runs/forecast-eval/others.jsonl
+# and the SMD test-split columns:
+#   NAB_CATEGORIES= SMD_SPLIT=test SMD_COLUMNS="0 3 5 9 14 20 24 30" experiments/forecast/evaluate-all.sh runs/forecast-eval/smd-test.jsonl
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${AIOPS_DATASETS:-../shared/datasets}"
@@ -16,12 +22,15 @@ CHARTS="$(dirname "$OUT")/charts"
 mkdir -p "$(dirname "$OUT")" "$CHARTS"
 : > "$OUT"
 [ -n "${EXPERIMENT:-}" ] || cargo build --release --bin experiment -q
-for f in "$DATA"/nab/realAWSCloudwatch/*.csv "$DATA"/nab/realKnownCause/*.csv; do
+NAB_CATEGORIES="${NAB_CATEGORIES-realAWSCloudwatch realKnownCause}"
+SMD_SPLIT="${SMD_SPLIT:-train}"
+split_suffix=""; [ "$SMD_SPLIT" = train ] || split_suffix="-$SMD_SPLIT"
+for category in $NAB_CATEGORIES; do for f in "$DATA"/nab/"$category"/*.csv; do
   "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
-done
-for f in "$DATA"/smd/train/*.txt; do
+done; done
+for f in "$DATA"/smd/"$SMD_SPLIT"/*.txt; do
   for c in ${SMD_COLUMNS:-0 1 11}; do
-    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .txt)-$c.svg" >> "$OUT"
+    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .txt)$split_suffix-$c.svg" >> "$OUT"
   done
 done
 python3 - "$OUT" <<'PY'
