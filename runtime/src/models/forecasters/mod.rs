@@ -577,7 +577,6 @@ impl FittedForecaster {
         let h = self.horizon;
         let mut runs: Vec<(MethodKey, Option<Vec<f64>>)> = Vec::new();
         let mut point = vec![history.last().copied().unwrap_or(0.0); h];
-        let mut mstl: Option<Option<MstlFit>> = None;
         for b in &self.buckets {
             // The combination as the first member's forecast plus the weighted differences of
             // the others from it: members that agree give exactly their forecast.
@@ -587,11 +586,11 @@ impl FittedForecaster {
                 let i = match runs.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        let fresh =
-                            if m.method == Method::Mstl { mstl.get_or_insert_with(|| self.mstl_on(history)).as_ref() } else { None };
+                        // Each member runs once (`runs`); MSTL decomposes the history when it does.
+                        let fresh = if m.method == Method::Mstl { self.mstl_on(history) } else { None };
                         runs.push((
                             key,
-                            forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, mstl: fresh, ..Hints::default() }),
+                            forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, mstl: fresh.as_ref(), ..Hints::default() }),
                         ));
                         runs.len() - 1
                     }
