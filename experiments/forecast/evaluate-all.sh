@@ -38,7 +38,7 @@ import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"{'series':<52}{'auto MAE':>11}{'best baseline':>26}{'ratio':>7}{'cov80':>7}{'cov95':>7}  members")
 ratios, c80, c95 = [], [], []
-spikes = {k: {"tp": 0, "fp": 0, "fn": 0, "lead": 0.0} for k in ("auto", "auto_upper_80", "auto_upper_95", "baseline_seasonal_naive")}
+spikes = {k: {"tp": 0, "fp": 0, "fn": 0, "lead": 0.0} for k in ("auto", "auto_upper_80", "auto_upper_95", "auto_probability", "baseline_seasonal_naive")}
 for r in rows:
     name = r["series"].split("/")[-1] + ("" if r["column"] == "value" else f":{r['column']}")
     b = r["best_baseline"]

@@ -568,16 +568,37 @@ pub struct ScalingAdvice {
     pub scale_up_percent: u32,
     /// Threshold the recommendation is judged against.
     pub threshold: f64,
+    /// Minutes until the first likely crossing of the threshold (none within the horizon: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes_to_crossing: Option<f64>,
+    /// P(crossing within the horizon), where the decision read the future paths (the
+    /// `probability` band).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing_probability: Option<f64>,
 }
 
 /// SCALE_NOW when the forecast crosses `threshold` within `now_minutes`, SCALE_SOON when it
 /// crosses later within the horizon, NONE otherwise. The scale-up brings the peak back to
 /// `target_utilisation` of the threshold, rounded up to 10 %.
 pub fn scaling_advice(current: f64, forecast: &[f64], interval_secs: f64, threshold: f64, now_minutes: f64) -> ScalingAdvice {
+    let first = forecast.iter().position(|v| *v >= threshold);
+    scaling_advice_at(current, forecast, first, interval_secs, threshold, now_minutes)
+}
+
+/// [`scaling_advice`] with the first crossing step (0-based) decided elsewhere (the share of
+/// future paths, [`crate::models::forecasters::FuturePaths`]); `forecast` sizes the scale-up.
+pub fn scaling_advice_at(
+    current: f64,
+    forecast: &[f64],
+    first_crossing: Option<usize>,
+    interval_secs: f64,
+    threshold: f64,
+    now_minutes: f64,
+) -> ScalingAdvice {
     let (peak_i, peak) =
         forecast.iter().copied().enumerate().fold((0, f64::NEG_INFINITY), |(bi, bv), (i, v)| if v > bv { (i, v) } else { (bi, bv) });
     let minutes_to_peak = (peak_i + 1) as f64 * interval_secs / 60.0;
-    let first_cross = forecast.iter().position(|v| *v >= threshold).map(|i| (i + 1) as f64 * interval_secs / 60.0);
+    let first_cross = first_crossing.map(|i| (i + 1) as f64 * interval_secs / 60.0);
     let recommendation = match first_cross {
         Some(m) if m <= now_minutes || current >= threshold => Recommendation::ScaleNow,
         Some(_) => Recommendation::ScaleSoon,
@@ -589,7 +610,16 @@ pub fn scaling_advice(current: f64, forecast: &[f64], interval_secs: f64, thresh
         let need = (peak.max(current) / (0.8 * threshold) - 1.0) * 100.0;
         ((need.max(10.0) / 10.0).ceil() * 10.0) as u32
     };
-    ScalingAdvice { current, predicted_peak: peak, minutes_to_peak, recommendation, scale_up_percent, threshold }
+    ScalingAdvice {
+        current,
+        predicted_peak: peak,
+        minutes_to_peak,
+        recommendation,
+        scale_up_percent,
+        threshold,
+        minutes_to_crossing: first_cross,
+        crossing_probability: None,
+    }
 }
 
 /// The latest `lookback` rows of `server` in `samples`: one row per timestamp with `inputs` in

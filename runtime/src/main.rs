@@ -248,12 +248,13 @@ async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<()> {
                 println!("{}", serde_json::json!({"server": server, "advice": a}));
             } else {
                 println!(
-                    "🔮 {server} {}: current {:.1}, predicted peak {:.1} in {:.1} min (threshold {:.1}) → {}",
+                    "🔮 {server} {}: current {:.1}, predicted peak {:.1} in {:.1} min (threshold {:.1}{}) → {}",
                     fc.target_metric(),
                     a.current,
                     a.predicted_peak,
                     a.minutes_to_peak,
                     a.threshold,
+                    crossing_text(a),
                     a.recommendation
                 );
             }
@@ -426,7 +427,7 @@ async fn forecast(a: ForecastArgs) -> Result<()> {
                 ..Default::default()
             };
             s.validate()?;
-            Predictor::Auto(s)
+            Predictor::Auto(Box::new(s))
         }
         ForecastModel::Lstm => {
             let bundle = a.bundle.as_ref().context("--model lstm needs --bundle (or FORECASTER_BUNDLE)")?;
@@ -457,19 +458,29 @@ async fn forecast(a: ForecastArgs) -> Result<()> {
         println!("{out}");
     } else {
         println!(
-            "🔮 {} {}: current {:.1}, predicted peak {:.1} in {:.1} min ({}; threshold {:.1}) → {}{}",
+            "🔮 {} {}: current {:.1}, predicted peak {:.1} in {:.1} min ({}{}; threshold {:.1}) → {}{}",
             a.server,
             fc.target_metric(),
             advice.current,
             advice.predicted_peak,
             advice.minutes_to_peak,
             prediction.band.name(),
+            crossing_text(&advice),
             threshold,
             advice.recommendation,
             if advice.scale_up_percent > 0 { format!(", scale up {}%", advice.scale_up_percent) } else { String::new() }
         );
     }
     Ok(())
+}
+
+/// ", P(crossing) 0.62, likely in 25.0 min" where the decision read the future paths.
+fn crossing_text(a: &runtime::forecast::ScalingAdvice) -> String {
+    match (a.crossing_probability, a.minutes_to_crossing) {
+        (Some(p), Some(m)) => format!(", P(crossing) {p:.2}, likely in {m:.1} min"),
+        (Some(p), None) => format!(", P(crossing) {p:.2}"),
+        _ => String::new(),
+    }
 }
 
 /// Deterministic synthetic series `i`: a daily cycle (amplitude and phase per series), noise, a
@@ -510,15 +521,18 @@ fn bench_forecast(a: &BenchForecastArgs) -> Result<()> {
     let rows = cfg.history_rows();
     // Progress on a terminal (the slim runtime has no indicatif): a line per tenth.
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (mut fit_secs, mut seasonal, mut checksum) = (0.0, 0usize, 0.0);
+    let (mut fit_secs, mut seasonal, mut scale, mut checksum) = (0.0, 0usize, 0usize, 0.0);
     for i in 0..a.series {
         let y = synthetic_series(i, rows, a.interval_secs);
+        let threshold = runtime::forecast::default_threshold(&cfg.metric, &y);
+        // As the runtime decides: fit, forecast, the future paths and the scaling advice.
         let start = std::time::Instant::now();
-        let fitted = cfg.params.fit(&y, cfg.interval_secs, cfg.horizon())?;
-        let f = fitted.forecast(&y);
+        let p = cfg.predict(&y)?;
+        let advice = p.advice(y[y.len() - 1], cfg.interval_secs, threshold, 10.0);
         fit_secs += start.elapsed().as_secs_f64();
-        seasonal += usize::from(fitted.period().is_some());
-        checksum += f.point[0];
+        seasonal += usize::from(cfg.params.detect_period(&y, cfg.interval_secs).is_some());
+        scale += usize::from(advice.recommendation != runtime::forecast::Recommendation::None);
+        checksum += p.forecast.point[0];
         if tty && (i + 1) % (a.series / 10).max(1) == 0 {
             eprint!("\rbench-forecast: {}/{} series, {fit_secs:.1} s", i + 1, a.series);
         }
@@ -534,6 +548,7 @@ fn bench_forecast(a: &BenchForecastArgs) -> Result<()> {
             "validation_origins": cfg.params.validation_origins, "threads": 1,
             "fit_and_forecast_secs": fit_secs, "per_series_ms": per_series * 1e3, "series_per_sec": 1.0 / per_series,
             "projected_secs_for_100000": per_series * 100_000.0, "seasonal_share": seasonal as f64 / a.series as f64,
+            "scale_share": scale as f64 / a.series as f64,
             "checksum": checksum,
         })
     );

@@ -252,7 +252,7 @@ impl Bundle {
     /// verified), by kind.
     pub fn predictor(&self) -> Result<crate::predict::Predictor, RegistryError> {
         if self.manifest.kind != "lstm" {
-            return self.forecaster().map(crate::predict::Predictor::Auto);
+            return self.forecaster().map(|f| crate::predict::Predictor::Auto(Box::new(f)));
         }
         let what = format!("{} v{}", self.manifest.model, self.manifest.version);
         let corrupt = |reason: String| RegistryError::Corrupt { what: what.clone(), reason };

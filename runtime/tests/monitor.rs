@@ -413,8 +413,12 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["decided_on"], "upper_95");
+    assert_eq!(v["decided_on"], "probability");
     assert_eq!(v["advice"]["recommendation"], "SCALE_SOON", "{v}");
+    // The peak is 35 minutes ahead: the first likely crossing within the hour, not now.
+    let to_crossing = v["advice"]["minutes_to_crossing"].as_f64().unwrap();
+    assert!(to_crossing > 10.0 && to_crossing <= 60.0, "{v}");
+    assert!(v["advice"]["crossing_probability"].as_f64().unwrap() >= 0.4, "{v}");
     assert_eq!(v["upper_95"].as_array().unwrap().len(), 12);
     let out = runtime_cmd()
         .args(["forecast", "--model", "auto", "--server", "hot", "--history-hours", "1", "--input"])

@@ -79,8 +79,9 @@ pub struct StatForecastReport {
     /// Spike threshold: the 95th percentile of the fitted part.
     pub spike_threshold: f64,
     /// Spike prediction per model (point forecast crossing the threshold within the horizon),
-    /// plus `auto_upper_80` / `auto_upper_95` (the interval's upper bound crossing it: how
-    /// predictive scaling decides).
+    /// plus `auto_upper_80` / `auto_upper_95` (the interval's upper bound crossing it) and
+    /// `auto_probability` (P(crossing within the horizon) from the future paths at least
+    /// `crossing_probability`: how predictive scaling decides by default).
     pub spike: BTreeMap<String, SpikeScore>,
     /// Non-finite input values forward-filled.
     pub filled: usize,
@@ -140,6 +141,11 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         }
         spikes.entry("auto_upper_80".into()).or_default().add(last, &auto.upper_80, actual, threshold);
         spikes.entry("auto_upper_95".into()).or_default().add(last, &auto.upper_95, actual, threshold);
+        // The probability band: crossing where the share of future paths reaching the
+        // threshold within the horizon is at least `crossing_probability`.
+        let likely = fitted.paths(history, &auto.point).first_likely_crossing(threshold);
+        let decided: Vec<f64> = (0..hz).map(|k| if likely == Some(k) { threshold } else { f64::NEG_INFINITY }).collect();
+        spikes.entry("auto_probability".into()).or_default().add(last, &decided, actual, threshold);
     }
     let mae: BTreeMap<String, f64> = all.iter().map(|(k, a)| (k.clone(), a.mae())).collect();
     let (best_baseline, best) =
@@ -364,7 +370,7 @@ mod tests {
         }
         assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
         assert!(r.coverage["95"] > 0.85, "{:?}", r.coverage);
-        assert!(r.spike.contains_key("auto_upper_80"));
+        assert!(r.spike.contains_key("auto_upper_80") && r.spike.contains_key("auto_probability"));
         let chart = std::env::temp_dir().join(format!("wb-forecast-chart-{}.svg", std::process::id()));
         last_origin_chart(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }, &chart).unwrap();
         let svg = std::fs::read_to_string(&chart).unwrap();

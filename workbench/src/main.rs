@@ -342,7 +342,7 @@ struct ForecastTrainArgs {
     #[arg(long)]
     interval_secs: Option<f64>,
     /// The forecast the scaling decision reads.
-    #[arg(long, value_enum, default_value_t = runtime::predict::Band::Upper95)]
+    #[arg(long, value_enum, default_value_t = runtime::predict::Band::Probability)]
     band: runtime::predict::Band,
     /// Run name (default: the input file's name).
     #[arg(long)]

@@ -671,6 +671,14 @@ impl Monitor {
             let severity = advice.recommendation.severity();
             match severity {
                 Some(severity) if !self.active.contains_key(&key) => {
+                    let mut values = vec![
+                        (target.clone(), advice.current),
+                        ("predicted_peak".into(), advice.predicted_peak),
+                        ("minutes_to_peak".into(), advice.minutes_to_peak),
+                        ("scale_up_percent".into(), f64::from(advice.scale_up_percent)),
+                    ];
+                    values.extend(advice.minutes_to_crossing.map(|m| ("minutes_to_crossing".to_string(), m)));
+                    values.extend(advice.crossing_probability.map(|p| ("crossing_probability".to_string(), p)));
                     let alert = Alert {
                         server: server.to_string(),
                         timestamp_ms: at,
@@ -678,12 +686,7 @@ impl Monitor {
                         score: 1.0,
                         primary_metric: target.clone(),
                         primary_value: advice.predicted_peak,
-                        values: vec![
-                            (target.clone(), advice.current),
-                            ("predicted_peak".into(), advice.predicted_peak),
-                            ("minutes_to_peak".into(), advice.minutes_to_peak),
-                            ("scale_up_percent".into(), f64::from(advice.scale_up_percent)),
-                        ],
+                        values,
                         dedup_key: key.clone(),
                     };
                     let sinks = self.router.route(severity).to_vec();

@@ -101,6 +101,18 @@ pub struct ForecasterParams {
     /// How far the searched weights are pulled back to the 1 / MAE weights (0: not at all, 1:
     /// the 1 / MAE weights).
     pub weight_shrink: f64,
+    /// Rows of the local scale the interval widths follow (mean absolute one-step change over
+    /// the last rows before the origin): validation residuals are divided by the scale at their
+    /// origin, and the widths are those quantiles times the scale at the forecast, so they
+    /// widen when the series grows restless and narrow when it calms (0: fixed widths).
+    pub interval_scale_rows: usize,
+    /// How far the widths follow the local scale: residuals are divided by the scale to this
+    /// power (0: fixed widths, 1: proportional to the scale).
+    pub interval_scale_power: f64,
+    /// A crossing is likely when at least this share of the future paths (the point forecast
+    /// plus each validation origin's residual path) reaches the threshold within the horizon
+    /// ([`FuturePaths::first_likely_crossing`]; the `probability` band of predictive scaling).
+    pub crossing_probability: f64,
 }
 
 impl Default for ForecasterParams {
@@ -122,6 +134,9 @@ impl Default for ForecasterParams {
             method: None,
             weight_step: 0.1,
             weight_shrink: 0.0,
+            interval_scale_rows: 48,
+            interval_scale_power: 1.0,
+            crossing_probability: 0.4,
         }
     }
 }
@@ -139,6 +154,44 @@ pub struct Forecast {
     pub lower_95: Vec<f64>,
     /// Upper bound of the 95 % interval.
     pub upper_95: Vec<f64>,
+}
+
+/// Where the series may go after a forecast: one path per validation origin (the point forecast
+/// plus that origin's residual path at today's scale), so "P(crossing within the horizon)" is a
+/// share of paths — a crossing anywhere in the horizon is one event, not one per step.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FuturePaths {
+    horizon: usize,
+    /// Path-major, `horizon` values each.
+    values: Vec<f64>,
+    /// The share of paths that makes a crossing likely (`crossing_probability`).
+    decide_at: f64,
+}
+
+impl FuturePaths {
+    /// P(the series reaches `threshold` at or before step k), for every step k of the horizon.
+    pub fn crossing_probability(&self, threshold: f64) -> Vec<f64> {
+        let h = self.horizon;
+        let mut first = vec![0usize; h + 1];
+        for path in self.values.chunks_exact(h.max(1)) {
+            first[path.iter().position(|v| *v >= threshold).unwrap_or(h)] += 1;
+        }
+        let n = (self.values.len() / h.max(1)).max(1) as f64;
+        let mut reached = 0;
+        first[..h]
+            .iter()
+            .map(|c| {
+                reached += c;
+                reached as f64 / n
+            })
+            .collect()
+    }
+
+    /// The first step (0-based) by which a crossing of `threshold` is likely (its probability
+    /// at least `crossing_probability`), if any within the horizon.
+    pub fn first_likely_crossing(&self, threshold: f64) -> Option<usize> {
+        self.crossing_probability(threshold).iter().position(|p| *p >= self.decide_at)
+    }
 }
 
 /// A member of the combination: a method, its period and its weight.
@@ -179,8 +232,18 @@ pub struct FittedForecaster {
     horizon: usize,
     settings: MethodSettings,
     buckets: Vec<HorizonBucket>,
-    /// Per step: residual (actual − forecast) quantiles at 2.5, 10, 90 and 97.5 %.
+    /// Per step: residual (actual − forecast) quantiles at 2.5, 10, 90 and 97.5 %, in units of
+    /// the local scale (`scale`).
     quantiles: Vec<[f64; 4]>,
+    /// Rows and power of the local scale the widths follow, and the least scale (a tenth of the
+    /// mean over the validation origins: a flat stretch keeps a width).
+    scale: (usize, f64, f64),
+    /// The combination's residual path from every validation origin (origin-major, `horizon`
+    /// each, in units of the local scale): where the paths of the future may go.
+    #[serde(skip)]
+    paths: Vec<f64>,
+    /// The share of paths that makes a crossing likely.
+    crossing_probability: f64,
     /// The fitted smoothing constant of every smoothing candidate (method, period).
     alphas: Vec<(MethodKey, f64)>,
     /// MSTL's decomposition and ETS parameters, fitted on the history before the first
@@ -204,6 +267,12 @@ impl ForecasterParams {
         }
         if !(self.weight_shrink.is_finite() && (0.0..=1.0).contains(&self.weight_shrink)) {
             return bad("weight_shrink", self.weight_shrink.to_string(), "in [0, 1]");
+        }
+        if !(self.interval_scale_power.is_finite() && (0.0..=1.0).contains(&self.interval_scale_power)) {
+            return bad("interval_scale_power", self.interval_scale_power.to_string(), "in [0, 1]");
+        }
+        if !(self.crossing_probability.is_finite() && self.crossing_probability > 0.0 && self.crossing_probability <= 1.0) {
+            return bad("crossing_probability", self.crossing_probability.to_string(), "in (0, 1]");
         }
         for (field, v) in
             [("min_autocorrelation", self.min_autocorrelation), ("median_min_autocorrelation", self.median_min_autocorrelation)]
@@ -308,28 +377,11 @@ impl ForecasterParams {
         let mut residuals: Vec<Vec<f64>> = vec![Vec::with_capacity(origins.len()); horizon];
         let mut buckets = Vec::with_capacity(bounds.len());
         for &(first_step, last_step) in &bounds {
-            let mut ranked: Vec<(usize, f64)> = scored
-                .iter()
-                .enumerate()
-                .map(|(ci, c)| {
-                    let err: f64 = origins
-                        .iter()
-                        .enumerate()
-                        .map(|(oi, &o)| (first_step..=last_step).map(|k| (c.3[oi * horizon + k] - y[o + k]).abs()).sum::<f64>())
-                        .sum();
-                    (ci, err / (origins.len() * (last_step - first_step + 1)) as f64)
-                })
-                .collect();
-            // Ties (an exact member, a constant series) go to the better member over the whole
-            // horizon, then to the report order.
-            ranked
-                .sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].2.total_cmp(&scored[b.0].2)).then(scored[a.0].0.cmp(&scored[b.0].0)));
-            ranked.truncate(self.combine);
-            let weights = combination_weights(
-                &ranked,
+            let (ranked, weights) = choose_members(
                 &scored,
                 (&origins, y, horizon),
                 (first_step, last_step),
+                self.combine,
                 (self.weight_step, self.weight_shrink),
             );
             let members: Vec<Member> = ranked
@@ -346,19 +398,35 @@ impl ForecasterParams {
                 .collect();
             for (oi, &o) in origins.iter().enumerate() {
                 for k in first_step..=last_step {
-                    let combined: f64 = ranked.iter().zip(&members).map(|(&(ci, _), m)| m.weight * scored[ci].3[oi * horizon + k]).sum();
+                    let combined: f64 = ranked.iter().zip(&weights).map(|(&(ci, _), w)| w * scored[ci].3[oi * horizon + k]).sum();
                     residuals[k].push(y[o + k] - combined);
                 }
             }
             buckets.push(HorizonBucket { first_step, last_step, members });
         }
         let period = buckets.iter().rev().flat_map(|b| &b.members).find_map(|m| m.period).or_else(|| self.detect_period(y, interval_secs));
+        // Residuals in units of the local scale at their origin.
+        let scale = if self.interval_scale_rows > 0 && self.interval_scale_power > 0.0 {
+            let scales: Vec<f64> = origins.iter().map(|&o| local_scale(&y[..o], self.interval_scale_rows)).collect();
+            let floor = 0.1 * scales.iter().sum::<f64>() / scales.len() as f64;
+            let scale = (self.interval_scale_rows, self.interval_scale_power, floor);
+            for r in &mut residuals {
+                r.iter_mut().zip(&scales).for_each(|(v, sc)| *v /= scale_factor(*sc, scale));
+            }
+            scale
+        } else {
+            (0, 0.0, 0.0)
+        };
+        let paths = (0..origins.len()).flat_map(|oi| residuals.iter().map(move |r| r[oi])).collect();
         Ok(FittedForecaster {
             period,
             horizon,
             settings: s,
             buckets,
             quantiles: step_quantiles(&residuals, self.symmetric_intervals),
+            scale,
+            paths,
+            crossing_probability: self.crossing_probability,
             alphas,
             mstl,
         })
@@ -421,6 +489,35 @@ fn score_candidates(
         }
     }
     (scored, alphas)
+}
+
+/// The best `combine` candidates over steps `[first_step, last_step]` by their validation MAE,
+/// with their weights ([`combination_weights`]).
+fn choose_members(
+    scored: &[Scored],
+    (origins, y, horizon): (&[usize], &[f64], usize),
+    (first_step, last_step): (usize, usize),
+    combine: usize,
+    grid: (f64, f64),
+) -> (Vec<(usize, f64)>, Vec<f64>) {
+    let mut ranked: Vec<(usize, f64)> = scored
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let err: f64 = origins
+                .iter()
+                .enumerate()
+                .map(|(oi, &o)| (first_step..=last_step).map(|k| (c.3[oi * horizon + k] - y[o + k]).abs()).sum::<f64>())
+                .sum();
+            (ci, err / (origins.len() * (last_step - first_step + 1)) as f64)
+        })
+        .collect();
+    // Ties (an exact member, a constant series) go to the better member over the whole
+    // horizon, then to the report order.
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].2.total_cmp(&scored[b.0].2)).then(scored[a.0].0.cmp(&scored[b.0].0)));
+    ranked.truncate(combine);
+    let weights = combination_weights(&ranked, scored, (origins, y, horizon), (first_step, last_step), grid);
+    (ranked, weights)
 }
 
 /// Weights of the `ranked` members over steps `[first_step, last_step]`: with `step` in (0, 1),
@@ -548,6 +645,22 @@ fn conformal_quantiles<const K: usize>(pool: &mut [f64], ps: [f64; K]) -> [f64; 
     out
 }
 
+/// Mean absolute one-step change over the last `rows` rows of `y` (0 for fewer than two rows).
+fn local_scale(y: &[f64], rows: usize) -> f64 {
+    let tail = &y[y.len().saturating_sub(rows + 1)..];
+    if tail.len() < 2 {
+        return 0.0;
+    }
+    tail.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (tail.len() - 1) as f64
+}
+
+/// The factor residuals are divided by at a local scale `sc` (`(rows, power, floor)`; 1 when
+/// the widths are fixed or the scale vanishes).
+fn scale_factor(sc: f64, (rows, power, floor): (usize, f64, f64)) -> f64 {
+    let v = sc.max(floor);
+    if rows == 0 || power == 0.0 || v <= 0.0 { 1.0 } else { v.powf(power) }
+}
+
 /// Autocorrelation of `y` at `lag`.
 fn autocorrelation(y: &[f64], lag: usize) -> f64 {
     let n = y.len();
@@ -612,8 +725,19 @@ impl FittedForecaster {
                     .for_each(|(p, (d, v0))| *p = v0 + d / weight);
             }
         }
-        let band = |i: usize| point.iter().zip(&self.quantiles).map(|(p, q)| p + q[i]).collect::<Vec<f64>>();
+        let f = scale_factor(local_scale(history, self.scale.0), self.scale);
+        let band = |i: usize| point.iter().zip(&self.quantiles).map(|(p, q)| p + f * q[i]).collect::<Vec<f64>>();
         Forecast { lower_95: band(0), lower_80: band(1), upper_80: band(2), upper_95: band(3), point }
+    }
+
+    /// The future paths after `history` around the point forecast `point` (from
+    /// [`FittedForecaster::forecast`]): each validation origin's residual path, scaled to the
+    /// local scale now, added to the point forecast.
+    pub fn paths(&self, history: &[f64], point: &[f64]) -> FuturePaths {
+        let h = self.horizon.min(point.len()).max(1);
+        let f = scale_factor(local_scale(history, self.scale.0), self.scale);
+        let values = self.paths.chunks_exact(self.horizon.max(1)).flat_map(|path| (0..h).map(move |k| point[k] + f * path[k])).collect();
+        FuturePaths { horizon: h, values, decide_at: self.crossing_probability }
     }
 
     /// Forecast from `history` with one method only, at the fitted period (for comparing the
@@ -686,10 +810,57 @@ mod tests {
         assert!(bad.to_string().contains("validation_origins"), "{bad}");
         let bad = ForecasterParams { median_min_autocorrelation: f64::NAN, ..Default::default() }.validate().unwrap_err();
         assert!(bad.to_string().contains("median_min_autocorrelation"), "{bad}");
+        for (p, field) in [
+            (ForecasterParams { crossing_probability: 0.0, ..Default::default() }, "crossing_probability"),
+            (ForecasterParams { crossing_probability: f64::NAN, ..Default::default() }, "crossing_probability"),
+            (ForecasterParams { interval_scale_power: 1.5, ..Default::default() }, "interval_scale_power"),
+        ] {
+            let bad = p.validate().unwrap_err();
+            assert!(bad.to_string().contains(field), "{bad}");
+        }
         // The runtime's `[forecast.auto.params]` table reads the same keys, unknown ones refused.
         let p: ForecasterParams = toml::from_str("median_min_autocorrelation = 0.1\nweight_shrink = 0.5").unwrap();
         assert_eq!((p.median_min_autocorrelation, p.weight_shrink, p.combine), (0.1, 0.5, 3));
         assert!(toml::from_str::<ForecasterParams>("seasonal_theta = true").is_err());
+    }
+
+    #[test]
+    fn interval_widths_follow_the_local_scale() {
+        // Noise of amplitude 10 around 50; forecast once after a calm stretch (amplitude 2)
+        // and once after a restless one (amplitude 30).
+        let y: Vec<f64> = (0..3000).map(|i| 50.0 + 10.0 * (noise(i) - 0.5)).collect();
+        let with_tail = |amp: f64| {
+            let mut h = y.clone();
+            h.extend((3000..3100).map(|i| 50.0 + amp * (noise(i) - 0.5)));
+            h
+        };
+        let (calm, restless) = (with_tail(2.0), with_tail(30.0));
+        let width = |f: &Forecast| f.upper_95[5] - f.lower_95[5];
+        let scaled = ForecasterParams::default().fit(&y, 300.0, 12).unwrap();
+        let (w_calm, w_restless) = (width(&scaled.forecast(&calm)), width(&scaled.forecast(&restless)));
+        assert!(w_restless > 5.0 * w_calm, "{w_calm} vs {w_restless}");
+        // Fixed widths do not move.
+        let fixed = ForecasterParams { interval_scale_rows: 0, ..Default::default() }.fit(&y, 300.0, 12).unwrap();
+        assert!((width(&fixed.forecast(&calm)) - width(&fixed.forecast(&restless))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn crossing_probability_is_a_share_of_paths_that_grows_with_the_horizon() {
+        let y: Vec<f64> = (0..288 * 9).map(daily).collect();
+        let fitted = ForecasterParams::default().fit(&y, 300.0, 36).unwrap();
+        // 07:00 on the last day: the 80 level starts in two hours (24 steps).
+        let history = &y[..288 * 8 + 84];
+        let f = fitted.forecast(history);
+        let paths = fitted.paths(history, &f.point);
+        let p = paths.crossing_probability(70.0);
+        assert_eq!(p.len(), 36);
+        assert!(p.windows(2).all(|w| w[0] <= w[1]) && p.iter().all(|v| (0.0..=1.0).contains(v)), "{p:?}");
+        assert!(p[20] < 0.4 && p[30] >= 0.9, "{p:?}");
+        let first = paths.first_likely_crossing(70.0).unwrap();
+        assert!((21..=27).contains(&first), "{first} {p:?}");
+        // Below every path at once; above all of them never.
+        assert_eq!(paths.crossing_probability(-1e9)[0], 1.0);
+        assert_eq!((paths.crossing_probability(1e9)[35], paths.first_likely_crossing(1e9)), (0.0, None));
     }
 
     #[test]
