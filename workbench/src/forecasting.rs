@@ -143,9 +143,8 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         spikes.entry("auto_upper_95".into()).or_default().add(last, &auto.upper_95, actual, threshold);
         // The probability band: crossing where the share of future paths reaching the
         // threshold within the horizon is at least `crossing_probability`.
-        let likely = fitted.paths(history, &auto.point).first_likely_crossing(threshold);
-        let decided: Vec<f64> = (0..hz).map(|k| if likely == Some(k) { threshold } else { f64::NEG_INFINITY }).collect();
-        spikes.entry("auto_probability".into()).or_default().add(last, &decided, actual, threshold);
+        let likely = fitted.paths(history, &auto.point).first_likely_crossing(threshold).is_some();
+        spikes.entry("auto_probability".into()).or_default().add_decided(last, likely, actual, threshold);
     }
     let mae: BTreeMap<String, f64> = all.iter().map(|(k, a)| (k.clone(), a.mae())).collect();
     let (best_baseline, best) =

@@ -86,10 +86,15 @@ pub(crate) struct SpikeCounter {
 impl SpikeCounter {
     /// Count one origin: `last` value before it, `forecast` and `actual` over the horizon.
     pub(crate) fn add(&mut self, last: f64, forecast: &[f64], actual: &[f64], threshold: f64) {
+        self.add_decided(last, forecast.iter().any(|v| *v >= threshold), actual, threshold);
+    }
+
+    /// Count one origin where the crossing was decided otherwise (`predicted`: a crossing
+    /// within the horizon was forecast).
+    pub(crate) fn add_decided(&mut self, last: f64, predicted: bool, actual: &[f64], threshold: f64) {
         if last >= threshold {
             return;
         }
-        let predicted = forecast.iter().any(|v| *v >= threshold);
         match (predicted, actual.iter().position(|v| *v >= threshold)) {
             (true, Some(k)) => {
                 self.score.true_positives += 1;
