@@ -69,6 +69,25 @@ impl Method {
         }
     }
 
+    /// Preference among members that validation cannot tell apart (equal errors: a flat
+    /// stretch, a constant series), lowest first: the ones a single outlier moves least. The
+    /// moving median ignores an isolated blip and restarts after a shift; the last value
+    /// repeats whatever the last row was for the whole horizon, so it comes last.
+    pub fn tie_rank(self) -> u8 {
+        match self {
+            Self::MovingMedian => 0,
+            Self::SeasonalMedian => 1,
+            Self::MovingAverageLong => 2,
+            Self::Mstl => 3,
+            Self::Ses => 4,
+            Self::Theta => 5,
+            Self::MovingAverage => 6,
+            Self::SeasonalMean => 7,
+            Self::SeasonalNaive => 8,
+            Self::LastValue => 9,
+        }
+    }
+
     /// Whether the method needs a seasonal period.
     pub fn seasonal(self) -> bool {
         matches!(self, Self::SeasonalNaive | Self::SeasonalMean | Self::SeasonalMedian)

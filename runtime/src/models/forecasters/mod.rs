@@ -512,10 +512,35 @@ fn choose_members(
             (ci, err / (origins.len() * (last_step - first_step + 1)) as f64)
         })
         .collect();
-    // Ties (an exact member, a constant series) go to the better member over the whole
-    // horizon, then to the report order.
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(scored[a.0].2.total_cmp(&scored[b.0].2)).then(scored[a.0].0.cmp(&scored[b.0].0)));
-    ranked.truncate(combine);
+    // Errors equal to nine digits of the largest are ties (members that forecast the same
+    // constant on a flat stretch differ only by rounding); ties go to the better member over
+    // the whole horizon, then to the member a single outlier moves least (`Method::tie_rank`).
+    let digits = |v: f64, top: f64| {
+        if !v.is_finite() {
+            i64::MAX
+        } else if top > 0.0 {
+            (v / top * 1e9).round() as i64
+        } else {
+            0
+        }
+    };
+    let top = ranked.iter().map(|r| r.1).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let top_all = scored.iter().map(|c| c.2).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    ranked.sort_by_key(|&(ci, mae)| (digits(mae, top), digits(scored[ci].2, top_all), scored[ci].0.tie_rank(), scored[ci].0));
+    // A member that forecasts exactly what a better-ranked one does (the last value and the
+    // moving median on a flat stretch) adds nothing: the next one takes its place.
+    let bucket = |ci: usize| scored[ci].3.chunks_exact(horizon).flat_map(move |f| &f[first_step..=last_step]);
+    let same = |a: usize, b: usize| bucket(a).zip(bucket(b)).all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()));
+    let mut kept: Vec<(usize, f64)> = Vec::with_capacity(combine);
+    for r in ranked {
+        if kept.len() == combine {
+            break;
+        }
+        if !kept.iter().any(|k| same(k.0, r.0)) {
+            kept.push(r);
+        }
+    }
+    let ranked = kept;
     let weights = combination_weights(&ranked, scored, (origins, y, horizon), (first_step, last_step), grid);
     (ranked, weights)
 }
@@ -861,6 +886,29 @@ mod tests {
         // Below every path at once; above all of them never.
         assert_eq!(paths.crossing_probability(-1e9)[0], 1.0);
         assert_eq!((paths.crossing_probability(1e9)[35], paths.first_likely_crossing(1e9)), (0.0, None));
+    }
+
+    #[test]
+    fn members_validation_cannot_tell_apart_go_to_the_one_a_blip_moves_least() {
+        // A flat metric (a disk that never fills, an idle queue): every member is exact in
+        // validation, so each bucket keeps one of them (the others forecast the same), the
+        // moving median; a blip in the last row then does not become the forecast for the
+        // whole horizon, as it would with the last value.
+        let mut y = vec![7.0; 2000];
+        let fitted = ForecasterParams::default().fit(&y, 60.0, 60).unwrap();
+        for b in fitted.buckets() {
+            let names: Vec<&str> = b.members.iter().map(|m| m.method.name()).collect();
+            assert_eq!(names, ["moving_median"], "steps {}–{}", b.first_step, b.last_step);
+        }
+        *y.last_mut().unwrap() = 500.0;
+        let f = fitted.forecast(&y);
+        assert!(f.point.iter().all(|v| (v - 7.0).abs() < 1e-9), "{:?}", &f.point[..5]);
+        // Members that differ but tie in validation are kept in their tie order.
+        assert!(Method::MovingMedian.tie_rank() < Method::LastValue.tie_rank());
+        let mut ranks: Vec<u8> = Method::ALL.iter().map(|m| m.tie_rank()).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        assert_eq!(ranks.len(), Method::ALL.len());
     }
 
     #[test]
