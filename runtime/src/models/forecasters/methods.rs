@@ -236,8 +236,9 @@ fn median(v: &mut [f64]) -> f64 {
         }
         return if n % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 };
     }
-    // The values are finite (a fit refuses others), so the partial order is total here.
-    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    // The values are finite (a fit refuses others): `total_cmp` orders them as `<` does (but
+    // for −0 before +0, which are equal values) and compiles to an integer comparison.
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
     let m = *m;
     if n % 2 == 1 {
         m
