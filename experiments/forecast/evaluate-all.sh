@@ -13,6 +13,8 @@
 #     experiments/forecast/evaluate-all.sh runs/forecast-eval/others.jsonl
 # and the SMD test-split columns:
 #   NAB_CATEGORIES= SMD_SPLIT=test SMD_COLUMNS="0 3 5 9 14 20 24 30" experiments/forecast/evaluate-all.sh runs/forecast-eval/smd-test.jsonl
+# and every SMD column (a check on columns not used to choose; add SMD_SPLIT=test for the test split):
+#   NAB_CATEGORIES= SMD_COLUMNS="$(seq -s ' ' 0 37)" experiments/forecast/evaluate-all.sh runs/forecast-eval/smd-all.jsonl
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${AIOPS_DATASETS:-../shared/datasets}"
