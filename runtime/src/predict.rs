@@ -144,11 +144,15 @@ impl Prediction {
     /// The scaling advice on this prediction ([`crate::forecast::scaling_advice_at`]): with the
     /// `probability` band, also P(crossing within the horizon).
     pub fn advice(&self, current: f64, interval_secs: f64, threshold: f64, now_minutes: f64) -> crate::forecast::ScalingAdvice {
-        let first = self.first_crossing(threshold);
+        let (first, probability) = match (self.band, &self.paths) {
+            (Band::Probability, Some(paths)) => {
+                let (first, p) = paths.likely_crossing(threshold);
+                (first, Some(p))
+            }
+            _ => (self.first_crossing(threshold), None),
+        };
         let mut advice = crate::forecast::scaling_advice_at(current, self.decision(), first, interval_secs, threshold, now_minutes);
-        if let (Band::Probability, Some(paths)) = (self.band, &self.paths) {
-            advice.crossing_probability = paths.crossing_probability(threshold).last().copied();
-        }
+        advice.crossing_probability = probability;
         advice
     }
 }

@@ -190,7 +190,14 @@ impl FuturePaths {
     /// The first step (0-based) by which a crossing of `threshold` is likely (its probability
     /// at least `crossing_probability`), if any within the horizon.
     pub fn first_likely_crossing(&self, threshold: f64) -> Option<usize> {
-        self.crossing_probability(threshold).iter().position(|p| *p >= self.decide_at)
+        self.likely_crossing(threshold).0
+    }
+
+    /// [`FuturePaths::first_likely_crossing`] and P(crossing within the horizon), from one pass
+    /// over the paths.
+    pub fn likely_crossing(&self, threshold: f64) -> (Option<usize>, f64) {
+        let p = self.crossing_probability(threshold);
+        (p.iter().position(|v| *v >= self.decide_at), p.last().copied().unwrap_or(0.0))
     }
 }
 
@@ -529,7 +536,7 @@ fn choose_members(
     ranked.sort_by_key(|&(ci, mae)| (digits(mae, top), digits(scored[ci].2, top_all), scored[ci].0.tie_rank(), scored[ci].0));
     // A member that forecasts exactly what a better-ranked one does (the last value and the
     // moving median on a flat stretch) adds nothing: the next one takes its place.
-    let bucket = |ci: usize| scored[ci].3.chunks_exact(horizon).flat_map(move |f| &f[first_step..=last_step]);
+    let bucket = |ci: usize| in_bucket(&scored[ci].3, horizon, (first_step, last_step));
     let same = |a: usize, b: usize| bucket(a).zip(bucket(b)).all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()));
     let mut kept: Vec<(usize, f64)> = Vec::with_capacity(combine);
     for r in ranked {
@@ -566,8 +573,7 @@ fn combination_weights(
     // With weights summing to one, the combination's error is the last member's error plus the
     // weighted differences of the others from it: `e_last + Σ w_i (f_i − f_last)`. Flat,
     // origin-major over the bucket's steps.
-    let bucket =
-        |ci: usize| scored[ci].3.chunks_exact(horizon).flat_map(move |f| f[first_step..=last_step].iter().copied()).collect::<Vec<f64>>();
+    let bucket = |ci: usize| in_bucket(&scored[ci].3, horizon, (first_step, last_step)).collect::<Vec<f64>>();
     let last = bucket(ranked[k - 1].0);
     let base: Vec<f64> = origins.iter().flat_map(|&o| y[o + first_step..=o + last_step].iter()).zip(&last).map(|(a, f)| f - a).collect();
     let diffs: Vec<Vec<f64>> = ranked[..k - 1].iter().map(|&(ci, _)| bucket(ci).iter().zip(&last).map(|(f, l)| f - l).collect()).collect();
@@ -607,6 +613,12 @@ fn combination_weights(
             i += 1;
         }
     }
+}
+
+/// The forecasts of steps `[first_step, last_step]` from every origin, origin-major, of one
+/// candidate's buffer (`horizon` values per origin).
+fn in_bucket(preds: &[f64], horizon: usize, (first_step, last_step): (usize, usize)) -> impl Iterator<Item = f64> + '_ {
+    preds.chunks_exact(horizon).flat_map(move |f| f[first_step..=last_step].iter().copied())
 }
 
 /// A scored candidate: method, period, validation MAE and its forecasts from every origin (one
