@@ -271,8 +271,17 @@ impl Bundle {
             .files
             .get(FORECASTER_FILE)
             .ok_or_else(|| corrupt(format!("no `{FORECASTER_FILE}` (kind {}): not a forecaster bundle", self.manifest.kind)))?;
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
+        // A bundle written before `median_level_share` existed was evaluated with the seasonal
+        // median's level over twice the moving average's window: it keeps that (0), not the
+        // newer default.
+        if let Some(params) =
+            value.as_object_mut().and_then(|top| top.entry("params").or_insert_with(|| serde_json::json!({})).as_object_mut())
+        {
+            params.entry("median_level_share").or_insert(serde_json::json!(0.0));
+        }
         let f: crate::predict::StatisticalForecast =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
+            serde_json::from_value(value).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
         f.validate().map_err(|e| corrupt(e.to_string()))?;
         Ok(f)
     }
@@ -755,6 +764,22 @@ mod tests {
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio")
+    }
+
+    #[test]
+    fn a_forecaster_bundle_keeps_the_settings_it_was_written_with() {
+        let current = crate::predict::StatisticalForecast::default();
+        let bundle = Bundle::for_forecaster(manifest("forecaster"), &current);
+        assert_eq!(bundle.forecaster().expect("loads"), current, "a bundle written now reads back as written");
+        // Written before `median_level_share` existed: the level over twice the window (0).
+        let mut old: serde_json::Value = serde_json::to_value(&current).expect("serialize");
+        old["params"].as_object_mut().expect("params").remove("median_level_share");
+        let mut bundle = bundle;
+        bundle.files.insert(FORECASTER_FILE.to_string(), serde_json::to_vec(&old).expect("json"));
+        let read = bundle.forecaster().expect("loads");
+        assert_eq!(read.params.median_level_share, 0.0);
+        assert_ne!(current.params.median_level_share, 0.0, "the default moved on");
+        assert_eq!(read.params.combine, current.params.combine);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub enum Method {
     MovingMedian,
     /// The median of the values at the same phase over the last `median_seasons` periods, each
     /// moved by the change of level since its period (the median of the last rows now less the
-    /// median of the same rows then): a level shift moves the whole profile at once instead of
+    /// median of the same rows then; `median_level_share` of the period): a level shift moves the whole profile at once instead of
     /// one period at a time.
     SeasonalMedian,
     /// MSTL with an ETS trend: the series less its seasonal components (one per detected period),
@@ -107,6 +107,8 @@ pub(super) struct MethodSettings {
     pub(super) fit_rows: usize,
     /// Periods the seasonal median takes its median over.
     pub(super) median_seasons: usize,
+    /// Share of the period the seasonal median's level windows cover (at least twice `window`).
+    pub(super) median_level_share: f64,
 }
 
 /// The smoothing constant of SES and Theta fitted on `y` (a small grid, least one-step squared
@@ -196,8 +198,10 @@ fn seasonal_median(y: &[f64], p: usize, s: MethodSettings, out: &mut [f64]) {
     let n = y.len();
     let seasons = s.median_seasons.min(n / p).max(1);
     // Season i (i + 1 periods back) is moved by the level now less the level then, each the
-    // median of `level_rows` rows (0 where the history is too short for it).
-    let level_rows = (2 * s.window).max(1);
+    // median of `level_rows` rows (0 where the history is too short for it): a share of the
+    // period (an hour and a half of a day by default), so a level is read over the same span of the
+    // cycle whatever the sampling interval, and at least twice the moving average's window.
+    let level_rows = ((p as f64 * s.median_level_share).round() as usize).max(2 * s.window).max(1);
     let mut buf = Vec::with_capacity(level_rows.max(seasons));
     let level = |end: usize, buf: &mut Vec<f64>| {
         (end >= level_rows).then(|| {
@@ -506,7 +510,8 @@ pub(super) fn theta_sums(y: &[f64]) -> (f64, f64) {
 mod tests {
     use super::*;
 
-    const S: MethodSettings = MethodSettings { window: 4, long_window: 8, seasons: 3, fit_rows: 1000, median_seasons: 5 };
+    const S: MethodSettings =
+        MethodSettings { window: 4, long_window: 8, seasons: 3, fit_rows: 1000, median_seasons: 5, median_level_share: 0.0 };
 
     #[test]
     fn each_method_forecasts_what_it_promises() {
@@ -533,6 +538,22 @@ mod tests {
         let shifted: Vec<f64> = (0..30).map(|i| (i % 6) as f64 + if i >= 20 { 10.0 } else { 0.0 }).collect();
         assert_eq!(forecast(Method::SeasonalMedian, &shifted, 3, Some(6), S, Hints::default()), Some(vec![10.0, 11.0, 12.0]));
         assert!((ses[0] - 5.0).abs() < 0.1, "{ses:?}");
+    }
+
+    #[test]
+    fn the_seasonal_median_reads_its_level_over_a_share_of_the_period() {
+        // A 48-row day (0 … 47), five days, the last 5 rows raised by 30 (a short excursion).
+        // With levels over twice the window (8 rows) the excursion is most of the level now and
+        // lifts the whole next day; over a quarter of the day (12 rows) it is under half of
+        // them, the level holds, and the day is forecast as it was.
+        let mut y: Vec<f64> = (0..240).map(|i| (i % 48) as f64).collect();
+        y[235..].iter_mut().for_each(|v| *v += 30.0);
+        let at = |share: f64| {
+            forecast(Method::SeasonalMedian, &y, 48, Some(48), MethodSettings { median_level_share: share, ..S }, Hints::default()).unwrap()
+        };
+        let (short, quarter) = (at(0.0), at(0.25));
+        assert!(short.iter().enumerate().all(|(k, f)| (f - (k as f64 + 30.0)).abs() < 1e-9), "{short:?}");
+        assert!(quarter.iter().enumerate().all(|(k, f)| (f - k as f64).abs() < 1e-9), "{quarter:?}");
     }
 
     #[test]

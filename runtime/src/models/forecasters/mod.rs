@@ -79,6 +79,11 @@ pub struct ForecasterParams {
     pub seasons: usize,
     /// Periods the seasonal median takes its median over.
     pub median_seasons: usize,
+    /// Share of the period over which the seasonal median reads a level (the median of those
+    /// rows now and one period back, at least twice `moving_average_rows`; 0: just that):
+    /// 1/16, an hour and a half of a daily cycle — 90 rows at one minute (24 at 5 minutes, where
+    /// twice the moving average's window is longer).
+    pub median_level_share: f64,
     /// Most recent rows the smoothing methods (SES, Theta) are fitted on.
     pub fit_rows: usize,
     /// Validation origins over the last part of the history (`auto`'s weights and intervals).
@@ -125,6 +130,7 @@ impl Default for ForecasterParams {
             long_average_rows: 180,
             seasons: 3,
             median_seasons: 5,
+            median_level_share: 1.0 / 16.0,
             fit_rows: 1000,
             validation_origins: 80,
             validation_span: 0.6,
@@ -275,6 +281,9 @@ impl ForecasterParams {
         if !(self.weight_shrink.is_finite() && (0.0..=1.0).contains(&self.weight_shrink)) {
             return bad("weight_shrink", self.weight_shrink.to_string(), "in [0, 1]");
         }
+        if !(self.median_level_share.is_finite() && (0.0..=1.0).contains(&self.median_level_share)) {
+            return bad("median_level_share", self.median_level_share.to_string(), "in [0, 1]");
+        }
         if !(self.interval_scale_power.is_finite() && (0.0..=1.0).contains(&self.interval_scale_power)) {
             return bad("interval_scale_power", self.interval_scale_power.to_string(), "in [0, 1]");
         }
@@ -311,6 +320,7 @@ impl ForecasterParams {
             seasons: self.seasons,
             fit_rows: self.fit_rows,
             median_seasons: self.median_seasons,
+            median_level_share: self.median_level_share,
         }
     }
 
@@ -849,6 +859,8 @@ mod tests {
         assert!(bad.to_string().contains("median_min_autocorrelation"), "{bad}");
         for (p, field) in [
             (ForecasterParams { crossing_probability: 0.0, ..Default::default() }, "crossing_probability"),
+            (ForecasterParams { median_level_share: f64::NAN, ..Default::default() }, "median_level_share"),
+            (ForecasterParams { median_level_share: 1.5, ..Default::default() }, "median_level_share"),
             (ForecasterParams { crossing_probability: f64::NAN, ..Default::default() }, "crossing_probability"),
             (ForecasterParams { interval_scale_power: 1.5, ..Default::default() }, "interval_scale_power"),
         ] {
