@@ -158,6 +158,18 @@ impl Prediction {
 }
 
 impl StatisticalForecast {
+    /// Fill in, in a stored forecaster (a bundle's `forecaster.json`, a tracked run's
+    /// `forecaster`) as JSON, the settings it was written without with the values it was
+    /// evaluated with rather than today's defaults: `median_level_share` 0 (the seasonal median's
+    /// level over twice the moving average's window, before the setting existed).
+    pub fn fill_stored(value: &mut serde_json::Value) {
+        if let Some(params) =
+            value.as_object_mut().and_then(|top| top.entry("params").or_insert_with(|| serde_json::json!({})).as_object_mut())
+        {
+            params.entry("median_level_share").or_insert(serde_json::json!(0.0));
+        }
+    }
+
     /// Check every setting.
     pub fn validate(&self) -> Result<(), ForecastError> {
         let bad = |field: &str, v: f64, why: &str| Err(ForecastError::Config(format!("[forecast.auto] {field} = {v}: {why}")));

@@ -272,14 +272,7 @@ impl Bundle {
             .get(FORECASTER_FILE)
             .ok_or_else(|| corrupt(format!("no `{FORECASTER_FILE}` (kind {}): not a forecaster bundle", self.manifest.kind)))?;
         let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
-        // A bundle written before `median_level_share` existed was evaluated with the seasonal
-        // median's level over twice the moving average's window: it keeps that (0), not the
-        // newer default.
-        if let Some(params) =
-            value.as_object_mut().and_then(|top| top.entry("params").or_insert_with(|| serde_json::json!({})).as_object_mut())
-        {
-            params.entry("median_level_share").or_insert(serde_json::json!(0.0));
-        }
+        crate::predict::StatisticalForecast::fill_stored(&mut value);
         let f: crate::predict::StatisticalForecast =
             serde_json::from_value(value).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
         f.validate().map_err(|e| corrupt(e.to_string()))?;

@@ -112,6 +112,17 @@ pub struct ForecastRun {
 
 impl TrackedFile for ForecastRun {
     const FILE: &'static str = "forecast.json";
+
+    /// Read `dir/forecast.json`; a forecaster written before a setting existed keeps the value
+    /// it was evaluated with ([`runtime::predict::StatisticalForecast::fill_stored`]).
+    fn read(dir: &Path) -> Result<Self, TrackingError> {
+        let path = dir.join(Self::FILE);
+        let mut value: serde_json::Value = read(&path)?;
+        if let Some(forecaster) = value.get_mut("forecaster") {
+            runtime::predict::StatisticalForecast::fill_stored(forecaster);
+        }
+        serde_json::from_value(value).map_err(|e| TrackingError { path: path.display().to_string(), reason: e.to_string() })
+    }
 }
 
 /// How a tracked run ended (MLflow's run statuses).
@@ -249,6 +260,28 @@ mod tests {
         std::fs::write(dir.path().join("metrics.jsonl"), text).unwrap();
         let read: BTreeMap<String, f64> = read_metrics(dir.path()).into_iter().map(|m| (m.key, m.value)).collect();
         assert_eq!(read, metrics);
+        // A forecaster run written before `median_level_share` existed keeps 0 (how it was
+        // evaluated); one written now reads back as written.
+        let run = ForecastRun {
+            forecaster: runtime::predict::StatisticalForecast::default(),
+            input: "in.csv".into(),
+            column: "value".into(),
+            input_sha256: "00".into(),
+            rows: 3,
+            start_ms: None,
+            end_ms: None,
+            start_time: 1,
+            end_time: 2,
+            git_commit: None,
+        };
+        run.write(dir.path()).unwrap();
+        assert_eq!(ForecastRun::read(dir.path()).unwrap(), run);
+        let mut old: serde_json::Value = serde_json::to_value(&run).unwrap();
+        old["forecaster"]["params"].as_object_mut().unwrap().remove("median_level_share");
+        std::fs::write(dir.path().join("forecast.json"), old.to_string()).unwrap();
+        let read = ForecastRun::read(dir.path()).unwrap();
+        assert_eq!(read.forecaster.params.median_level_share, 0.0);
+        assert_ne!(run.forecaster.params.median_level_share, 0.0);
         let bad = "{\"detector\": {\"kind\": \"fleet\"}, \"threshold\": 0.5, \"dataset\": \"nob\"}";
         std::fs::write(dir.path().join("trial.json"), bad).unwrap();
         let e = TrialRecord::read(dir.path()).unwrap_err().to_string();

@@ -29,8 +29,8 @@ pub enum Method {
     MovingMedian,
     /// The median of the values at the same phase over the last `median_seasons` periods, each
     /// moved by the change of level since its period (the median of the last rows now less the
-    /// median of the same rows then; `median_level_share` of the period): a level shift moves the whole profile at once instead of
-    /// one period at a time.
+    /// median of the same rows then, over `median_level_share` of the period): a level shift
+    /// moves the whole profile at once instead of one period at a time.
     SeasonalMedian,
     /// MSTL with an ETS trend: the series less its seasonal components (one per detected period),
     /// forecast by exponential smoothing with a damped additive trend, the components added back
