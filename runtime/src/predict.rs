@@ -158,15 +158,13 @@ impl Prediction {
 }
 
 impl StatisticalForecast {
-    /// Fill in, in a stored forecaster (a bundle's `forecaster.json`, a tracked run's
-    /// `forecaster`) as JSON, the settings it was written without with the values it was
-    /// evaluated with rather than today's defaults: `median_level_share` 0 (the seasonal median's
-    /// level over twice the moving average's window, before the setting existed).
-    pub fn fill_stored(value: &mut serde_json::Value) {
-        if let Some(params) =
-            value.as_object_mut().and_then(|top| top.entry("params").or_insert_with(|| serde_json::json!({})).as_object_mut())
-        {
-            params.entry("median_level_share").or_insert(serde_json::json!(0.0));
+    /// Give the settings that `stored` (the JSON this forecaster was read from: a bundle's
+    /// `forecaster.json`, a tracked run's `forecaster`) was written without the values it was
+    /// evaluated with rather than today's defaults: `median_level_share` 0 (the seasonal
+    /// median's level over twice the moving average's window, before the setting existed).
+    pub fn keep_stored(&mut self, stored: &serde_json::Value) {
+        if stored.get("params").and_then(|p| p.get("median_level_share")).is_none() {
+            self.params.median_level_share = 0.0;
         }
     }
 

@@ -271,10 +271,9 @@ impl Bundle {
             .files
             .get(FORECASTER_FILE)
             .ok_or_else(|| corrupt(format!("no `{FORECASTER_FILE}` (kind {}): not a forecaster bundle", self.manifest.kind)))?;
-        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
-        crate::predict::StatisticalForecast::fill_stored(&mut value);
-        let f: crate::predict::StatisticalForecast =
-            serde_json::from_value(value).map_err(|e| corrupt(format!("`{FORECASTER_FILE}`: {e}")))?;
+        let parse = |e: serde_json::Error| corrupt(format!("`{FORECASTER_FILE}`: {e}"));
+        let mut f: crate::predict::StatisticalForecast = serde_json::from_slice(bytes).map_err(parse)?;
+        f.keep_stored(&serde_json::from_slice(bytes).map_err(parse)?);
         f.validate().map_err(|e| corrupt(e.to_string()))?;
         Ok(f)
     }

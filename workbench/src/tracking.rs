@@ -41,9 +41,15 @@ pub struct TrackingError {
 }
 
 fn read<T: DeserializeOwned>(path: &Path) -> Result<T, TrackingError> {
-    let err = |reason: String| TrackingError { path: path.display().to_string(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+    parse(path, &read_text(path)?)
+}
+
+fn read_text(path: &Path) -> Result<String, TrackingError> {
+    std::fs::read_to_string(path).map_err(|e| TrackingError { path: path.display().to_string(), reason: e.to_string() })
+}
+
+fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, TrackingError> {
+    serde_json::from_str(text).map_err(|e| TrackingError { path: path.display().to_string(), reason: e.to_string() })
 }
 
 fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), TrackingError> {
@@ -114,14 +120,13 @@ impl TrackedFile for ForecastRun {
     const FILE: &'static str = "forecast.json";
 
     /// Read `dir/forecast.json`; a forecaster written before a setting existed keeps the value
-    /// it was evaluated with ([`runtime::predict::StatisticalForecast::fill_stored`]).
+    /// it was evaluated with ([`runtime::predict::StatisticalForecast::keep_stored`]).
     fn read(dir: &Path) -> Result<Self, TrackingError> {
         let path = dir.join(Self::FILE);
-        let mut value: serde_json::Value = read(&path)?;
-        if let Some(forecaster) = value.get_mut("forecaster") {
-            runtime::predict::StatisticalForecast::fill_stored(forecaster);
-        }
-        serde_json::from_value(value).map_err(|e| TrackingError { path: path.display().to_string(), reason: e.to_string() })
+        let text = read_text(&path)?;
+        let mut run: Self = parse(&path, &text)?;
+        run.forecaster.keep_stored(&parse::<serde_json::Value>(&path, &text)?["forecaster"]);
+        Ok(run)
     }
 }
 

@@ -199,8 +199,9 @@ fn seasonal_median(y: &[f64], p: usize, s: MethodSettings, out: &mut [f64]) {
     let seasons = s.median_seasons.min(n / p).max(1);
     // Season i (i + 1 periods back) is moved by the level now less the level then, each the
     // median of `level_rows` rows (0 where the history is too short for it): a share of the
-    // period (an hour and a half of a day by default), so a level is read over the same span of the
-    // cycle whatever the sampling interval, and at least twice the moving average's window.
+    // period (an hour and a half of a day by default), so a level is read over the same span
+    // of the cycle whatever the sampling interval, and at least twice the moving average's
+    // window.
     let level_rows = ((p as f64 * s.median_level_share).round() as usize).max(2 * s.window).max(1);
     let mut buf = Vec::with_capacity(level_rows.max(seasons));
     let level = |end: usize, buf: &mut Vec<f64>| {
