@@ -52,7 +52,7 @@ pub struct StatForecastReport {
     pub rows: usize,
     /// Rows `auto` was fitted on.
     pub train_rows: usize,
-    /// Sampling interval, seconds.
+    /// The time a row stands for, seconds ([`ForecastSeries::interval_secs`]).
     pub interval_secs: f64,
     /// Forecast origins evaluated.
     pub origins: usize,
@@ -375,6 +375,22 @@ mod tests {
         let svg = std::fs::read_to_string(&chart).unwrap();
         assert!(svg.contains("95 % interval") && svg.contains("actual") && svg.contains("<polygon"), "band, actuals and legend drawn");
         std::fs::remove_file(chart).ok();
+    }
+
+    #[test]
+    fn a_series_with_rows_missing_keeps_its_daily_period() {
+        // The daily pulse every 5 minutes with one row of every four missing: a day is 216
+        // rows, and the period (and the baseline's day back) is read as such, not as 288.
+        let kept: Vec<usize> = (0..288 * 12).filter(|i| i % 4 != 3).collect();
+        let rows: Vec<Vec<f64>> = kept
+            .iter()
+            .map(|i| vec![if (i % 288) / 12 >= 9 && (i % 288) / 12 < 17 { 80.0 } else { 20.0 } + ((i * 7919) % 13) as f64 * 0.5])
+            .collect();
+        let ts: Vec<i64> = kept.iter().map(|i| *i as i64 * 300_000).collect();
+        let series = ForecastSeries::new("gappy", vec!["value".into()], ts, &rows).unwrap();
+        let r = evaluate(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }).unwrap();
+        assert_eq!((r.interval_secs, r.period), (400.0, Some(216)));
+        assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
     }
 
     #[test]

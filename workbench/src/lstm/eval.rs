@@ -129,7 +129,7 @@ pub struct ForecastReport {
     pub rows: usize,
     /// Rows used for training (70 %).
     pub train_rows: usize,
-    /// Sampling interval, seconds.
+    /// The time a row stands for, seconds ([`ForecastSeries::interval_secs`]).
     pub interval_secs: f64,
     /// Seasonal period used by the seasonal-naive baseline (one day), steps.
     pub season_steps: usize,

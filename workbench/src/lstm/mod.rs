@@ -32,7 +32,11 @@ pub struct ForecastSeries {
     pub timestamps_ms: Vec<i64>,
     /// Row-major values, `columns.len()` per row, all finite.
     pub values: Vec<f64>,
-    /// Median sampling interval, seconds.
+    /// The time one row stands for, seconds: the median interval between rows, or, when rows
+    /// go missing (a typical day, the median of the row counts of the series' whole days, holds
+    /// under 95 % of what that interval fills), a day over that count. Periods in rows (a day
+    /// back, the seasonal methods' period) come from it: on a series with frequent gaps the
+    /// median interval would make a day many more rows than a day holds.
     pub interval_secs: f64,
     /// Non-finite values replaced by the previous value of their column (or the first finite
     /// one at the start): the documented repair, counted.
@@ -63,9 +67,7 @@ impl ForecastSeries {
                 values.push(*l);
             }
         }
-        let mut steps: Vec<i64> = timestamps_ms.windows(2).map(|w| w[1] - w[0]).filter(|s| *s > 0).collect();
-        steps.sort_unstable();
-        let interval_secs = steps.get(steps.len() / 2).map_or(60.0, |s| *s as f64 / 1000.0);
+        let interval_secs = row_interval_secs(&timestamps_ms);
         Ok(Self { name: name.into(), columns, timestamps_ms, values, interval_secs, filled })
     }
 
@@ -83,6 +85,27 @@ impl ForecastSeries {
     pub fn target(&self) -> Vec<f64> {
         self.values.iter().step_by(self.columns.len()).copied().collect()
     }
+}
+
+/// [`ForecastSeries::interval_secs`] of these timestamps (ms; 60 s when there are fewer than two).
+fn row_interval_secs(timestamps_ms: &[i64]) -> f64 {
+    const DAY_MS: i64 = 86_400_000;
+    let mut steps: Vec<i64> = timestamps_ms.windows(2).map(|w| w[1] - w[0]).filter(|s| *s > 0).collect();
+    steps.sort_unstable();
+    let Some(&median) = steps.get(steps.len() / 2) else { return 60.0 };
+    let mut sorted = timestamps_ms.to_vec();
+    sorted.sort_unstable();
+    let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
+    let days = (last - first) / DAY_MS;
+    let at = |t: i64| sorted.partition_point(|x| *x < t);
+    let mut counts: Vec<usize> = (0..days).map(|k| at(first + (k + 1) * DAY_MS) - at(first + k * DAY_MS)).collect();
+    counts.sort_unstable();
+    let typical = match counts.len() {
+        0 => return median as f64 / 1000.0,
+        n if n % 2 == 1 => counts[n / 2] as f64,
+        n => (counts[n / 2 - 1] + counts[n / 2]) as f64 / 2.0,
+    };
+    if typical >= 1.0 && typical < 0.95 * DAY_MS as f64 / median as f64 { 86_400.0 / typical } else { median as f64 / 1000.0 }
 }
 
 /// Scaled data and the window geometry shared by training and evaluation.

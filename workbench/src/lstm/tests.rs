@@ -131,3 +131,22 @@ fn gaps_are_filled_and_counted() {
     let e = ForecastSeries::new("g", vec!["a".into()], vec![0], &[vec![f64::NAN]]).unwrap_err().to_string();
     assert!(e.contains("`a`"), "{e}");
 }
+
+#[test]
+fn a_row_stands_for_a_day_over_the_rows_a_typical_day_holds() {
+    let series = |ts: Vec<i64>| {
+        let rows: Vec<Vec<f64>> = ts.iter().map(|_| vec![1.0]).collect();
+        ForecastSeries::new("t", vec!["v".into()], ts, &rows).unwrap().interval_secs
+    };
+    const FIVE_MIN: i64 = 300_000;
+    // Every 5 minutes for ten days: 300 s, with or without a two-day outage (the typical day is
+    // still full).
+    assert_eq!(series((0..2880).map(|i| i * FIVE_MIN).collect()), 300.0);
+    assert_eq!(series((0..2880).filter(|i| !(1000..1576).contains(i)).map(|i| i * FIVE_MIN).collect()), 300.0);
+    // Timestamps jittered by up to ±40 s: the median interval, as before.
+    let jittered = series((0..2880).map(|i| i * FIVE_MIN + ((i * 7919) % 81 - 40) * 1000).collect());
+    assert!((jittered - 300.0).abs() < 10.0, "{jittered}");
+    // One row of every four missing: the median interval is still 5 minutes, but a day holds
+    // 216 rows, not 288, and a row stands for 86 400 / 216 = 400 s.
+    assert_eq!(series((0..2880).filter(|i| i % 4 != 3).map(|i| i * FIVE_MIN).collect()), 400.0);
+}
