@@ -81,7 +81,9 @@ pub struct StatForecastReport {
     /// Spike prediction per model (point forecast crossing the threshold within the horizon),
     /// plus `auto_upper_80` / `auto_upper_95` (the interval's upper bound crossing it) and
     /// `auto_probability` (P(crossing within the horizon) from the future paths at least
-    /// `crossing_probability`: how predictive scaling decides by default).
+    /// `crossing_probability`: how predictive scaling decides by default), and `actual` (the
+    /// actual values as the forecast: precision and recall 1, the mean lead the data allows when
+    /// every crossing is caught).
     pub spike: BTreeMap<String, SpikeScore>,
     /// Non-finite input values forward-filled.
     pub filled: usize,
@@ -139,6 +141,9 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
             }
             spikes.entry(name.clone()).or_default().add(last, f, actual, threshold);
         }
+        // The actual values as the forecast: every crossing caught, at every origin before it
+        // (the mean lead of perfect foresight, next to which the forecasters' leads are read).
+        spikes.entry("actual".into()).or_default().add(last, actual, actual, threshold);
         spikes.entry("auto_upper_80".into()).or_default().add(last, &auto.upper_80, actual, threshold);
         spikes.entry("auto_upper_95".into()).or_default().add(last, &auto.upper_95, actual, threshold);
         // The probability band: crossing where the share of future paths reaching the
@@ -370,6 +375,8 @@ mod tests {
         assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
         assert!(r.coverage["95"] > 0.85, "{:?}", r.coverage);
         assert!(r.spike.contains_key("auto_upper_80") && r.spike.contains_key("auto_probability"));
+        let perfect = &r.spike["actual"];
+        assert!(perfect.true_positives > 0 && perfect.false_positives + perfect.false_negatives == 0, "{perfect:?}");
         let chart = std::env::temp_dir().join(format!("wb-forecast-chart-{}.svg", std::process::id()));
         last_origin_chart(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }, &chart).unwrap();
         let svg = std::fs::read_to_string(&chart).unwrap();
