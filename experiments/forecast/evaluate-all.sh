@@ -41,6 +41,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"{'series':<52}{'auto MAE':>11}{'best baseline':>26}{'ratio':>7}{'cov80':>7}{'cov95':>7}  members")
 ratios, c80, c95 = [], [], []
 spikes = {k: {"tp": 0, "fp": 0, "fn": 0, "lead": 0.0} for k in ("auto", "auto_upper_80", "auto_upper_95", "auto_probability", "baseline_seasonal_naive", "actual")}
+labels = {"actual": "actual values: every crossing caught"}
 for r in rows:
     name = r["series"].split("/")[-1] + ("" if r["column"] == "value" else f":{r['column']}")
     b = r["best_baseline"]
@@ -58,6 +59,6 @@ print(f"\n{n} series: auto at or below the best baseline's MAE on {sum(x <= 1 fo
 print(f"mean coverage: 80 % interval {statistics.mean(c80):.3f}, 95 % interval {statistics.mean(c95):.3f}")
 for k, spike in spikes.items():
     tp, fp, fn = spike["tp"], spike["fp"], spike["fn"]
-    print(f"spike prediction ({k if k != 'actual' else 'actual values: every crossing caught'}, pooled): precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}, "
+    print(f"spike prediction ({labels.get(k, k)}, pooled): precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}, "
           f"mean lead {spike['lead'] / max(tp, 1):.0f} min")
 PY

@@ -646,31 +646,18 @@ fn abs_sum(v: &[f64]) -> f64 {
 }
 
 /// [`abs_sum`] of `base + wa·a (+ wb·b)` (added in that order, as the general path does) without
-/// writing the mix out.
+/// writing the mix out. One member is the two-member sum with `wb` = 0: adding a zero changes no
+/// absolute value.
 fn abs_sum_mixed(base: &[f64], (a, wa): (&[f64], f64), b: Option<(&[f64], f64)>) -> f64 {
+    let (b, wb) = b.unwrap_or((a, 0.0));
     let mut acc = [0.0f64; 4];
     let n4 = base.len() / 4 * 4;
-    let mut tail = 0.0;
-    match b {
-        None => {
-            for (x, y) in base[..n4].chunks_exact(4).zip(a[..n4].chunks_exact(4)) {
-                for j in 0..4 {
-                    acc[j] += (x[j] + wa * y[j]).abs();
-                }
-            }
-            tail = base[n4..].iter().zip(&a[n4..]).map(|(x, y)| (x + wa * y).abs()).sum();
-        }
-        Some((b, wb)) => {
-            for ((x, y), z) in base[..n4].chunks_exact(4).zip(a[..n4].chunks_exact(4)).zip(b[..n4].chunks_exact(4)) {
-                for j in 0..4 {
-                    acc[j] += (x[j] + wa * y[j] + wb * z[j]).abs();
-                }
-            }
-            for ((x, y), z) in base[n4..].iter().zip(&a[n4..]).zip(&b[n4..]) {
-                tail += (x + wa * y + wb * z).abs();
-            }
+    for ((x, y), z) in base[..n4].chunks_exact(4).zip(a[..n4].chunks_exact(4)).zip(b[..n4].chunks_exact(4)) {
+        for j in 0..4 {
+            acc[j] += (x[j] + wa * y[j] + wb * z[j]).abs();
         }
     }
+    let tail: f64 = base[n4..].iter().zip(&a[n4..]).zip(&b[n4..]).map(|((x, y), z)| (x + wa * y + wb * z).abs()).sum();
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
