@@ -50,8 +50,13 @@ pub struct StatForecastReport {
     pub column: String,
     /// Rows.
     pub rows: usize,
-    /// Rows `auto` was fitted on.
+    /// Steps `auto` was fitted on (rows, or cells of the time grid).
     pub train_rows: usize,
+    /// Where rows go missing, the cells of time the steps are
+    /// ([`ForecastSeries::target_on_grid`]); absent on a regular series, whose steps are rows.
+    pub grid_cells: Option<usize>,
+    /// Cells of that grid that hold no row (filled with the previous cell's value, not scored).
+    pub grid_empty_cells: usize,
     /// The time a row stands for, seconds ([`ForecastSeries::interval_secs`]).
     pub interval_secs: f64,
     /// Forecast origins evaluated.
@@ -91,10 +96,12 @@ pub struct StatForecastReport {
 
 /// Fit on the first part of `series`, evaluate over the rest (see the module docs).
 pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProtocol) -> Result<StatForecastReport, ForecasterError> {
-    let y = series.target();
+    // Where rows go missing, steps are cells of time and only the cells that hold rows are scored.
+    let (y, observed) = series.target_on_grid();
+    let seen = |i: usize| observed.as_ref().is_none_or(|o| o[i]);
     let n = y.len();
     let hz = p.horizon;
-    let n_train = ((n as f64) * p.train_fraction).round() as usize;
+    let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
     let mut fitted = params.fit(&y[..n_train.min(n)], series.interval_secs, hz)?;
     let season = p.season_steps.unwrap_or_else(|| (86_400.0 / series.interval_secs).round() as usize).max(1);
     let lo = n_train.max(p.baseline_window).max(season);
@@ -102,7 +109,7 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         return Err(ForecasterError::TooShort { rows: n, horizon: hz, needed: lo + hz });
     }
     let origins = forecast_origins(lo, n, hz, p.max_origins);
-    let threshold = spike_threshold(&y[..n_train]);
+    let threshold = spike_threshold(&(0..n_train).filter(|i| seen(*i)).map(|i| y[i]).collect::<Vec<_>>());
     let horizons: Vec<usize> = [1usize, 30, 180].into_iter().filter(|h| *h <= hz).collect();
     let mut all: BTreeMap<String, Acc> = BTreeMap::new();
     let mut at: BTreeMap<(usize, String), Acc> = BTreeMap::new();
@@ -113,10 +120,12 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
             fitted = params.fit(&y[..o], series.interval_secs, hz)?;
         }
         let history = &y[..o];
-        let actual = &y[o..o + hz];
+        // A cell without rows has no actual value: NaN, which no error and no crossing counts.
+        let actual: Vec<f64> = (o..o + hz).map(|i| if seen(i) { y[i] } else { f64::NAN }).collect();
+        let actual = actual.as_slice();
         let last = y[o - 1];
         let auto = fitted.forecast(history);
-        for (k, a) in actual.iter().enumerate() {
+        for (k, a) in actual.iter().enumerate().filter(|(_, a)| a.is_finite()) {
             in80 += usize::from(*a >= auto.lower_80[k] && *a <= auto.upper_80[k]);
             in95 += usize::from(*a >= auto.lower_95[k] && *a <= auto.upper_95[k]);
             count += 1;
@@ -135,8 +144,8 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
         }
         for (name, f) in &preds {
             let acc = all.entry(name.clone()).or_default();
-            actual.iter().zip(f).for_each(|(a, b)| acc.add(*a, *b));
-            for &h in &horizons {
+            actual.iter().zip(f).filter(|(a, _)| a.is_finite()).for_each(|(a, b)| acc.add(*a, *b));
+            for &h in horizons.iter().filter(|h| actual[*h - 1].is_finite()) {
                 at.entry((h, name.clone())).or_default().add(actual[h - 1], f[h - 1]);
             }
             spikes.entry(name.clone()).or_default().add(last, f, actual, threshold);
@@ -157,8 +166,10 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     Ok(StatForecastReport {
         series: series.name.clone(),
         column: series.columns[0].clone(),
-        rows: n,
+        rows: series.len(),
         train_rows: n_train,
+        grid_cells: observed.as_ref().map(Vec::len),
+        grid_empty_cells: observed.as_ref().map_or(0, |o| o.iter().filter(|v| !**v).count()),
         interval_secs: series.interval_secs,
         origins: origins.len(),
         horizon: hz,
@@ -183,6 +194,15 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     })
 }
 
+/// The steps `auto` is fitted on: the first `fraction` of `n` rows, or, on a time grid, the
+/// cells up to the one that holds the last of the first `fraction` of the observed cells.
+fn train_steps(observed: Option<&[bool]>, n: usize, fraction: f64) -> usize {
+    let Some(observed) = observed else { return ((n as f64) * fraction).round() as usize };
+    let seen = observed.iter().filter(|v| **v).count();
+    let k = ((seen as f64) * fraction).round() as usize;
+    observed.iter().enumerate().filter(|(_, v)| **v).nth(k.max(1) - 1).map_or(n, |(i, _)| i + 1)
+}
+
 /// MAE(auto) / MAE(best baseline), both floored at a billionth of the series' mean absolute
 /// value: a tie at zero (a constant series) is 1, and a baseline that is exact where `auto` is
 /// not is a loss by a large factor, not a tie.
@@ -201,9 +221,9 @@ pub fn last_origin_chart(
     p: &EvalProtocol,
     path: &std::path::Path,
 ) -> Result<(), ChartError> {
-    let y = series.target();
+    let (y, observed) = series.target_on_grid();
     let (n, hz) = (y.len(), p.horizon);
-    let n_train = ((n as f64) * p.train_fraction).round() as usize;
+    let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
     let fitted = params.fit(&y[..n_train.min(n)], series.interval_secs, hz)?;
     let o = n.checked_sub(hz).filter(|o| *o >= n_train).ok_or(ForecasterError::TooShort { rows: n, horizon: hz, needed: n_train + hz })?;
     let f = fitted.forecast(&y[..o]);
@@ -384,20 +404,49 @@ mod tests {
         std::fs::remove_file(chart).ok();
     }
 
-    #[test]
-    fn a_series_with_rows_missing_keeps_its_daily_period() {
-        // The daily pulse every 5 minutes with one row of every four missing: a day is 216
-        // rows, and the period (and the baseline's day back) is read as such, not as 288.
-        let kept: Vec<usize> = (0..288 * 12).filter(|i| i % 4 != 3).collect();
+    /// A pulse from 9:00 to 17:00 with noise, every 5 minutes, at the rows `kept` only.
+    fn daily_pulse(kept: &[usize]) -> ForecastSeries {
         let rows: Vec<Vec<f64>> = kept
             .iter()
             .map(|i| vec![if (i % 288) / 12 >= 9 && (i % 288) / 12 < 17 { 80.0 } else { 20.0 } + ((i * 7919) % 13) as f64 * 0.5])
             .collect();
         let ts: Vec<i64> = kept.iter().map(|i| *i as i64 * 300_000).collect();
-        let series = ForecastSeries::new("gappy", vec!["value".into()], ts, &rows).unwrap();
+        ForecastSeries::new("gappy", vec!["value".into()], ts, &rows).unwrap()
+    }
+
+    #[test]
+    fn a_series_with_rows_missing_keeps_its_daily_period() {
+        // The daily pulse every 5 minutes with one row of every four missing: a day is 216
+        // rows, and the period (and the baseline's day back) is read as such, not as 288.
+        let kept: Vec<usize> = (0..288 * 12).filter(|i| i % 4 != 3).collect();
+        let series = daily_pulse(&kept);
         let r = evaluate(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }).unwrap();
         assert_eq!((r.interval_secs, r.period), (400.0, Some(216)));
         assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
+    }
+
+    #[test]
+    fn a_series_with_rows_missing_in_runs_is_forecast_in_cells_of_time() {
+        // The daily pulse every 5 minutes for 14 days with runs of rows missing (a run of 20 to
+        // 90 rows after every 60 to 150 kept): counted in rows, a day back drifts by hours; in
+        // cells of time it is a day back, and `auto` (and the seasonal baseline) find the day.
+        let (mut kept, mut i, mut k) = (Vec::new(), 0usize, 7usize);
+        while i < 288 * 14 {
+            k = (k * 7919 + 13) % 1009;
+            let (keep, skip) = (60 + k % 91, 20 + k % 71);
+            kept.extend((i..i + keep).take_while(|j| *j < 288 * 14));
+            i += keep + skip;
+        }
+        let series = daily_pulse(&kept);
+        let r = evaluate(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }).unwrap();
+        let day = (86_400.0 / r.interval_secs).round() as usize;
+        assert!(r.grid_cells.is_some_and(|c| c > r.rows) && r.grid_empty_cells > 0, "{:?} {}", r.grid_cells, r.grid_empty_cells);
+        assert_eq!(r.period, Some(day));
+        assert_eq!(r.best_baseline, "baseline_seasonal_naive");
+        assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
+        // The pulse's edges land where they did a day before: an error near the noise's, not
+        // the 19 of the same forecasters counted in rows.
+        assert!(r.mae["auto"] < 8.0, "{}", r.mae["auto"]);
     }
 
     #[test]

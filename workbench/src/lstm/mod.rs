@@ -85,6 +85,46 @@ impl ForecastSeries {
     pub fn target(&self) -> Vec<f64> {
         self.values.iter().step_by(self.columns.len()).copied().collect()
     }
+
+    /// The target as the statistical forecasters see it: one value per row on a regular series;
+    /// where rows go missing (a row stands for more than the median interval,
+    /// [`ForecastSeries::interval_secs`]), one value per `interval_secs` cell of time, as the
+    /// runtime buckets live samples (`runtime::predict::bucketed`): the mean of the rows in the
+    /// cell, or the previous cell's value where it holds none, with which cells hold rows. So a
+    /// day back is a day back in time wherever the rows went missing, not on average. Rows that
+    /// come in bursts (under half the cells would hold any) stay rows.
+    pub fn target_on_grid(&self) -> (Vec<f64>, Option<Vec<bool>>) {
+        let y = self.target();
+        let cell_ms = (self.interval_secs * 1000.0).round() as i64;
+        let mut steps: Vec<i64> = self.timestamps_ms.windows(2).map(|w| w[1] - w[0]).filter(|s| *s > 0).collect();
+        steps.sort_unstable();
+        if steps.get(steps.len() / 2).is_none_or(|median| cell_ms <= *median) {
+            return (y, None);
+        }
+        let mut cells: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
+        for (t, v) in self.timestamps_ms.iter().zip(&y) {
+            let c = cells.entry(t.div_euclid(cell_ms)).or_insert((0.0, 0));
+            c.0 += v;
+            c.1 += 1;
+        }
+        let (Some((&first, _)), Some((&last, _))) = (cells.first_key_value(), cells.last_key_value()) else { return (y, None) };
+        let mut values = Vec::with_capacity((last - first + 1) as usize);
+        let mut observed = Vec::with_capacity(values.capacity());
+        let mut prev = f64::NAN;
+        for c in first..=last {
+            if let Some((sum, count)) = cells.get(&c) {
+                prev = sum / *count as f64;
+            }
+            values.push(prev);
+            observed.push(cells.contains_key(&c));
+        }
+        // Rows that come in bursts with long absences (most cells empty) stay rows: on a grid
+        // the forecasters would mostly see filled values.
+        if 2 * observed.iter().filter(|v| **v).count() < observed.len() {
+            return (y, None);
+        }
+        (values, Some(observed))
+    }
 }
 
 /// [`ForecastSeries::interval_secs`] of these timestamps (ms; 60 s when there are fewer than two).

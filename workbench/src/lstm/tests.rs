@@ -150,3 +150,41 @@ fn a_row_stands_for_a_day_over_the_rows_a_typical_day_holds() {
     // 216 rows, not 288, and a row stands for 86 400 / 216 = 400 s.
     assert_eq!(series((0..2880).filter(|i| i % 4 != 3).map(|i| i * FIVE_MIN).collect()), 400.0);
 }
+
+#[test]
+fn rows_missing_in_runs_become_cells_of_time_and_bursts_stay_rows() {
+    const FIVE_MIN: i64 = 300_000;
+    let series = |ts: &[i64]| {
+        let rows: Vec<Vec<f64>> = (0..ts.len()).map(|i| vec![i as f64]).collect();
+        ForecastSeries::new("t", vec!["v".into()], ts.to_vec(), &rows).unwrap()
+    };
+    // Regular: the rows themselves.
+    let regular: Vec<i64> = (0..2880).map(|i| i * FIVE_MIN).collect();
+    assert_eq!(series(&regular).target_on_grid(), ((0..2880).map(|i| i as f64).collect(), None));
+    // Ten days every 5 minutes with the rows of a 40-row run missing in every 100: a typical day
+    // holds about 173 rows, a row stands for about 500 s, and the cells are that long (a day is
+    // about 173 of them whichever rows went missing); a cell with two rows holds their mean, one
+    // without rows the previous cell's value.
+    let ts: Vec<i64> = (0..2880).filter(|i| i % 100 < 60).map(|i| i * FIVE_MIN).collect();
+    let s = series(&ts);
+    let cell = (s.interval_secs * 1000.0).round() as i64;
+    let (values, observed) = s.target_on_grid();
+    let observed = observed.expect("a grid");
+    assert_eq!(values.len(), (ts[ts.len() - 1] / cell - ts[0] / cell + 1) as usize);
+    assert!(observed.iter().filter(|v| !**v).count() > values.len() / 4);
+    let first = ts[0] / cell;
+    for (i, t) in ts.iter().enumerate() {
+        let c = (t / cell - first) as usize;
+        assert!(observed[c]);
+        let same: Vec<usize> = (0..ts.len()).filter(|j| ts[*j] / cell - first == c as i64).collect();
+        assert_eq!(values[c], same.iter().sum::<usize>() as f64 / same.len() as f64, "row {i}");
+    }
+    for c in (1..values.len()).filter(|c| !observed[*c]) {
+        assert_eq!(values[c], values[c - 1]);
+    }
+    // Bursts: an hour of rows every 5 minutes, then five hours without: most cells would be
+    // filled, so the rows stay rows.
+    let bursts: Vec<i64> = (0..2880).filter(|i| i % 72 < 12).map(|i| i * FIVE_MIN).collect();
+    assert!(series(&bursts).interval_secs > 300.0);
+    assert_eq!(series(&bursts).target_on_grid().1, None);
+}
