@@ -266,6 +266,8 @@ pub(super) fn settled_window(y: &[f64], short: usize, long: usize) -> Settled {
 /// copied and selected anew at each origin.
 pub(super) fn settled_windows(y: &[f64], origins: &[usize], short: usize, long: usize) -> Vec<Settled> {
     let mut sorted: Vec<f64> = Vec::with_capacity(long);
+    let mut next: Vec<f64> = Vec::with_capacity(long);
+    let (mut leaving, mut entering) = (Vec::new(), Vec::new());
     let mut buf: Vec<f64> = Vec::with_capacity(long);
     // Rows `held.0..held.1` of `y` are in `sorted`.
     let mut held = (0usize, 0usize);
@@ -279,16 +281,30 @@ pub(super) fn settled_windows(y: &[f64], origins: &[usize], short: usize, long: 
                 sorted.extend_from_slice(&y[start..n]);
                 sorted.sort_unstable_by(f64::total_cmp);
             } else {
-                // Finite values: `<` orders them (a leaving zero may take an equal zero of the
-                // other sign with it, which changes no median).
-                for v in &y[held.0..start] {
-                    let i = sorted.partition_point(|x| x < v);
-                    sorted.remove(i);
+                // The rows leaving and entering, each sorted, merged with the window in one pass.
+                // Finite values: `==` and `<` order them (a leaving zero may take an equal zero
+                // of the other sign, which changes no median).
+                leaving.clear();
+                leaving.extend_from_slice(&y[held.0..start]);
+                leaving.sort_unstable_by(f64::total_cmp);
+                entering.clear();
+                entering.extend_from_slice(&y[held.1..n]);
+                entering.sort_unstable_by(f64::total_cmp);
+                next.clear();
+                let (mut i, mut j) = (0, 0);
+                for &x in &sorted {
+                    if i < leaving.len() && leaving[i] == x {
+                        i += 1;
+                        continue;
+                    }
+                    while j < entering.len() && entering[j] < x {
+                        next.push(entering[j]);
+                        j += 1;
+                    }
+                    next.push(x);
                 }
-                for v in &y[held.1..n] {
-                    let i = sorted.partition_point(|x| x < v);
-                    sorted.insert(i, *v);
-                }
+                next.extend_from_slice(&entering[j..]);
+                std::mem::swap(&mut sorted, &mut next);
             }
             held = (start, n);
             settled_in(&y[..n], short, long, &sorted, &mut buf)
