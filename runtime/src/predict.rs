@@ -203,7 +203,17 @@ impl StatisticalForecast {
 
     /// Fit `auto` on `history` (oldest first, one row per interval) and forecast from its end.
     pub fn predict(&self, history: &[f64]) -> Result<Prediction, ForecastError> {
-        let fitted = self.params.fit(history, self.interval_secs, self.horizon()).map_err(|e| ForecastError::Input(e.to_string()))?;
+        self.predict_observed(history, None)
+    }
+
+    /// [`StatisticalForecast::predict`] where `observed[i]` false marks a filled row (a bucket
+    /// without samples): history, but not scored in validation
+    /// ([`ForecasterParams::fit_observed`]).
+    pub fn predict_observed(&self, history: &[f64], observed: Option<&[bool]>) -> Result<Prediction, ForecastError> {
+        let fitted = self
+            .params
+            .fit_observed(history, observed, self.interval_secs, self.horizon())
+            .map_err(|e| ForecastError::Input(e.to_string()))?;
         let forecast = fitted.forecast(history);
         let paths = (self.band == Band::Probability).then(|| fitted.paths(history, &forecast.point));
         Ok(Prediction { forecast, band: self.band, paths })
@@ -282,12 +292,18 @@ impl Predictor {
         (self.interval_secs() * 1000.0).round().max(1.0) as i64
     }
 
-    /// The latest window of `server` in `samples` that [`Predictor::predict`] reads (row-major
-    /// [`Predictor::inputs`]), the newest sample's time and the count of filled gaps.
-    pub fn window(&self, samples: &[crate::MetricSample], server: &str) -> Result<(Vec<f64>, i64, usize), ForecastError> {
+    /// The latest window of `server` in `samples` that [`Predictor::predict`] reads.
+    pub fn window(&self, samples: &[crate::MetricSample], server: &str) -> Result<Window, ForecastError> {
         match self {
-            Self::Lstm(_) => crate::forecast::latest_window(samples, server, &self.inputs(), self.history_rows()),
+            Self::Lstm(_) => crate::forecast::latest_window(samples, server, &self.inputs(), self.history_rows())
+                .map(|(values, at_ms, filled)| Window { values, at_ms, filled, observed: None }),
             Self::Auto(s) => bucketed(samples, server, &s.metric, self.interval_ms(), self.history_rows())
+                .map(|(values, at_ms, observed)| Window {
+                    values,
+                    at_ms,
+                    filled: observed.iter().filter(|o| !**o).count(),
+                    observed: Some(observed),
+                })
                 .ok_or_else(|| ForecastError::Input(format!("server `{server}`: no `{}` samples", s.metric))),
         }
     }
@@ -303,6 +319,12 @@ impl Predictor {
     /// Forecast from a row-major `window` of [`Self::inputs`] (the LSTM reads its lookback; `auto`
     /// fits on the target column).
     pub fn predict(&self, window: &[f64]) -> Result<Prediction, ForecastError> {
+        self.predict_observed(window, None)
+    }
+
+    /// [`Predictor::predict`] with the rows that were filled marked (`auto` does not score them
+    /// in validation; the LSTM reads them as they are).
+    pub fn predict_observed(&self, window: &[f64], observed: Option<&[bool]>) -> Result<Prediction, ForecastError> {
         match self {
             Self::Lstm(f) => {
                 let point = f.forecast(window)?;
@@ -310,9 +332,22 @@ impl Predictor {
                     Forecast { lower_80: point.clone(), upper_80: point.clone(), lower_95: point.clone(), upper_95: point.clone(), point };
                 Ok(Prediction { forecast, band: Band::Point, paths: None })
             }
-            Self::Auto(s) => s.predict(window),
+            Self::Auto(s) => s.predict_observed(window, observed),
         }
     }
+}
+
+/// One server's latest window ([`Predictor::window`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Row-major [`Predictor::inputs`], oldest first.
+    pub values: Vec<f64>,
+    /// The newest sample's time, milliseconds.
+    pub at_ms: i64,
+    /// Rows filled (a bucket or step without samples).
+    pub filled: usize,
+    /// Which rows hold samples (`auto`'s buckets; `None` for the LSTM's window).
+    pub observed: Option<Vec<bool>>,
 }
 
 /// One server's forecast and the scaling decision on it ([`Predictor::advise`]).
@@ -344,8 +379,8 @@ impl Predictor {
         threshold: Option<f64>,
         now_minutes: f64,
     ) -> Result<Advised, ForecastError> {
-        let (window, at_ms, filled) = self.window(samples, server)?;
-        let prediction = self.predict(&window)?;
+        let Window { values: window, at_ms, filled, observed } = self.window(samples, server)?;
+        let prediction = self.predict_observed(&window, observed.as_deref())?;
         let history: Vec<f64> = window.iter().step_by(self.inputs().len().max(1)).copied().collect();
         let current = history.last().copied().unwrap_or(f64::NAN);
         let threshold = threshold.unwrap_or_else(|| crate::forecast::default_threshold(self.target_metric(), &history));
@@ -356,15 +391,15 @@ impl Predictor {
 
 /// Samples of `metric` for `server` as one row per `interval_ms` bucket (the mean of the samples
 /// in it), ending with the bucket that holds the newest sample, at most `rows` rows; a bucket
-/// without samples takes the previous row's value (counted). Returns the rows, the newest
-/// sample's timestamp and the fill count, or `None` when there are no samples.
+/// without samples takes the previous row's value. Returns the rows, the newest sample's
+/// timestamp and which rows hold samples, or `None` when there are no samples.
 pub fn bucketed(
     samples: &[crate::MetricSample],
     server: &str,
     metric: &str,
     interval_ms: i64,
     rows: usize,
-) -> Option<(Vec<f64>, i64, usize)> {
+) -> Option<(Vec<f64>, i64, Vec<bool>)> {
     let mut buckets: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
     let mut newest = i64::MIN;
     for s in samples.iter().filter(|s| s.server == server && s.metric == metric && s.value.is_finite()) {
@@ -376,18 +411,19 @@ pub fn bucketed(
     let (&last, _) = buckets.last_key_value()?;
     let first = buckets.keys().next().copied().unwrap_or(last).max(last - rows as i64 + 1);
     let mut out = Vec::with_capacity((last - first + 1) as usize);
-    let mut filled = 0;
+    let mut observed = Vec::with_capacity(out.capacity());
     let mut prev = buckets.range(..first).next_back().map_or(f64::NAN, |(_, (sum, n))| sum / *n as f64);
     for b in first..=last {
-        match buckets.get(&b) {
-            Some((sum, n)) => prev = sum / *n as f64,
-            None => filled += 1,
+        let held = buckets.get(&b);
+        if let Some((sum, n)) = held {
+            prev = sum / *n as f64;
         }
         if prev.is_finite() {
             out.push(prev);
+            observed.push(held.is_some());
         }
     }
-    Some((out, newest, filled))
+    Some((out, newest, observed))
 }
 
 #[cfg(test)]
@@ -399,9 +435,9 @@ mod tests {
     fn samples_become_one_row_per_bucket_with_gaps_filled() {
         let s = |t: i64, v: f64| MetricSample { server: "a".into(), metric: "cpu_usage".into(), timestamp_ms: t, value: v };
         let samples = vec![s(0, 1.0), s(10_000, 3.0), s(60_000, 5.0), s(180_000, 7.0), s(190_000, f64::NAN)];
-        let (rows, newest, filled) = bucketed(&samples, "a", "cpu_usage", 60_000, 10).unwrap();
+        let (rows, newest, observed) = bucketed(&samples, "a", "cpu_usage", 60_000, 10).unwrap();
         assert_eq!(rows, vec![2.0, 5.0, 5.0, 7.0]);
-        assert_eq!((newest, filled), (180_000, 1));
+        assert_eq!((newest, observed), (180_000, vec![true, true, false, true]));
         assert_eq!(bucketed(&samples, "a", "cpu_usage", 60_000, 2).unwrap().0, vec![5.0, 7.0]);
         assert!(bucketed(&samples, "b", "cpu_usage", 60_000, 10).is_none());
     }

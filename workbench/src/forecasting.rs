@@ -102,7 +102,9 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     let n = y.len();
     let hz = p.horizon;
     let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
-    let mut fitted = params.fit(&y[..n_train.min(n)], series.interval_secs, hz)?;
+    // Filled cells stay history but are not scored in `auto`'s validation either.
+    let mask = |end: usize| observed.as_ref().map(|o| &o[..end]);
+    let mut fitted = params.fit_observed(&y[..n_train.min(n)], mask(n_train.min(n)), series.interval_secs, hz)?;
     let season = p.season_steps.unwrap_or_else(|| (86_400.0 / series.interval_secs).round() as usize).max(1);
     let lo = n_train.max(p.baseline_window).max(season);
     if n < lo + hz {
@@ -117,7 +119,7 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     let (mut in80, mut in95, mut count) = (0usize, 0usize, 0usize);
     for (i, &o) in origins.iter().enumerate() {
         if p.refit_every > 0 && i % p.refit_every == 0 {
-            fitted = params.fit(&y[..o], series.interval_secs, hz)?;
+            fitted = params.fit_observed(&y[..o], mask(o), series.interval_secs, hz)?;
         }
         let history = &y[..o];
         // A cell without rows has no actual value: NaN, which no error and no crossing counts.
@@ -224,7 +226,7 @@ pub fn last_origin_chart(
     let (y, observed) = series.target_on_grid();
     let (n, hz) = (y.len(), p.horizon);
     let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
-    let fitted = params.fit(&y[..n_train.min(n)], series.interval_secs, hz)?;
+    let fitted = params.fit_observed(&y[..n_train.min(n)], observed.as_ref().map(|o| &o[..n_train.min(n)]), series.interval_secs, hz)?;
     let o = n.checked_sub(hz).filter(|o| *o >= n_train).ok_or(ForecasterError::TooShort { rows: n, horizon: hz, needed: n_train + hz })?;
     let f = fitted.forecast(&y[..o]);
     let band = crate::charts::Band {

@@ -355,6 +355,20 @@ impl ForecasterParams {
     /// (shrunk towards 1 / MAE), and take the combination's residual quantiles per step for the
     /// intervals.
     pub fn fit(&self, y: &[f64], interval_secs: f64, horizon: usize) -> Result<FittedForecaster, ForecasterError> {
+        self.fit_observed(y, None, interval_secs, horizon)
+    }
+
+    /// [`ForecasterParams::fit`] where some rows were filled, not observed (`observed[i]` false:
+    /// a cell of time without samples, given the previous value): they stay history, but no
+    /// validation error, weight or interval is taken at them (a filled value repeats the last
+    /// one, and scoring it would favour the methods that repeat it).
+    pub fn fit_observed(
+        &self,
+        y: &[f64],
+        observed: Option<&[bool]>,
+        interval_secs: f64,
+        horizon: usize,
+    ) -> Result<FittedForecaster, ForecasterError> {
         self.validate()?;
         if horizon == 0 {
             return Err(ForecasterError::Setting { field: "horizon", value: "0".into(), reason: "at least 1".into() });
@@ -363,11 +377,20 @@ impl ForecasterParams {
         if y.len() < needed || y.iter().any(|v| !v.is_finite()) {
             return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
         }
+        // The values validation scores: NaN where a row was filled.
+        let target: Vec<f64> = match observed {
+            Some(o) if o.len() == y.len() => y.iter().zip(o).map(|(v, seen)| if *seen { *v } else { f64::NAN }).collect(),
+            _ => y.to_vec(),
+        };
         let s = self.settings();
         let last = y.len() - horizon;
         let first = ((y.len() as f64 * (1.0 - self.validation_span)) as usize).min(last.saturating_sub(self.validation_origins)).max(10);
         let step = ((last - first) / self.validation_origins).max(1);
         let origins: Vec<usize> = (first..=last).step_by(step).take(self.validation_origins).collect();
+        if !origins.iter().any(|&o| target[o..o + horizon].iter().any(|v| !v.is_nan())) {
+            let rows = target.iter().filter(|v| !v.is_nan()).count();
+            return Err(ForecasterError::TooShort { rows, horizon, needed });
+        }
         // Periods with a clear autocorrelation for the methods that trust the profile; weaker
         // ones too for the seasonal median (validation decides).
         let with_r = self.periods_with_autocorrelation(&y[..first], interval_secs);
@@ -383,7 +406,7 @@ impl ForecasterParams {
                 _ => candidates.push((m, None)),
             }
         }
-        let (scored, alphas) = score_candidates(y, &candidates, &origins, first, horizon, (s, mstl.as_ref()));
+        let (scored, alphas) = score_candidates((y, &target), &candidates, &origins, first, horizon, (s, mstl.as_ref()));
         if scored.is_empty() {
             return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
         }
@@ -396,7 +419,7 @@ impl ForecasterParams {
         for &(first_step, last_step) in &bounds {
             let (ranked, weights) = choose_members(
                 &scored,
-                (&origins, y, horizon),
+                (&origins, &target, horizon),
                 (first_step, last_step),
                 self.combine,
                 (self.weight_step, self.weight_shrink),
@@ -416,7 +439,7 @@ impl ForecasterParams {
             for (oi, &o) in origins.iter().enumerate() {
                 for k in first_step..=last_step {
                     let combined: f64 = ranked.iter().zip(&weights).map(|(&(ci, _), w)| w * scored[ci].3[oi * horizon + k]).sum();
-                    residuals[k].push(y[o + k] - combined);
+                    residuals[k].push(target[o + k] - combined);
                 }
             }
             buckets.push(HorizonBucket { first_step, last_step, members });
@@ -434,7 +457,7 @@ impl ForecasterParams {
         } else {
             (0, 0.0, 0.0)
         };
-        let paths = (0..origins.len()).flat_map(|oi| residuals.iter().map(move |r| r[oi])).collect();
+        let paths = residual_paths(&residuals, origins.len());
         Ok(FittedForecaster {
             period,
             horizon,
@@ -450,11 +473,26 @@ impl ForecasterParams {
     }
 }
 
+/// The residual path of every origin (origin-major) from the per-step `residuals`: a path goes on
+/// from its last scored step through the filled ones (NaN).
+fn residual_paths(residuals: &[Vec<f64>], origins: usize) -> Vec<f64> {
+    (0..origins)
+        .flat_map(|oi| {
+            residuals.iter().scan(0.0, move |held, r| {
+                if r[oi].is_finite() {
+                    *held = r[oi];
+                }
+                Some(*held)
+            })
+        })
+        .collect()
+}
+
 /// Every candidate's forecasts from every origin and its validation MAE, and the smoothing
 /// constants fitted (once each, on the history before the first origin `first`; MSTL's with its
 /// decomposition, given).
 fn score_candidates(
-    y: &[f64],
+    (y, target): (&[f64], &[f64]),
     candidates: &[MethodKey],
     origins: &[usize],
     first: usize,
@@ -497,12 +535,13 @@ fn score_candidates(
                 forecast_into(m, &y[..o], out, period, s, Hints { alpha, settled: Some(w), theta_sums: Some(sums), mstl })
             });
         if complete {
-            let err: f64 = origins
-                .iter()
-                .zip(preds.chunks_exact(horizon))
-                .map(|(&o, p)| p.iter().zip(&y[o..o + horizon]).map(|(a, b)| (a - b).abs()).sum::<f64>())
-                .sum();
-            scored.push((m, period, err / (origins.len() * horizon) as f64, preds));
+            // Filled rows (NaN) are not scored.
+            let (err, count) = origins.iter().zip(preds.chunks_exact(horizon)).fold((0.0, 0usize), |(err, count), (&o, p)| {
+                let scored = p.iter().zip(&target[o..o + horizon]).filter(|(_, b)| !b.is_nan());
+                let (e, c) = scored.fold((0.0, 0usize), |(e, c), (a, b)| (e + (a - b).abs(), c + 1));
+                (err + e, count + c)
+            });
+            scored.push((m, period, err / count as f64, preds));
         }
     }
     (scored, alphas)
@@ -521,12 +560,13 @@ fn choose_members(
         .iter()
         .enumerate()
         .map(|(ci, c)| {
-            let err: f64 = origins
-                .iter()
-                .enumerate()
-                .map(|(oi, &o)| (first_step..=last_step).map(|k| (c.3[oi * horizon + k] - y[o + k]).abs()).sum::<f64>())
-                .sum();
-            (ci, err / (origins.len() * (last_step - first_step + 1)) as f64)
+            // Filled rows (NaN) are not scored.
+            let (err, count) = origins.iter().enumerate().fold((0.0, 0usize), |(err, count), (oi, &o)| {
+                let scored = (first_step..=last_step).filter(|k| !y[o + k].is_nan());
+                let (e, n) = scored.fold((0.0, 0usize), |(e, n), k| (e + (c.3[oi * horizon + k] - y[o + k]).abs(), n + 1));
+                (err + e, count + n)
+            });
+            (ci, if count > 0 { err / count as f64 } else { f64::INFINITY })
         })
         .collect();
     // Errors equal to nine digits of the largest are ties (members that forecast the same
@@ -574,6 +614,10 @@ fn combination_weights(
     (step, shrink): (f64, f64),
 ) -> Vec<f64> {
     let total: f64 = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12)).sum();
+    if total.is_nan() || total <= 0.0 {
+        // No row of the bucket was observed: no member is better than another.
+        return vec![1.0 / ranked.len() as f64; ranked.len()];
+    }
     let inverse: Vec<f64> = ranked.iter().map(|(_, mae)| 1.0 / mae.max(1e-12) / total).collect();
     let k = ranked.len();
     if k < 2 || !(step > 0.0 && step < 1.0) {
@@ -585,8 +629,13 @@ fn combination_weights(
     // origin-major over the bucket's steps.
     let bucket = |ci: usize| in_bucket(&scored[ci].3, horizon, (first_step, last_step)).collect::<Vec<f64>>();
     let last = bucket(ranked[k - 1].0);
-    let base: Vec<f64> = origins.iter().flat_map(|&o| y[o + first_step..=o + last_step].iter()).zip(&last).map(|(a, f)| f - a).collect();
-    let diffs: Vec<Vec<f64>> = ranked[..k - 1].iter().map(|&(ci, _)| bucket(ci).iter().zip(&last).map(|(f, l)| f - l).collect()).collect();
+    // A filled row (NaN) adds zero to every combination's error.
+    let actual: Vec<f64> = origins.iter().flat_map(|&o| y[o + first_step..=o + last_step].iter().copied()).collect();
+    let base: Vec<f64> = actual.iter().zip(&last).map(|(a, f)| if a.is_nan() { 0.0 } else { f - a }).collect();
+    let diffs: Vec<Vec<f64>> = ranked[..k - 1]
+        .iter()
+        .map(|&(ci, _)| bucket(ci).iter().zip(&last).zip(&actual).map(|((f, l), a)| if a.is_nan() { 0.0 } else { f - l }).collect())
+        .collect();
     let mut combined = vec![0.0; base.len()];
     // Every composition of `units` into k parts; a tie keeps the earlier best, and the first
     // ranked member alone is the first candidate.
@@ -699,7 +748,11 @@ fn step_quantiles(residuals: &[Vec<f64>], symmetric: bool) -> Vec<[f64; 4]> {
         .map(|k| {
             let reach = (k / 10).max(1);
             pool.clear();
-            pool.extend(residuals[k.saturating_sub(reach)..(k + reach + 1).min(h)].iter().flatten().copied());
+            // Filled rows (NaN) have no residual; a step without any takes every step's.
+            pool.extend(residuals[k.saturating_sub(reach)..(k + reach + 1).min(h)].iter().flatten().copied().filter(|r| !r.is_nan()));
+            if pool.is_empty() {
+                pool.extend(residuals.iter().flatten().copied().filter(|r| !r.is_nan()));
+            }
             if symmetric {
                 pool.iter_mut().for_each(|r| *r = r.abs());
                 let [q80, q95] = conformal_quantiles(&mut pool, [0.80, 0.95]);
@@ -880,6 +933,38 @@ mod tests {
         let (c80, c95) = (inside80 as f64 / n as f64, inside95 as f64 / n as f64);
         assert!((0.7..=0.92).contains(&c80) && (0.88..=1.0).contains(&c95), "coverage {c80:.3} / {c95:.3}");
         assert!(abs_err / (n as f64) < 5.0, "MAE {}", abs_err / n as f64);
+    }
+
+    #[test]
+    fn filled_rows_are_history_but_not_scored() {
+        // The daily pulse with the rows of 60 in every 100 missing, each filled with the previous
+        // value (as the runtime fills a bucket without samples).
+        let n = 288 * 12;
+        let observed: Vec<bool> = (0..n).map(|i| i % 100 < 40).collect();
+        let mut y: Vec<f64> = Vec::with_capacity(n);
+        for (i, seen) in observed.iter().enumerate() {
+            y.push(if *seen || i == 0 { daily(i) } else { y[i - 1] });
+        }
+        let (params, horizon, train) = (ForecasterParams::default(), 72, 288 * 9);
+        // Every row observed: exactly `fit`.
+        assert_eq!(params.fit_observed(&y, Some(&vec![true; n]), 300.0, horizon).unwrap(), params.fit(&y, 300.0, horizon).unwrap());
+        // Scored at the filled rows too, validation rewards repeating the last value through
+        // every run; scored where rows were observed, as the forecast is judged, the day.
+        let masked = params.fit_observed(&y[..train], Some(&observed[..train]), 300.0, horizon).unwrap();
+        let plain = params.fit(&y[..train], 300.0, horizon).unwrap();
+        let mae = |f: &FittedForecaster| {
+            let (mut sum, mut count) = (0.0, 0);
+            for o in (train..n - horizon).step_by(29) {
+                let point = f.forecast(&y[..o]).point;
+                for k in (0..horizon).filter(|k| observed[o + k]) {
+                    sum += (y[o + k] - point[k]).abs();
+                    count += 1;
+                }
+            }
+            sum / count as f64
+        };
+        let (m, p) = (mae(&masked), mae(&plain));
+        assert!(m < 0.75 * p, "MAE where observed: {m} (filled rows not scored) against {p}");
     }
 
     #[test]
