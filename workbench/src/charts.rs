@@ -197,7 +197,9 @@ fn draw_forecast<DB: DrawingBackend>(
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], colour.filled()));
         }
         if let Some(actual) = b.actual {
-            c.draw_series(LineSeries::new(actual.iter().enumerate().map(|(i, v)| (i as i64 + 1, *v)), BLACK.stroke_width(1)))
+            // Steps without a value (NaN: no row there) are skipped.
+            let points = actual.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i as i64 + 1, *v));
+            c.draw_series(LineSeries::new(points, BLACK.stroke_width(1)))
                 .map_err(|x| e(x.to_string()))?
                 .label("actual")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));

@@ -229,11 +229,11 @@ pub fn last_origin_chart(
     let fitted = params.fit_observed(&y[..n_train.min(n)], observed.as_ref().map(|o| &o[..n_train.min(n)]), series.interval_secs, hz)?;
     let o = n.checked_sub(hz).filter(|o| *o >= n_train).ok_or(ForecasterError::TooShort { rows: n, horizon: hz, needed: n_train + hz })?;
     let f = fitted.forecast(&y[..o]);
-    let band = crate::charts::Band {
-        interval_95: (&f.lower_95, &f.upper_95),
-        interval_80: (&f.lower_80, &f.upper_80),
-        actual: Some(&y[o..o + hz]),
-    };
+    // As scored: the actual values of the cells that hold rows, the threshold of those trained on.
+    let seen = |i: &usize| observed.as_ref().is_none_or(|v| v[*i]);
+    let actual: Vec<f64> = (o..o + hz).map(|i| if seen(&i) { y[i] } else { f64::NAN }).collect();
+    let band =
+        crate::charts::Band { interval_95: (&f.lower_95, &f.upper_95), interval_80: (&f.lower_80, &f.upper_80), actual: Some(&actual) };
     let title = format!("{} {}: auto from the last origin", series.name.rsplit('/').next().unwrap_or(&series.name), series.columns[0]);
     crate::charts::forecast_band_chart(
         path,
@@ -241,7 +241,7 @@ pub fn last_origin_chart(
         &y[o.saturating_sub(3 * hz)..o],
         &f.point,
         Some(band),
-        spike_threshold(&y[..n_train]),
+        spike_threshold(&(0..n_train).filter(seen).map(|i| y[i]).collect::<Vec<_>>()),
     )?;
     Ok(())
 }
@@ -449,6 +449,12 @@ mod tests {
         // The pulse's edges land where they did a day before: an error near the noise's, not
         // the 19 of the same forecasters counted in rows.
         assert!(r.mae["auto"] < 8.0, "{}", r.mae["auto"]);
+        // The chart of the last origin is drawn in cells too.
+        let chart = std::env::temp_dir().join(format!("wb-forecast-runs-{}.svg", std::process::id()));
+        last_origin_chart(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, ..Default::default() }, &chart).unwrap();
+        let svg = std::fs::read_to_string(&chart).unwrap();
+        assert!(svg.contains("actual") && svg.contains("95 % interval"), "band and actuals drawn");
+        std::fs::remove_file(chart).ok();
     }
 
     #[test]
