@@ -379,8 +379,15 @@ impl ForecasterParams {
         }
         // The values validation scores: NaN where a row was filled.
         let target: Vec<f64> = match observed {
-            Some(o) if o.len() == y.len() => y.iter().zip(o).map(|(v, seen)| if *seen { *v } else { f64::NAN }).collect(),
-            _ => y.to_vec(),
+            Some(o) if o.len() != y.len() => {
+                return Err(ForecasterError::Setting {
+                    field: "observed",
+                    value: o.len().to_string(),
+                    reason: format!("one flag per row ({})", y.len()),
+                });
+            }
+            Some(o) => y.iter().zip(o).map(|(v, seen)| if *seen { *v } else { f64::NAN }).collect(),
+            None => y.to_vec(),
         };
         let s = self.settings();
         let last = y.len() - horizon;
@@ -946,8 +953,10 @@ mod tests {
             y.push(if *seen || i == 0 { daily(i) } else { y[i - 1] });
         }
         let (params, horizon, train) = (ForecasterParams::default(), 72, 288 * 9);
-        // Every row observed: exactly `fit`.
+        // Every row observed: exactly `fit`; a flag missing is refused.
         assert_eq!(params.fit_observed(&y, Some(&vec![true; n]), 300.0, horizon).unwrap(), params.fit(&y, 300.0, horizon).unwrap());
+        let e = params.fit_observed(&y, Some(&observed[1..]), 300.0, horizon).unwrap_err().to_string();
+        assert!(e.contains("observed"), "{e}");
         // Scored at the filled rows too, validation rewards repeating the last value through
         // every run; scored where rows were observed, as the forecast is judged, the day.
         let masked = params.fit_observed(&y[..train], Some(&observed[..train]), 300.0, horizon).unwrap();
