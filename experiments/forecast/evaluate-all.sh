@@ -15,6 +15,10 @@
 #   NAB_CATEGORIES= SMD_SPLIT=test SMD_COLUMNS="0 3 5 9 14 20 24 30" experiments/forecast/evaluate-all.sh runs/forecast-eval/smd-test.jsonl
 # and every SMD column (a check on columns not used to choose; add SMD_SPLIT=test for the test split):
 #   NAB_CATEGORIES= SMD_COLUMNS="$(seq -s ' ' 0 37)" experiments/forecast/evaluate-all.sh runs/forecast-eval/smd-all.jsonl
+# and other CSV files (CSV_FILES; SMD_SPLIT=none: no SMD), e.g. series with rows missing
+# (experiments/forecast/gappy.py), in cells of time or (ROWS=1) in rows:
+#   python3 experiments/forecast/gappy.py runs/gappy && NAB_CATEGORIES= SMD_SPLIT=none \
+#     CSV_FILES="$(echo runs/gappy/*.csv)" experiments/forecast/evaluate-all.sh runs/forecast-eval/gappy.jsonl
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${AIOPS_DATASETS:-../shared/datasets}"
@@ -27,12 +31,17 @@ mkdir -p "$(dirname "$OUT")" "$CHARTS"
 NAB_CATEGORIES="${NAB_CATEGORIES-realAWSCloudwatch realKnownCause}"
 SMD_SPLIT="${SMD_SPLIT:-train}"
 split_suffix=""; [ "$SMD_SPLIT" = train ] || split_suffix="-$SMD_SPLIT"
+OPTS=(${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} ${ROWS:+--rows})
 for category in $NAB_CATEGORIES; do for f in "$DATA"/nab/"$category"/*.csv; do
-  "$EXP" forecast evaluate --input "$f" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
+  "$EXP" forecast evaluate --input "$f" "${OPTS[@]}" --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
 done; done
+for f in ${CSV_FILES:-}; do
+  "$EXP" forecast evaluate --input "$f" "${OPTS[@]}" --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
+done
 for f in "$DATA"/smd/"$SMD_SPLIT"/*.txt; do
+  [ -e "$f" ] || continue
   for c in ${SMD_COLUMNS:-0 1 11}; do
-    "$EXP" forecast evaluate --input "$f" --column "$c" ${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} --chart "$CHARTS/$(basename "$f" .txt)$split_suffix-$c.svg" >> "$OUT"
+    "$EXP" forecast evaluate --input "$f" --column "$c" "${OPTS[@]}" --chart "$CHARTS/$(basename "$f" .txt)$split_suffix-$c.svg" >> "$OUT"
   done
 done
 python3 - "$OUT" <<'PY'

@@ -33,11 +33,22 @@ pub struct EvalProtocol {
     /// Refit `auto` on the whole history before every `refit_every`-th origin, as the runtime
     /// refits at each prediction on the history it reads (0: fit once, on the first part).
     pub refit_every: usize,
+    /// Where rows go missing, count steps in cells of time
+    /// ([`ForecastSeries::target_on_grid`]); `false`: in rows, as on a regular series.
+    pub time_grid: bool,
 }
 
 impl Default for EvalProtocol {
     fn default() -> Self {
-        Self { horizon: 180, train_fraction: 0.7, max_origins: 400, baseline_window: 180, season_steps: None, refit_every: 0 }
+        Self {
+            horizon: 180,
+            train_fraction: 0.7,
+            max_origins: 400,
+            baseline_window: 180,
+            season_steps: None,
+            refit_every: 0,
+            time_grid: true,
+        }
     }
 }
 
@@ -97,7 +108,7 @@ pub struct StatForecastReport {
 /// Fit on the first part of `series`, evaluate over the rest (see the module docs).
 pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProtocol) -> Result<StatForecastReport, ForecasterError> {
     // Where rows go missing, steps are cells of time and only the cells that hold rows are scored.
-    let (y, observed) = series.target_on_grid();
+    let (y, observed) = steps(series, p);
     let seen = |i: usize| observed.as_ref().is_none_or(|o| o[i]);
     let n = y.len();
     let hz = p.horizon;
@@ -196,6 +207,11 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     })
 }
 
+/// The target by steps of the protocol, with which steps hold rows (`None`: all).
+fn steps(series: &ForecastSeries, p: &EvalProtocol) -> (Vec<f64>, Option<Vec<bool>>) {
+    if p.time_grid { series.target_on_grid() } else { (series.target(), None) }
+}
+
 /// The steps `auto` is fitted on: the first `fraction` of `n` rows, or, on a time grid, the
 /// cells up to the one that holds the last of the first `fraction` of the observed cells.
 fn train_steps(observed: Option<&[bool]>, n: usize, fraction: f64) -> usize {
@@ -223,7 +239,7 @@ pub fn last_origin_chart(
     p: &EvalProtocol,
     path: &std::path::Path,
 ) -> Result<(), ChartError> {
-    let (y, observed) = series.target_on_grid();
+    let (y, observed) = steps(series, p);
     let (n, hz) = (y.len(), p.horizon);
     let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
     let fitted = params.fit_observed(&y[..n_train.min(n)], observed.as_ref().map(|o| &o[..n_train.min(n)]), series.interval_secs, hz)?;
@@ -446,6 +462,12 @@ mod tests {
         assert_eq!(r.period, Some(day));
         assert_eq!(r.best_baseline, "baseline_seasonal_naive");
         assert!(r.auto_vs_best_baseline < 1.0, "auto {} vs {}", r.mae["auto"], r.mae[&r.best_baseline]);
+        // Counted in rows (`--rows`), as before cells of time.
+        let rows =
+            evaluate(&series, &ForecasterParams::default(), &EvalProtocol { max_origins: 60, time_grid: false, ..Default::default() })
+                .unwrap();
+        assert_eq!((rows.grid_cells, rows.grid_empty_cells), (None, 0));
+        assert!(rows.mae["auto"] > 2.0 * r.mae["auto"], "rows {} cells {}", rows.mae["auto"], r.mae["auto"]);
         // The pulse's edges land where they did a day before: an error near the noise's, not
         // the 19 of the same forecasters counted in rows.
         assert!(r.mae["auto"] < 8.0, "{}", r.mae["auto"]);

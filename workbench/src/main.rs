@@ -315,6 +315,10 @@ struct ForecastEvalArgs {
     /// runtime refits at each prediction (0: fit once on the first part).
     #[arg(long, default_value_t = 0)]
     refit_every: usize,
+    /// `forecast evaluate`: count steps in rows even where rows go missing (by default they are
+    /// cells of time there, as the runtime buckets live samples).
+    #[arg(long)]
+    rows: bool,
 }
 
 /// `forecast train`: the series and the forecaster the runtime will fit per server.
@@ -660,14 +664,21 @@ fn print_pushed(client: &workbench::mlflow::MlflowClient, r: &workbench::mlflow:
 }
 
 fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize, chart: Option<&std::path::Path>) -> Result<()> {
-    let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps, refit_every } = eval;
+    let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps, refit_every, rows } = eval;
     if !(train_fraction > 0.0 && train_fraction < 1.0) {
         bail!("--train-fraction {train_fraction}: must be in (0, 1)");
     }
     let params = forecaster_params(config.as_deref())?;
     let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
-    let protocol =
-        workbench::forecasting::EvalProtocol { horizon, train_fraction, max_origins, season_steps, refit_every, ..Default::default() };
+    let protocol = workbench::forecasting::EvalProtocol {
+        horizon,
+        train_fraction,
+        max_origins,
+        season_steps,
+        refit_every,
+        time_grid: !rows,
+        ..Default::default()
+    };
     let report = workbench::forecasting::evaluate(&data, &params, &protocol).with_context(|| input.display().to_string())?;
     if let Some(path) = chart {
         workbench::forecasting::last_origin_chart(&data, &params, &protocol, path).with_context(|| path.display().to_string())?;
