@@ -317,14 +317,9 @@ impl Predictor {
     }
 
     /// Forecast from a row-major `window` of [`Self::inputs`] (the LSTM reads its lookback; `auto`
-    /// fits on the target column).
-    pub fn predict(&self, window: &[f64]) -> Result<Prediction, ForecastError> {
-        self.predict_observed(window, None)
-    }
-
-    /// [`Predictor::predict`] with the rows that were filled marked (`auto` does not score them
-    /// in validation; the LSTM reads them as they are).
-    pub fn predict_observed(&self, window: &[f64], observed: Option<&[bool]>) -> Result<Prediction, ForecastError> {
+    /// fits on the target column), `observed` marking the rows that hold samples (`auto` does not
+    /// score filled rows in validation; the LSTM reads them as they are).
+    pub fn predict(&self, window: &[f64], observed: Option<&[bool]>) -> Result<Prediction, ForecastError> {
         match self {
             Self::Lstm(f) => {
                 let point = f.forecast(window)?;
@@ -380,7 +375,7 @@ impl Predictor {
         now_minutes: f64,
     ) -> Result<Advised, ForecastError> {
         let Window { values: window, at_ms, filled, observed } = self.window(samples, server)?;
-        let prediction = self.predict_observed(&window, observed.as_deref())?;
+        let prediction = self.predict(&window, observed.as_deref())?;
         let history: Vec<f64> = window.iter().step_by(self.inputs().len().max(1)).copied().collect();
         let current = history.last().copied().unwrap_or(f64::NAN);
         let threshold = threshold.unwrap_or_else(|| crate::forecast::default_threshold(self.target_metric(), &history));
@@ -389,10 +384,9 @@ impl Predictor {
     }
 }
 
-/// Samples of `metric` for `server` as one row per `interval_ms` bucket (the mean of the samples
-/// in it), ending with the bucket that holds the newest sample, at most `rows` rows; a bucket
-/// without samples takes the previous row's value. Returns the rows, the newest sample's
-/// timestamp and which rows hold samples, or `None` when there are no samples.
+/// Samples of `metric` for `server` as one row per `interval_ms` bucket ([`bucket_rows`]), at
+/// most `rows` rows. Returns the rows, the newest sample's timestamp and which rows hold
+/// samples, or `None` when there are no samples.
 pub fn bucketed(
     samples: &[crate::MetricSample],
     server: &str,
@@ -400,16 +394,30 @@ pub fn bucketed(
     interval_ms: i64,
     rows: usize,
 ) -> Option<(Vec<f64>, i64, Vec<bool>)> {
-    let mut buckets: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
     let mut newest = i64::MIN;
-    for s in samples.iter().filter(|s| s.server == server && s.metric == metric && s.value.is_finite()) {
-        let e = buckets.entry(s.timestamp_ms.div_euclid(interval_ms)).or_insert((0.0, 0));
-        e.0 += s.value;
-        e.1 += 1;
+    let points = samples.iter().filter(|s| s.server == server && s.metric == metric && s.value.is_finite()).map(|s| {
         newest = newest.max(s.timestamp_ms);
+        (s.timestamp_ms, s.value)
+    });
+    let (out, observed) = bucket_rows(points, interval_ms, rows)?;
+    Some((out, newest, observed))
+}
+
+/// Timed values `(ms, value)` as one row per `interval_ms` bucket of time (bucket `t div
+/// interval_ms`; the mean of the finite values in it), ending with the newest bucket that holds
+/// one, at most `rows` rows; a bucket without values takes the previous row's value. Returns
+/// the rows and which of them hold values, or `None` when no value is finite. How the runtime
+/// reads live samples for `auto`, and how the workbench evaluates a series whose rows go missing.
+pub fn bucket_rows(points: impl IntoIterator<Item = (i64, f64)>, interval_ms: i64, rows: usize) -> Option<(Vec<f64>, Vec<bool>)> {
+    let mut buckets: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
+    for (t, v) in points.into_iter().filter(|(_, v)| v.is_finite()) {
+        let e = buckets.entry(t.div_euclid(interval_ms)).or_insert((0.0, 0));
+        e.0 += v;
+        e.1 += 1;
     }
     let (&last, _) = buckets.last_key_value()?;
-    let first = buckets.keys().next().copied().unwrap_or(last).max(last - rows as i64 + 1);
+    let span = i64::try_from(rows).unwrap_or(i64::MAX);
+    let first = buckets.keys().next().copied().unwrap_or(last).max(last.saturating_sub(span).saturating_add(1));
     let mut out = Vec::with_capacity((last - first + 1) as usize);
     let mut observed = Vec::with_capacity(out.capacity());
     let mut prev = buckets.range(..first).next_back().map_or(f64::NAN, |(_, (sum, n))| sum / *n as f64);
@@ -423,7 +431,7 @@ pub fn bucketed(
             observed.push(held.is_some());
         }
     }
-    Some((out, newest, observed))
+    Some((out, observed))
 }
 
 #[cfg(test)]

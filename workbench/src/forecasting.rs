@@ -107,22 +107,15 @@ pub struct StatForecastReport {
 
 /// Fit on the first part of `series`, evaluate over the rest (see the module docs).
 pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProtocol) -> Result<StatForecastReport, ForecasterError> {
-    // Where rows go missing, steps are cells of time and only the cells that hold rows are scored.
-    let (y, observed) = steps(series, p);
-    let seen = |i: usize| observed.as_ref().is_none_or(|o| o[i]);
+    let FirstPart { y, observed, n_train, mut fitted, threshold } = first_part(series, params, p)?;
     let n = y.len();
     let hz = p.horizon;
-    let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
-    // Filled cells stay history but are not scored in `auto`'s validation either.
-    let mask = |end: usize| observed.as_ref().map(|o| &o[..end]);
-    let mut fitted = params.fit_observed(&y[..n_train.min(n)], mask(n_train.min(n)), series.interval_secs, hz)?;
     let season = p.season_steps.unwrap_or_else(|| (86_400.0 / series.interval_secs).round() as usize).max(1);
     let lo = n_train.max(p.baseline_window).max(season);
     if n < lo + hz {
         return Err(ForecasterError::TooShort { rows: n, horizon: hz, needed: lo + hz });
     }
     let origins = forecast_origins(lo, n, hz, p.max_origins);
-    let threshold = spike_threshold(&(0..n_train).filter(|i| seen(*i)).map(|i| y[i]).collect::<Vec<_>>());
     let horizons: Vec<usize> = [1usize, 30, 180].into_iter().filter(|h| *h <= hz).collect();
     let mut all: BTreeMap<String, Acc> = BTreeMap::new();
     let mut at: BTreeMap<(usize, String), Acc> = BTreeMap::new();
@@ -130,11 +123,10 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     let (mut in80, mut in95, mut count) = (0usize, 0usize, 0usize);
     for (i, &o) in origins.iter().enumerate() {
         if p.refit_every > 0 && i % p.refit_every == 0 {
-            fitted = params.fit_observed(&y[..o], mask(o), series.interval_secs, hz)?;
+            fitted = params.fit_observed(&y[..o], observed.as_ref().map(|v| &v[..o]), series.interval_secs, hz)?;
         }
         let history = &y[..o];
-        // A cell without rows has no actual value: NaN, which no error and no crossing counts.
-        let actual: Vec<f64> = (o..o + hz).map(|i| if seen(i) { y[i] } else { f64::NAN }).collect();
+        let actual = actual_values(&y, observed.as_deref(), o..o + hz);
         let actual = actual.as_slice();
         let last = y[o - 1];
         let auto = fitted.forecast(history);
@@ -207,9 +199,30 @@ pub fn evaluate(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProt
     })
 }
 
-/// The target by steps of the protocol, with which steps hold rows (`None`: all).
-fn steps(series: &ForecastSeries, p: &EvalProtocol) -> (Vec<f64>, Option<Vec<bool>>) {
-    if p.time_grid { series.target_on_grid() } else { (series.target(), None) }
+/// What [`evaluate`] and [`last_origin_chart`] share: the target by steps of the protocol (where
+/// rows go missing, cells of time: [`ForecastSeries::target_on_grid`]) with which steps hold rows
+/// (`None`: all), the steps of the first part, `auto` fitted on them (filled cells are history but
+/// not scored) and the spike threshold (the 95th percentile of the observed steps among them).
+struct FirstPart {
+    y: Vec<f64>,
+    observed: Option<Vec<bool>>,
+    n_train: usize,
+    fitted: runtime::models::forecasters::FittedForecaster,
+    threshold: f64,
+}
+
+fn first_part(series: &ForecastSeries, params: &ForecasterParams, p: &EvalProtocol) -> Result<FirstPart, ForecasterError> {
+    let (y, observed) = if p.time_grid { series.target_on_grid() } else { (series.target(), None) };
+    let n_train = train_steps(observed.as_deref(), y.len(), p.train_fraction).min(y.len());
+    let fitted = params.fit_observed(&y[..n_train], observed.as_ref().map(|o| &o[..n_train]), series.interval_secs, p.horizon)?;
+    let threshold =
+        spike_threshold(&actual_values(&y, observed.as_deref(), 0..n_train).into_iter().filter(|v| !v.is_nan()).collect::<Vec<_>>());
+    Ok(FirstPart { y, observed, n_train, fitted, threshold })
+}
+
+/// `y` over `steps`, NaN where a step holds no row (no error and no crossing counts it).
+fn actual_values(y: &[f64], observed: Option<&[bool]>, steps: std::ops::Range<usize>) -> Vec<f64> {
+    steps.map(|i| if observed.is_none_or(|o| o[i]) { y[i] } else { f64::NAN }).collect()
 }
 
 /// The steps `auto` is fitted on: the first `fraction` of `n` rows, or, on a time grid, the
@@ -239,26 +252,16 @@ pub fn last_origin_chart(
     p: &EvalProtocol,
     path: &std::path::Path,
 ) -> Result<(), ChartError> {
-    let (y, observed) = steps(series, p);
+    let FirstPart { y, observed, n_train, fitted, threshold } = first_part(series, params, p)?;
     let (n, hz) = (y.len(), p.horizon);
-    let n_train = train_steps(observed.as_deref(), n, p.train_fraction);
-    let fitted = params.fit_observed(&y[..n_train.min(n)], observed.as_ref().map(|o| &o[..n_train.min(n)]), series.interval_secs, hz)?;
     let o = n.checked_sub(hz).filter(|o| *o >= n_train).ok_or(ForecasterError::TooShort { rows: n, horizon: hz, needed: n_train + hz })?;
     let f = fitted.forecast(&y[..o]);
-    // As scored: the actual values of the cells that hold rows, the threshold of those trained on.
-    let seen = |i: &usize| observed.as_ref().is_none_or(|v| v[*i]);
-    let actual: Vec<f64> = (o..o + hz).map(|i| if seen(&i) { y[i] } else { f64::NAN }).collect();
+    // As scored: the actual values of the cells that hold rows.
+    let actual = actual_values(&y, observed.as_deref(), o..o + hz);
     let band =
         crate::charts::Band { interval_95: (&f.lower_95, &f.upper_95), interval_80: (&f.lower_80, &f.upper_80), actual: Some(&actual) };
     let title = format!("{} {}: auto from the last origin", series.name.rsplit('/').next().unwrap_or(&series.name), series.columns[0]);
-    crate::charts::forecast_band_chart(
-        path,
-        &title,
-        &y[o.saturating_sub(3 * hz)..o],
-        &f.point,
-        Some(band),
-        spike_threshold(&(0..n_train).filter(seen).map(|i| y[i]).collect::<Vec<_>>()),
-    )?;
+    crate::charts::forecast_band_chart(path, &title, &y[o.saturating_sub(3 * hz)..o], &f.point, Some(band), threshold)?;
     Ok(())
 }
 

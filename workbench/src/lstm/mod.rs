@@ -96,28 +96,11 @@ impl ForecastSeries {
     pub fn target_on_grid(&self) -> (Vec<f64>, Option<Vec<bool>>) {
         let y = self.target();
         let cell_ms = (self.interval_secs * 1000.0).round() as i64;
-        let mut steps: Vec<i64> = self.timestamps_ms.windows(2).map(|w| w[1] - w[0]).filter(|s| *s > 0).collect();
-        steps.sort_unstable();
-        if steps.get(steps.len() / 2).is_none_or(|median| cell_ms <= *median) {
+        if median_step_ms(&self.timestamps_ms).is_none_or(|median| cell_ms <= median) {
             return (y, None);
         }
-        let mut cells: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
-        for (t, v) in self.timestamps_ms.iter().zip(&y) {
-            let c = cells.entry(t.div_euclid(cell_ms)).or_insert((0.0, 0));
-            c.0 += v;
-            c.1 += 1;
-        }
-        let (Some((&first, _)), Some((&last, _))) = (cells.first_key_value(), cells.last_key_value()) else { return (y, None) };
-        let mut values = Vec::with_capacity((last - first + 1) as usize);
-        let mut observed = Vec::with_capacity(values.capacity());
-        let mut prev = f64::NAN;
-        for c in first..=last {
-            if let Some((sum, count)) = cells.get(&c) {
-                prev = sum / *count as f64;
-            }
-            values.push(prev);
-            observed.push(cells.contains_key(&c));
-        }
+        let points = self.timestamps_ms.iter().copied().zip(y.iter().copied());
+        let Some((values, observed)) = runtime::predict::bucket_rows(points, cell_ms, usize::MAX) else { return (y, None) };
         // Rows that come in bursts with long absences (most cells empty) stay rows: on a grid
         // the forecasters would mostly see filled values.
         if 2 * observed.iter().filter(|v| **v).count() < observed.len() {
@@ -127,12 +110,17 @@ impl ForecastSeries {
     }
 }
 
+/// The median of the positive steps between consecutive timestamps (ms), if any.
+fn median_step_ms(timestamps_ms: &[i64]) -> Option<i64> {
+    let mut steps: Vec<i64> = timestamps_ms.windows(2).map(|w| w[1] - w[0]).filter(|s| *s > 0).collect();
+    steps.sort_unstable();
+    steps.get(steps.len() / 2).copied()
+}
+
 /// [`ForecastSeries::interval_secs`] of these timestamps (ms; 60 s when there are fewer than two).
 fn row_interval_secs(timestamps_ms: &[i64]) -> f64 {
     const DAY_MS: i64 = 86_400_000;
-    let mut steps: Vec<i64> = timestamps_ms.windows(2).map(|w| w[1] - w[0]).filter(|s| *s > 0).collect();
-    steps.sort_unstable();
-    let Some(&median) = steps.get(steps.len() / 2) else { return 60.0 };
+    let Some(median) = median_step_ms(timestamps_ms) else { return 60.0 };
     let mut sorted = timestamps_ms.to_vec();
     sorted.sort_unstable();
     let (first, last) = (sorted[0], sorted[sorted.len() - 1]);

@@ -377,8 +377,8 @@ impl ForecasterParams {
         if y.len() < needed || y.iter().any(|v| !v.is_finite()) {
             return Err(ForecasterError::TooShort { rows: y.len(), horizon, needed });
         }
-        // The values validation scores: NaN where a row was filled.
-        let target: Vec<f64> = match observed {
+        // The values validation scores: NaN where a row was filled (`y` itself when none was).
+        let target: std::borrow::Cow<[f64]> = match observed {
             Some(o) if o.len() != y.len() => {
                 return Err(ForecasterError::Setting {
                     field: "observed",
@@ -387,7 +387,7 @@ impl ForecasterParams {
                 });
             }
             Some(o) => y.iter().zip(o).map(|(v, seen)| if *seen { *v } else { f64::NAN }).collect(),
-            None => y.to_vec(),
+            None => y.into(),
         };
         let s = self.settings();
         let last = y.len() - horizon;
@@ -542,16 +542,20 @@ fn score_candidates(
                 forecast_into(m, &y[..o], out, period, s, Hints { alpha, settled: Some(w), theta_sums: Some(sums), mstl })
             });
         if complete {
-            // Filled rows (NaN) are not scored.
             let (err, count) = origins.iter().zip(preds.chunks_exact(horizon)).fold((0.0, 0usize), |(err, count), (&o, p)| {
-                let scored = p.iter().zip(&target[o..o + horizon]).filter(|(_, b)| !b.is_nan());
-                let (e, c) = scored.fold((0.0, 0usize), |(e, c), (a, b)| (e + (a - b).abs(), c + 1));
+                let (e, c) = abs_errors(p.iter().copied().zip(target[o..o + horizon].iter().copied()));
                 (err + e, count + c)
             });
             scored.push((m, period, err / count as f64, preds));
         }
     }
     (scored, alphas)
+}
+
+/// Σ |forecast − actual| over `(forecast, actual)` pairs and their count, a filled row (actual
+/// NaN) left out.
+fn abs_errors(pairs: impl Iterator<Item = (f64, f64)>) -> (f64, usize) {
+    pairs.filter(|(_, a)| !a.is_nan()).fold((0.0, 0), |(e, n), (f, a)| (e + (f - a).abs(), n + 1))
 }
 
 /// The best `combine` candidates over steps `[first_step, last_step]` by their validation MAE,
@@ -567,10 +571,8 @@ fn choose_members(
         .iter()
         .enumerate()
         .map(|(ci, c)| {
-            // Filled rows (NaN) are not scored.
             let (err, count) = origins.iter().enumerate().fold((0.0, 0usize), |(err, count), (oi, &o)| {
-                let scored = (first_step..=last_step).filter(|k| !y[o + k].is_nan());
-                let (e, n) = scored.fold((0.0, 0usize), |(e, n), k| (e + (c.3[oi * horizon + k] - y[o + k]).abs(), n + 1));
+                let (e, n) = abs_errors((first_step..=last_step).map(|k| (c.3[oi * horizon + k], y[o + k])));
                 (err + e, count + n)
             });
             (ci, if count > 0 { err / count as f64 } else { f64::INFINITY })
