@@ -19,6 +19,8 @@
 # (experiments/forecast/gappy.py), in cells of time or (ROWS=1) in rows:
 #   python3 experiments/forecast/gappy.py runs/gappy && NAB_CATEGORIES= SMD_SPLIT=none \
 #     CSV_FILES="$(echo runs/gappy/*.csv)" experiments/forecast/evaluate-all.sh runs/forecast-eval/gappy.jsonl
+# MAX_ORIGINS=N: at most N origins per series (default 400), e.g. 20 for the statsforecast comparison
+# (experiments/forecast/statsforecast_compare.py reads this script's output and rebuilds the same origins).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${AIOPS_DATASETS:-../shared/datasets}"
@@ -31,7 +33,7 @@ mkdir -p "$(dirname "$OUT")" "$CHARTS"
 NAB_CATEGORIES="${NAB_CATEGORIES-realAWSCloudwatch realKnownCause}"
 SMD_SPLIT="${SMD_SPLIT:-train}"
 split_suffix=""; [ "$SMD_SPLIT" = train ] || split_suffix="-$SMD_SPLIT"
-OPTS=(${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} ${ROWS:+--rows})
+OPTS=(${FORECAST_CONFIG:+--config "$FORECAST_CONFIG"} ${REFIT_EVERY:+--refit-every "$REFIT_EVERY"} ${ROWS:+--rows} ${MAX_ORIGINS:+--max-origins "$MAX_ORIGINS"})
 for category in $NAB_CATEGORIES; do for f in "$DATA"/nab/"$category"/*.csv; do
   "$EXP" forecast evaluate --input "$f" "${OPTS[@]}" --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
 done; done
