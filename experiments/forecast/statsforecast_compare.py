@@ -30,6 +30,8 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 
+BASELINES = ("baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average")
+
 
 def load(series, column):
     path = series
@@ -93,11 +95,11 @@ def score(line):
         # The ensemble: the median of seasonal naive, Theta and MSTL.
         add("Median(SN,Theta,MSTL)", np.median(np.vstack([fc["SeasonalNaive"], fc["AutoTheta"], fc["MSTL"]]), axis=0), actual)
     mae = {k: float(np.mean(v)) for k, v in err.items()}
-    best = min(mae[b] for b in ("baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average"))
-    for b in ("baseline_last_value", "baseline_seasonal_naive", "baseline_moving_average"):
+    best = min(mae[b] for b in BASELINES)
+    for b in BASELINES:
         assert abs(mae[b] - d["mae"][b]) <= 1e-6 * max(1.0, abs(d["mae"][b])), (d["series"], b, mae[b], d["mae"][b])
     floor = max(1e-9 * float(np.mean(np.abs(y[n_train:]))), sys.float_info.min)
-    ratio = {k: max(v, floor) / max(best, floor) for k, v in mae.items() if not k.startswith("baseline")}
+    ratio = {k: max(v, floor) / max(best, floor) for k, v in mae.items() if k not in BASELINES}
     return {
         "series": d["series"],
         "column": d["column"],
