@@ -102,6 +102,14 @@ pub struct ForecasterParams {
     pub bucket_growth: usize,
     /// Restrict `auto` to one method (None: choose among all).
     pub method: Option<Method>,
+    /// Methods `auto` leaves out of its candidates (still reported per method by the
+    /// evaluation; `method`, when set, is the one candidate whatever this holds). By default
+    /// the 12-row moving average and Theta: the first follows what SES and the moving median
+    /// follow better, the second forecasts nearly what SES does (the same smoothing constant
+    /// plus half a slope), and as candidates they mostly fitted validation noise and crowded
+    /// out members that differ (chosen leave one series out against none and against the
+    /// moving average alone).
+    pub exclude: Vec<Method>,
     /// Spacing of the weight grid searched for the least validation MAE of the combination
     /// (0: 1 / MAE weights).
     pub weight_step: f64,
@@ -140,6 +148,7 @@ impl Default for ForecasterParams {
             combine: 3,
             bucket_growth: 4,
             method: None,
+            exclude: vec![Method::MovingAverage, Method::Theta],
             weight_step: 0.1,
             weight_shrink: 0.0,
             interval_scale_rows: 48,
@@ -292,6 +301,9 @@ impl ForecasterParams {
         if !(self.crossing_probability.is_finite() && self.crossing_probability > 0.0 && self.crossing_probability <= 1.0) {
             return bad("crossing_probability", self.crossing_probability.to_string(), "in (0, 1]");
         }
+        if self.method.is_none() && Method::ALL.iter().all(|m| self.exclude.contains(m)) {
+            return bad("exclude", format!("{:?}", self.exclude), "leaves no method to choose from");
+        }
         for (field, v) in
             [("min_autocorrelation", self.min_autocorrelation), ("median_min_autocorrelation", self.median_min_autocorrelation)]
         {
@@ -408,7 +420,7 @@ impl ForecasterParams {
         let mut candidates: Vec<(Method, Option<usize>)> = Vec::new();
         // MSTL: decomposed and fitted once, on the history before the first origin.
         let mstl = MstlFit::fit(&y[..first], &periods, self.fit_rows).map(|m| m.with_history(y));
-        for m in Method::ALL.into_iter().filter(|m| self.method.is_none_or(|only| only == *m)) {
+        for m in Method::ALL.into_iter().filter(|m| self.method.map_or(!self.exclude.contains(m), |only| only == *m)) {
             match m {
                 Method::SeasonalMedian => candidates.extend(median_periods.iter().map(|p| (m, Some(*p)))),
                 _ if m.seasonal() => candidates.extend(periods.iter().map(|p| (m, Some(*p)))),
@@ -981,6 +993,26 @@ mod tests {
     }
 
     #[test]
+    fn excluded_methods_are_never_members_unless_named_as_the_method() {
+        let mut level = 0.0;
+        let y: Vec<f64> = (0..3000)
+            .map(|i| {
+                level += noise(i) - 0.5;
+                level
+            })
+            .collect();
+        let methods = |p: &ForecasterParams| -> Vec<Method> {
+            p.fit(&y, 300.0, 36).unwrap().buckets().iter().flat_map(|b| b.members.iter().map(|m| m.method)).collect()
+        };
+        let all = methods(&ForecasterParams { exclude: vec![], ..Default::default() });
+        let first = all[0];
+        let without = methods(&ForecasterParams { exclude: vec![first, Method::MovingAverage], ..Default::default() });
+        assert!(!without.contains(&first) && !without.contains(&Method::MovingAverage) && !without.is_empty(), "{all:?} {without:?}");
+        let only = methods(&ForecasterParams { method: Some(Method::MovingAverage), ..Default::default() });
+        assert!(!only.is_empty() && only.iter().all(|m| *m == Method::MovingAverage), "{only:?}");
+    }
+
+    #[test]
     fn noise_without_a_period_has_none_and_short_history_is_refused() {
         let y: Vec<f64> = (0..3000).map(|i| noise(i) * 100.0).collect();
         let params = ForecasterParams::default();
@@ -997,6 +1029,7 @@ mod tests {
             (ForecasterParams { median_level_share: 1.5, ..Default::default() }, "median_level_share"),
             (ForecasterParams { crossing_probability: f64::NAN, ..Default::default() }, "crossing_probability"),
             (ForecasterParams { interval_scale_power: 1.5, ..Default::default() }, "interval_scale_power"),
+            (ForecasterParams { exclude: Method::ALL.to_vec(), ..Default::default() }, "exclude"),
         ] {
             let bad = p.validate().unwrap_err();
             assert!(bad.to_string().contains(field), "{bad}");
