@@ -101,7 +101,7 @@ pub(super) struct MethodSettings {
     pub(super) window: usize,
     /// Window of the long moving average.
     pub(super) long_window: usize,
-    /// Periods averaged by the seasonal mean and the seasonal profile.
+    /// Periods the seasonal mean averages.
     pub(super) seasons: usize,
     /// Most recent values the smoothing methods are fitted on.
     pub(super) fit_rows: usize,

@@ -75,7 +75,9 @@ pub struct ForecasterParams {
     pub moving_average_rows: usize,
     /// Window of the long moving average, rows.
     pub long_average_rows: usize,
-    /// Periods averaged by the seasonal mean and the seasonal profile.
+    /// Periods the seasonal mean averages (at most as many as the history holds): 10, so on
+    /// a noisy daily pattern the profile is averaged over every day of two weeks (chosen leave
+    /// one series out against 3).
     pub seasons: usize,
     /// Periods the seasonal median takes its median over.
     pub median_seasons: usize,
@@ -138,7 +140,7 @@ impl Default for ForecasterParams {
             median_min_autocorrelation: -1.0,
             moving_average_rows: 12,
             long_average_rows: 180,
-            seasons: 3,
+            seasons: 10,
             median_seasons: 5,
             median_level_share: 1.0 / 16.0,
             fit_rows: 4032,
