@@ -76,8 +76,8 @@ pub struct ForecasterParams {
     /// Window of the long moving average, rows.
     pub long_average_rows: usize,
     /// Periods the seasonal mean averages (at most as many as the history holds): 10, so on
-    /// a noisy daily pattern the profile is averaged over every day of two weeks (chosen leave
-    /// one series out against 3).
+    /// a noisy daily pattern the profile is averaged over the last ten days (chosen leave one
+    /// series out against 3).
     pub seasons: usize,
     /// Periods the seasonal median takes its median over.
     pub median_seasons: usize,
@@ -102,7 +102,7 @@ pub struct ForecasterParams {
     /// Horizon buckets grow by this factor (1, 4, 16, … steps); each has its own members and
     /// weights (0 or 1: one bucket for the whole horizon).
     pub bucket_growth: usize,
-    /// Restrict `auto` to one method (None: choose among all).
+    /// Restrict `auto` to one method (None: choose among all but those of `exclude`).
     pub method: Option<Method>,
     /// Methods `auto` leaves out of its candidates (still reported per method by the
     /// evaluation; `method`, when set, is the one candidate whatever this holds). By default
