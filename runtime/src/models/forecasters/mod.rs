@@ -904,7 +904,9 @@ impl FittedForecaster {
     /// Forecast from `history` with one method only, at the fitted period (for comparing the
     /// family's members).
     pub fn forecast_with(&self, method: Method, history: &[f64]) -> Option<Vec<f64>> {
-        let alpha = self.alphas.iter().find(|(k, _)| *k == (method, self.period)).map(|(_, a)| *a);
+        // SES and Theta share one constant, stored under whichever was a candidate (period `None`).
+        let shares = |m: Method| m == method || matches!((m, method), (Method::Ses, Method::Theta) | (Method::Theta, Method::Ses));
+        let alpha = self.alphas.iter().find(|((m, _), _)| shares(*m)).map(|(_, a)| *a);
         let mstl = if method == Method::Mstl { self.mstl_on(history) } else { None };
         forecast(method, history, self.horizon, self.period, self.settings, Hints { alpha, mstl: mstl.as_ref(), ..Hints::default() })
     }
@@ -1117,6 +1119,27 @@ mod tests {
             assert_eq!(abs_sum_mixed(&base, (&a, 0.3), Some((&b, 0.6))).to_bits(), abs_sum(&two).to_bits(), "n {n}");
             let plain: f64 = two.iter().map(|x| x.abs()).sum();
             assert!((abs_sum(&two) - plain).abs() <= 1e-12 * plain.max(1.0), "n {n}");
+        }
+    }
+
+    #[test]
+    fn single_methods_forecast_with_the_fitted_smoothing_constant() {
+        let y: Vec<f64> = (0..288 * 9).map(|i| daily(i) + 60.0 * noise(3 * i + 1)).collect();
+        let f = ForecasterParams::default().fit(&y, 300.0, 36).unwrap();
+        assert!(f.period().is_some());
+        let (_, alpha) = *f.alphas.iter().find(|((m, _), _)| *m == Method::Ses).unwrap();
+        // A later history whose own constant would differ (a random walk longer than `fit_rows`).
+        let mut later = y.clone();
+        later.extend((0..4500).scan(50.0, |v, i| {
+            *v += 10.0 * noise(i + 7) - 5.0;
+            Some(*v)
+        }));
+        for m in [Method::Ses, Method::Theta] {
+            let hints = Hints { alpha: Some(alpha), ..Hints::default() };
+            let fitted = forecast(m, &later, 36, f.period(), f.settings, hints).unwrap();
+            let refit = forecast(m, &later, 36, f.period(), f.settings, Hints::default()).unwrap();
+            assert_ne!(fitted, refit, "{m:?}: the check needs a history whose refit constant differs");
+            assert_eq!(f.forecast_with(m, &later).unwrap(), fitted, "{m:?}");
         }
     }
 
