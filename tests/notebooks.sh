@@ -41,8 +41,19 @@ notebooks=("$@")
 status=0
 for nb in "${notebooks[@]}"; do
   start=$(date +%s)
+  # A panic in a cell (an unwrap, an assert) does not fail evcxr's cell: it prints the panic on
+  # stderr and the kernel goes on. So the executed notebook's outputs are read for one too.
   if "$venv/bin/jupyter" nbconvert --to notebook --execute --ExecutePreprocessor.kernel_name=rust \
-      --ExecutePreprocessor.timeout=2400 --output-dir "$svc/notebooks" "$nb" >"$svc/notebooks/$(basename "$nb").log" 2>&1; then
+      --ExecutePreprocessor.timeout=2400 --output-dir "$svc/notebooks" "$nb" >"$svc/notebooks/$(basename "$nb").log" 2>&1 \
+    && "$venv/bin/python" - "$svc/notebooks/$(basename "$nb")" >>"$svc/notebooks/$(basename "$nb").log" 2>&1 <<'PY'; then
+import json, sys
+cells = json.load(open(sys.argv[1]))["cells"]
+for i, c in enumerate(cells):
+    for o in c.get("outputs", []):
+        text = "".join(o.get("text", ""))
+        if "panicked at" in text:
+            sys.exit(f"cell {i} panicked:\n" + "".join(c["source"]) + "\n" + text[:2000])
+PY
     log "ok     $nb ($(( $(date +%s) - start )) s)"
   else
     log "FAILED $nb ($(( $(date +%s) - start )) s)"
