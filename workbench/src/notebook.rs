@@ -135,8 +135,9 @@ pub struct Chart {
 }
 
 impl Chart {
-    /// Draws with `draw` into a temporary `.svg` file and keeps its text.
-    pub fn draw(draw: impl FnOnce(&Path) -> Result<(), FrameError>) -> Result<Self, FrameError> {
+    /// Draws with `draw` into a temporary `.svg` file and keeps its text (any chart writer of
+    /// the workbench, e.g. [`crate::forecasting::last_origin_chart`]).
+    pub fn draw<E: From<FrameError>>(draw: impl FnOnce(&Path) -> Result<(), E>) -> Result<Self, E> {
         let dir = std::env::temp_dir().join(format!("wb-chart-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| FrameError::Io { path: dir.display().to_string(), source: e })?;
         let path = dir.join(format!("{}.svg", unique_suffix()));
@@ -154,6 +155,22 @@ impl Chart {
     /// History, forecast and threshold.
     pub fn forecast(title: &str, history: &[f64], forecast: &[f64], threshold: f64) -> Result<Self, FrameError> {
         Self::draw(|p| crate::charts::forecast_chart(p, title, history, forecast, threshold))
+    }
+
+    /// History and a statistical forecast with its 80 % and 95 % intervals shaded (the band
+    /// predictive scaling decides on), and the threshold.
+    pub fn forecast_band(
+        title: &str,
+        history: &[f64],
+        forecast: &runtime::models::forecasters::Forecast,
+        threshold: f64,
+    ) -> Result<Self, FrameError> {
+        let band = crate::charts::Band {
+            interval_95: (&forecast.lower_95, &forecast.upper_95),
+            interval_80: (&forecast.lower_80, &forecast.upper_80),
+            actual: None,
+        };
+        Self::draw(|p| crate::charts::forecast_band_chart(p, title, history, &forecast.point, Some(band), threshold))
     }
 
     /// evcxr's rich display hook.
@@ -179,5 +196,20 @@ mod tests {
         assert!(text.contains("1.5000") && text.contains('–') && !text.contains(" b "), "{text}");
         let c = Chart::forecast("t", &[1.0, 2.0, 3.0], &[3.5, 4.0], 3.8).unwrap();
         assert!(c.svg.starts_with("<svg") && c.svg.contains("polyline"), "{}", &c.svg[..c.svg.len().min(200)]);
+    }
+
+    #[test]
+    fn a_forecast_band_chart_shades_both_intervals() {
+        let f = runtime::models::forecasters::Forecast {
+            point: vec![3.5, 4.0],
+            lower_95: vec![2.0, 2.2],
+            lower_80: vec![2.8, 3.0],
+            upper_80: vec![4.2, 5.0],
+            upper_95: vec![5.0, 6.1],
+        };
+        let plain = Chart::forecast("t", &[1.0, 2.0, 3.0], &f.point, 3.8).unwrap();
+        let band = Chart::forecast_band("t", &[1.0, 2.0, 3.0], &f, 3.8).unwrap();
+        assert!(band.svg.starts_with("<svg") && band.svg.contains("polygon") && !plain.svg.contains("polygon"), "{}", band.svg);
+        assert!(band.svg.contains("95 %") && band.svg.contains("80 %"), "the legend names both intervals: {}", band.svg);
     }
 }
