@@ -174,10 +174,11 @@ fn draw_forecast<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(-h0..(n as i64 - h0), (lo - pad)..(hi + pad))
+        .build_cartesian_2d((1 - h0)..(n as i64 - h0), (lo - pad)..(hi + pad))
         .map_err(|x| e(x.to_string()))?;
     c.configure_mesh().disable_x_mesh().x_desc("steps from now").y_desc("value").draw().map_err(|x| e(x.to_string()))?;
-    c.draw_series(LineSeries::new(history.iter().enumerate().map(|(i, v)| (i as i64 - h0, *v)), &BLUE))
+    // The last row is now (step 0); the forecast's step k is k steps later.
+    c.draw_series(LineSeries::new(history.iter().enumerate().map(|(i, v)| (i as i64 + 1 - h0, *v)), &BLUE))
         .map_err(|x| e(x.to_string()))?
         .label("history")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
@@ -214,12 +215,18 @@ fn draw_forecast<DB: DrawingBackend>(
     .label("forecast")
     .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(230, 120, 0)));
     if threshold.is_finite() {
-        c.draw_series(LineSeries::new([(-h0, threshold), (n as i64 - h0, threshold)], RED.stroke_width(1)))
+        c.draw_series(LineSeries::new([(1 - h0, threshold), (n as i64 - h0, threshold)], RED.stroke_width(1)))
             .map_err(|x| e(x.to_string()))?
             .label("threshold")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+    // Upper left: the forecast and its band on the right stay in view.
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
     root.present().map_err(|x| e(x.to_string()))?;
     Ok(())
 }
