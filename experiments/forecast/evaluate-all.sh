@@ -19,6 +19,9 @@
 # (experiments/forecast/gappy.py), in cells of time or (ROWS=1) in rows:
 #   python3 experiments/forecast/gappy.py runs/gappy && NAB_CATEGORIES= SMD_SPLIT=none \
 #     CSV_FILES="$(echo runs/gappy/*.csv)" experiments/forecast/evaluate-all.sh runs/forecast-eval/gappy.jsonl
+# and synthetic series of other shapes (hourly, bursty counts, irregular times; experiments/forecast/shapes.py):
+#   python3 experiments/forecast/shapes.py runs/shapes && NAB_CATEGORIES= SMD_SPLIT=none \
+#     CSV_FILES="$(echo runs/shapes/*.csv)" experiments/forecast/evaluate-all.sh runs/forecast-eval/shapes.jsonl
 # MAX_ORIGINS=N: at most N origins per series (default 400), e.g. 20 for the statsforecast comparison
 # (experiments/forecast/statsforecast_compare.py reads this script's output and rebuilds the same origins).
 set -euo pipefail
