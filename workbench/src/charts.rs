@@ -134,6 +134,13 @@ pub struct Band<'a> {
     pub actual: Option<&'a [f64]>,
 }
 
+impl<'a> Band<'a> {
+    /// The 80 % and 95 % intervals of a statistical forecast, and the actual values if known.
+    pub fn of(forecast: &'a runtime::models::forecasters::Forecast, actual: Option<&'a [f64]>) -> Self {
+        Self { interval_95: (&forecast.lower_95, &forecast.upper_95), interval_80: (&forecast.lower_80, &forecast.upper_80), actual }
+    }
+}
+
 /// [`forecast_chart`] with the 80 % and 95 % intervals shaded (the band predictive scaling
 /// decides on) and, when evaluating, the actual values.
 pub fn forecast_band_chart(

@@ -258,8 +258,7 @@ pub fn last_origin_chart(
     let f = fitted.forecast(&y[..o]);
     // As scored: the actual values of the cells that hold rows.
     let actual = actual_values(&y, observed.as_deref(), o..o + hz);
-    let band =
-        crate::charts::Band { interval_95: (&f.lower_95, &f.upper_95), interval_80: (&f.lower_80, &f.upper_80), actual: Some(&actual) };
+    let band = crate::charts::Band::of(&f, Some(&actual));
     let title = format!("{} {}: auto from the last origin", series.name.rsplit('/').next().unwrap_or(&series.name), series.columns[0]);
     crate::charts::forecast_band_chart(path, &title, &y[o.saturating_sub(3 * hz)..o], &f.point, Some(band), threshold)?;
     Ok(())

@@ -165,11 +165,7 @@ impl Chart {
         forecast: &runtime::models::forecasters::Forecast,
         threshold: f64,
     ) -> Result<Self, FrameError> {
-        let band = crate::charts::Band {
-            interval_95: (&forecast.lower_95, &forecast.upper_95),
-            interval_80: (&forecast.lower_80, &forecast.upper_80),
-            actual: None,
-        };
+        let band = crate::charts::Band::of(forecast, None);
         Self::draw(|p| crate::charts::forecast_band_chart(p, title, history, &forecast.point, Some(band), threshold))
     }
 
