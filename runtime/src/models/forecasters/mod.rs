@@ -473,8 +473,9 @@ impl ForecasterParams {
             let scales: Vec<f64> = origins.iter().map(|&o| local_scale(&y[..o], self.interval_scale_rows)).collect();
             let floor = 0.1 * scales.iter().sum::<f64>() / scales.len() as f64;
             let scale = (self.interval_scale_rows, self.interval_scale_power, floor);
+            let factors: Vec<f64> = scales.iter().map(|sc| scale_factor(*sc, scale)).collect();
             for r in &mut residuals {
-                r.iter_mut().zip(&scales).for_each(|(v, sc)| *v /= scale_factor(*sc, scale));
+                r.iter_mut().zip(&factors).for_each(|(v, f)| *v /= f);
             }
             scale
         } else {
