@@ -159,13 +159,14 @@ pub(super) fn forecast_into(method: Method, y: &[f64], out: &mut [f64], period: 
         }
         Method::SeasonalNaive => {
             let Some(p) = period else { return false };
-            out.iter_mut().enumerate().for_each(|(k, o)| *o = y[n - p + k % p]);
+            // Phases counted along (no division per step).
+            out.iter_mut().zip((0..p).cycle()).for_each(|(o, j)| *o = y[n - p + j]);
         }
         Method::SeasonalMean => {
             let Some(p) = period else { return false };
             let seasons = s.seasons.min(n / p).max(1);
-            for (k, o) in out.iter_mut().enumerate() {
-                let phase = n - p + k % p;
+            for (o, j) in out.iter_mut().zip((0..p).cycle()) {
+                let phase = n - p + j;
                 *o = (0..seasons).map(|i| y[phase - i * p]).sum::<f64>() / seasons as f64;
             }
         }
@@ -218,8 +219,8 @@ fn seasonal_median(y: &[f64], p: usize, s: MethodSettings, out: &mut [f64]) {
             _ => 0.0,
         })
         .collect();
-    for (k, o) in out.iter_mut().enumerate() {
-        let phase = n - p + k % p;
+    for (o, j) in out.iter_mut().zip((0..p).cycle()) {
+        let phase = n - p + j;
         buf.clear();
         buf.extend((0..seasons).map(|i| y[phase - i * p] + shifts[i]));
         *o = median(&mut buf);

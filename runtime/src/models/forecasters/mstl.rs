@@ -115,17 +115,36 @@ impl StateWeights {
         self.level.len() + 1
     }
 
-    /// Level and trend at the end of `d` (at least [`StateWeights::rows`] long).
+    /// Level and trend at the end of `d` (at least [`StateWeights::rows`] long). The sums run in
+    /// four interleaved lanes each (independent chains the processor overlaps: validation reads
+    /// the state at every origin).
     fn state(&self, d: &[f64]) -> (f64, f64) {
         let n = d.len();
         let m = self.rows();
-        let (mut level, mut trend) = (self.start[0] * d[n - m], self.start[1] * d[n - m]);
-        for (j, (wl, wt)) in self.level.iter().zip(&self.trend).enumerate() {
-            let v = d[n - 1 - j];
-            level += wl * v;
-            trend += wt * v;
+        // Weight j reads row n − 1 − j: the weighted rows read backwards.
+        let recent = &d[n - self.level.len()..];
+        let (mut level, mut trend) = ([0.0f64; 4], [0.0f64; 4]);
+        let rows = recent.rchunks_exact(4);
+        let tail_rows = rows.remainder();
+        let (wl, wt) = (self.level.chunks_exact(4), self.trend.chunks_exact(4));
+        let (tail_l, tail_t) = (wl.remainder(), wt.remainder());
+        for ((r, l), t) in rows.zip(wl).zip(wt) {
+            for lane in 0..4 {
+                level[lane] += l[lane] * r[3 - lane];
+                trend[lane] += t[lane] * r[3 - lane];
+            }
         }
-        (level, trend)
+        // The remaining weights read the oldest rows, newest first.
+        let (mut tl, mut tt) = (0.0, 0.0);
+        for ((l, t), v) in tail_l.iter().zip(tail_t).zip(tail_rows.iter().rev()) {
+            tl += l * v;
+            tt += t * v;
+        }
+        let start = d[n - m];
+        (
+            self.start[0] * start + ((level[0] + level[1]) + (level[2] + level[3])) + tl,
+            self.start[1] * start + ((trend[0] + trend[1]) + (trend[2] + trend[3])) + tt,
+        )
     }
 }
 
@@ -206,13 +225,20 @@ impl MstlFit {
             let (l, t, _) = self.params.run(d);
             (l, t)
         };
+        // The seasons of each step first (summed in the periods' order, each period's phase
+        // counted along the steps: no division per step), then the level and damped trend.
+        out.fill(0.0);
+        for (p, prof) in self.periods.iter().zip(&self.profiles) {
+            for (o, phase) in out.iter_mut().zip((n % p..*p).chain((0..*p).cycle())) {
+                *o += prof[phase];
+            }
+        }
         let (mut damped, mut factor) = (0.0, 1.0);
-        for (k, o) in out.iter_mut().enumerate() {
+        for o in out.iter_mut() {
             factor *= self.params.phi;
             damped += factor;
-            let row = n + k;
-            let season: f64 = self.periods.iter().zip(&self.profiles).map(|(p, prof)| prof[row % p]).sum();
-            *o = level + trend * damped + season;
+            // (Addition commutes: the step's seasons added last, as a sum written out adds them.)
+            *o += level + trend * damped;
         }
         true
     }
@@ -246,18 +272,27 @@ fn decompose(y: &[f64], periods: &[usize], rows: usize) -> (Vec<usize>, Vec<Vec<
     let mut x = vec![0.0; seg.len()];
     for _pass in 0..2 {
         for k in 0..ps.len() {
-            // The series less the other components.
-            for (i, (xi, v)) in x.iter_mut().zip(seg).enumerate() {
-                let row = start + i;
-                *xi = v - ps.iter().zip(&profiles).enumerate().filter(|(j, _)| *j != k).map(|(_, (p, prof))| prof[row % p]).sum::<f64>();
+            // The series less the other components. Phases are counted along the rows (a
+            // division per row was a tenth of a fit).
+            let mut phases: Vec<usize> = ps.iter().map(|p| start % p).collect();
+            for (xi, v) in x.iter_mut().zip(seg) {
+                let mut others = 0.0;
+                for (j, ((p, prof), phase)) in ps.iter().zip(&profiles).zip(&mut phases).enumerate() {
+                    if j != k {
+                        others += prof[*phase];
+                    }
+                    *phase = if *phase + 1 == *p { 0 } else { *phase + 1 };
+                }
+                *xi = v - others;
             }
             let trend = centred_moving_average(&x, ps[k]);
             let p = ps[k];
             let (mut sum, mut count) = (vec![0.0; p], vec![0usize; p]);
-            for (i, (xi, t)) in x.iter().zip(&trend).enumerate() {
-                let phase = (start + i) % p;
+            let mut phase = start % p;
+            for (xi, t) in x.iter().zip(&trend) {
                 sum[phase] += xi - t;
                 count[phase] += 1;
+                phase = if phase + 1 == p { 0 } else { phase + 1 };
             }
             let mut prof: Vec<f64> = sum.iter().zip(&count).map(|(s, c)| s / (*c).max(1) as f64).collect();
             let mean = prof.iter().sum::<f64>() / p as f64;
