@@ -474,9 +474,7 @@ impl ForecasterParams {
             let floor = 0.1 * scales.iter().sum::<f64>() / scales.len() as f64;
             let scale = (self.interval_scale_rows, self.interval_scale_power, floor);
             let factors: Vec<f64> = scales.iter().map(|sc| scale_factor(*sc, scale)).collect();
-            for r in &mut residuals {
-                r.iter_mut().zip(&factors).for_each(|(v, f)| *v /= f);
-            }
+            residuals.iter_mut().for_each(|r| r.iter_mut().zip(&factors).for_each(|(v, f)| *v /= f));
             scale
         } else {
             (0, 0.0, 0.0)
