@@ -231,20 +231,10 @@ fn seasonal_median(y: &[f64], p: usize, s: MethodSettings, out: &mut [f64]) {
 fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     let mid = n / 2;
-    if n <= 8 {
-        // A few values (the seasons of the seasonal median): insertion sort.
-        for i in 1..n {
-            let mut j = i;
-            while j > 0 && v[j] < v[j - 1] {
-                v.swap(j, j - 1);
-                j -= 1;
-            }
-        }
-        return if n % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 };
-    }
     let m = if n <= SMALL_SELECT {
-        // A level's few dozen rows (the seasonal median's levels, the short window): a plain
-        // quickselect is a quarter faster there than the standard library's.
+        // The seasons of the seasonal median (a few values: its insertion sort) and a level's
+        // few dozen rows (its levels, the short window): a plain quickselect is a quarter
+        // faster there than the standard library's.
         small_select(v, mid)
     } else {
         // The values are finite (a fit refuses others): `total_cmp` orders them as `<` does
