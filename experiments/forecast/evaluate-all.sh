@@ -22,6 +22,8 @@
 # and synthetic series of other shapes (hourly, bursty counts, irregular times; experiments/forecast/shapes.py):
 #   python3 experiments/forecast/shapes.py runs/shapes && NAB_CATEGORIES= SMD_SPLIT=none \
 #     CSV_FILES="$(echo runs/shapes/*.csv)" experiments/forecast/evaluate-all.sh runs/forecast-eval/shapes.jsonl
+# and NAB's other 23 files (realAdExchange, realTraffic, realTweets: not in the shared datasets, never
+# used to choose), with the NAB detection scores next to HTM's and ARTime's: experiments/nab-heldout.sh
 # MAX_ORIGINS=N: at most N origins per series (default 400), e.g. 20 for the statsforecast comparison
 # (experiments/forecast/statsforecast_compare.py reads this script's output and rebuilds the same origins).
 set -euo pipefail
