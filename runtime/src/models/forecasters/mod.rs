@@ -608,10 +608,12 @@ fn choose_members(
     let top = ranked.iter().map(|r| r.1).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let top_all = scored.iter().map(|c| c.2).filter(|v| v.is_finite()).fold(0.0, f64::max);
     ranked.sort_by_key(|&(ci, mae)| (digits(mae, top), digits(scored[ci].2, top_all), scored[ci].0.tie_rank(), scored[ci].0));
-    // A member that forecasts exactly what a better-ranked one does (the last value and the
-    // moving median on a flat stretch) adds nothing: the next one takes its place.
+    // A member that forecasts what a better-ranked one does (the last value and the moving
+    // median on a flat stretch; MSTL without a period or a trend and SES at the same constant,
+    // equal to six digits: MSTL's state weights stop at 1e-7 of the first) adds nothing: the
+    // next one takes its place.
     let bucket = |ci: usize| in_bucket(&scored[ci].3, horizon, (first_step, last_step));
-    let same = |a: usize, b: usize| bucket(a).zip(bucket(b)).all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()));
+    let same = |a: usize, b: usize| bucket(a).zip(bucket(b)).all(|(x, y)| (x - y).abs() <= 1e-6 * x.abs().max(y.abs()));
     let mut kept: Vec<(usize, f64)> = Vec::with_capacity(combine);
     for r in ranked {
         if kept.len() == combine {
@@ -1103,6 +1105,30 @@ mod tests {
         ranks.sort_unstable();
         ranks.dedup();
         assert_eq!(ranks.len(), Method::ALL.len());
+    }
+
+    #[test]
+    fn one_model_computed_two_ways_is_one_member() {
+        // Without a seasonal period or a trend and at the same smoothing constant, MSTL is SES:
+        // its state from cached weights, SES's by recursion, equal to eight digits but not to the
+        // last bit. It must not take a second place in the bucket; the next member does.
+        let (origins, horizon) = ((0..40).map(|o| o * 3).collect::<Vec<usize>>(), 4);
+        let y: Vec<f64> = (0..200).map(|i| 10.0 + noise(i)).collect();
+        let forecasts = |shift: f64, wobble: f64| -> Vec<f64> {
+            origins.iter().flat_map(|&o| (0..horizon).map(move |k| 10.5 + shift + wobble * (noise(o + k + 999) - 0.5))).collect()
+        };
+        let ses = forecasts(0.0, 0.0);
+        let mstl: Vec<f64> = ses.iter().map(|v| v * (1.0 + 3e-8)).collect();
+        let scored: Vec<Scored> =
+            vec![(Method::Ses, None, 1.0, ses), (Method::Mstl, None, 1.0, mstl), (Method::MovingMedian, None, 1.0, forecasts(0.05, 0.4))];
+        let (ranked, weights) = choose_members(&scored, (&origins, &y, horizon), (0, horizon - 1), 2, (0.1, 0.0));
+        let methods: Vec<Method> = ranked.iter().map(|(ci, _)| scored[*ci].0).collect();
+        assert_eq!(methods.len(), 2, "{methods:?}");
+        assert!(
+            methods.contains(&Method::MovingMedian) && !(methods.contains(&Method::Ses) && methods.contains(&Method::Mstl)),
+            "{methods:?}"
+        );
+        assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{weights:?}");
     }
 
     #[test]
