@@ -24,33 +24,40 @@ fi
 nab() { git --git-dir="$REPO" "$@"; }
 HELDOUT="realAdExchange realTraffic realTweets"
 ALL="artificialNoAnomaly artificialWithAnomaly realAWSCloudwatch realKnownCause $HELDOUT"
-lay_out() { # lay_out DIR CATEGORY...
+# The 58 files, their labels and the published detectors' scores, read from NAB once.
+ALL_DIR="$OUT/all"
+rm -rf "$ALL_DIR"; mkdir -p "$ALL_DIR/nab/labels"
+for c in $ALL; do
+  mkdir -p "$ALL_DIR/nab/$c"
+  for f in $(nab ls-tree --name-only "$COMMIT" "data/$c/"); do nab show "$COMMIT:$f" > "$ALL_DIR/nab/$c/$(basename "$f")"; done
+  for d in numenta ARTime; do
+    mkdir -p "$ALL_DIR/nab-results/$d/$c"
+    for f in $(nab ls-tree --name-only "$COMMIT" "results/$d/$c/"); do nab show "$COMMIT:$f" > "$ALL_DIR/nab-results/$d/$c/$(basename "$f")"; done
+  done
+done
+for n in combined_windows.json combined_labels.json; do nab show "$COMMIT:labels/$n" > "$ALL_DIR/nab/labels/$n"; done
+subset() { # subset DIR CATEGORY...: those categories of the 58, with their labels only
   local dir="$1"; shift
-  rm -rf "$dir"; mkdir -p "$dir/nab/labels"
+  rm -rf "$dir"; mkdir -p "$dir/nab/labels" "$dir/nab-results/numenta" "$dir/nab-results/ARTime"
   for c in "$@"; do
-    mkdir -p "$dir/nab/$c"
-    for f in $(nab ls-tree --name-only "$COMMIT" "data/$c/"); do nab show "$COMMIT:$f" > "$dir/nab/$c/$(basename "$f")"; done
-    for d in numenta ARTime; do
-      mkdir -p "$dir/nab-results/$d/$c"
-      for f in $(nab ls-tree --name-only "$COMMIT" "results/$d/$c/"); do nab show "$COMMIT:$f" > "$dir/nab-results/$d/$c/$(basename "$f")"; done
-    done
+    cp -r "$ALL_DIR/nab/$c" "$dir/nab/"
+    for d in numenta ARTime; do cp -r "$ALL_DIR/nab-results/$d/$c" "$dir/nab-results/$d/"; done
   done
   for n in combined_windows.json combined_labels.json; do
-    nab show "$COMMIT:labels/$n" | python3 -c '
+    python3 -c '
 import json, sys
-keep = set(sys.argv[1:])
-labels = json.load(sys.stdin)
+keep = set(sys.argv[2:])
+labels = json.load(open(sys.argv[1]))
 json.dump({k: v for k, v in labels.items() if k.split("/")[0] in keep}, sys.stdout, indent=1)
-' "$@" > "$dir/nab/labels/$n"
+' "$ALL_DIR/nab/labels/$n" "$@" > "$dir/nab/labels/$n"
   done
 }
-lay_out "$OUT/all" $ALL
-lay_out "$OUT/others" $HELDOUT
-for c in $HELDOUT; do lay_out "$OUT/$c" "$c"; done
+subset "$OUT/others" $HELDOUT
+for c in $HELDOUT; do subset "$OUT/$c" "$c"; done
+score() { grep -E '^(standard|reward_low_FP_rate|reward_low_FN_rate) ' | awk '{printf " %9s", $2}'; }
 printf '%-22s %-14s %9s %9s %9s\n' corpus detector standard low_FP low_FN
 for corpus in all others $HELDOUT; do
   dir="$OUT/$corpus"
-  score() { grep -E '^(standard|reward_low_FP_rate|reward_low_FN_rate) ' | awk '{printf " %9s", $2}'; }
   printf '%-22s %-14s' "$corpus" "default"; AIOPS_DATASETS="$dir" "$EXP" evaluate --nab | score; echo
   for d in numenta ARTime; do
     printf '%-22s %-14s' "$corpus" "$d"; AIOPS_DATASETS="$dir" "$EXP" evaluate --scores "$dir/nab-results/$d" | score; echo
