@@ -14,8 +14,10 @@ locals {
     METRICS_NAMESPACE   = var.metrics_namespace
     MONITORED_SERVERS   = join(",", var.monitored_servers)
     RUST_LOG            = var.runtime_log_level
-    # The LSTM bundle packed by package-lambda.sh (FORECASTER_BUNDLE_DIR) for mode = "predict".
-    FORECASTER_BUNDLE = "/var/task/forecaster"
+    # mode = "predict": the statistical `auto` forecaster fitted per server (no bundle), the LSTM
+    # bundle packed by package-lambda.sh (FORECASTER_BUNDLE_DIR), or the registry's forecaster.
+    FORECAST_MODEL    = var.forecast_model
+    FORECASTER_BUNDLE = var.forecast_model == "lstm" ? "/var/task/forecaster" : null
   }
 }
 

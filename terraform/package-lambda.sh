@@ -5,7 +5,8 @@
 #   terraform/package-lambda.sh [arm64|x86_64]      # default arm64 (var.lambda_architecture)
 #   FORECASTER_BUNDLE_DIR=models/lstm/web-server-01_cpu_usage terraform/package-lambda.sh
 #       also packs an LSTM bundle (experiment lstm train) as forecaster/ for the predictor
-#       function (FORECASTER_BUNDLE=/var/task/forecaster).
+#       function (FORECASTER_BUNDLE=/var/task/forecaster; deploy with forecast_model = "lstm").
+#       Without it the predictor fits the statistical `auto` forecaster per server (the default).
 #
 # Uses cargo-lambda (`pip install cargo-lambda` or `cargo install cargo-lambda`; it cross-compiles
 # with zig and links against the glibc of Lambda's provided.al2023). Without it, builds natively

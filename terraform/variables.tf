@@ -177,9 +177,20 @@ variable "prediction_schedule" {
 }
 
 variable "enable_prediction" {
-  description = "Deploy the prediction function and its schedule (needs an LSTM bundle packed into the Lambda zip: FORECASTER_BUNDLE_DIR=... terraform/package-lambda.sh)."
+  description = "Deploy the prediction function and its schedule (see forecast_model)."
   type        = bool
   default     = true
+}
+
+variable "forecast_model" {
+  description = "Forecaster of the prediction function: auto (statistical, fitted per server from the history it reads; no training job), lstm (needs an LSTM bundle packed into the Lambda zip: FORECASTER_BUNDLE_DIR=... terraform/package-lambda.sh) or registry (the forecaster promoted to the model registry)."
+  type        = string
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "lstm", "registry"], var.forecast_model)
+    error_message = "forecast_model must be auto, lstm or registry."
+  }
 }
 
 variable "detection_shards" {

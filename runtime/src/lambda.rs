@@ -16,11 +16,11 @@
 //! Secrets: `ALERTING_SECRET_ARN` (`{"slack_webhook_url", "pagerduty_routing_key"}`) and
 //! `INFLUXDB_SECRET_ARN` (`{"username", "password"}` or `{"token"}`) are read through the AWS
 //! Parameters and Secrets Lambda Extension (`localhost:2773`) when its layer is attached.
-//! `mode = "predict"` forecasts every server of the shard with the LSTM bundle of `[forecast]
-//! bundle` (or `FORECASTER_BUNDLE`, a folder in the package), or with the statistical forecaster
-//! fitted per server (`[forecast] model = "auto"` / `FORECAST_MODEL=auto`, no bundle), and routes
-//! SCALE_NOW / SCALE_SOON alerts like anomaly alerts; with neither it answers that none is
-//! configured.
+//! `mode = "predict"` forecasts every server of the shard with the statistical forecaster fitted
+//! per server (the default without a bundle; `FORECAST_MODEL=auto`), the LSTM bundle of
+//! `[forecast] bundle` (or `FORECASTER_BUNDLE`, a folder in the package; the default with one) or
+//! the registry's forecaster (`model = "registry"`), and routes SCALE_NOW / SCALE_SOON alerts like
+//! anomaly alerts; `model = "lstm"` without a bundle answers that it needs one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -118,15 +118,17 @@ impl Handler {
         }
         let shard_label = format!("{shard}/{shards}");
         if mode == LambdaMode::Predict
-            && self.base.forecast.model == crate::predict::ForecastModel::Lstm
-            && self.base.forecast.bundle.is_empty()
+            && self.base.forecast.model() == crate::predict::ForecastModel::Lstm
+            && self.base.forecast.bundle.trim().is_empty()
         {
             return Ok(TickResponse {
                 mode,
                 shard: shard_label,
                 tick: None,
                 pending: 0,
-                note: Some("no forecaster configured ([forecast] bundle or FORECASTER_BUNDLE, or model = \"auto\")".into()),
+                note: Some(
+                    "model = \"lstm\" without a bundle ([forecast] bundle or FORECASTER_BUNDLE; or leave model unset for `auto`)".into(),
+                ),
                 advice: Vec::new(),
             });
         }
@@ -146,7 +148,7 @@ impl Handler {
         }
         let monitor = monitors.get_mut(&(shard, shards)).expect("inserted above");
         if mode == LambdaMode::Predict {
-            let advice = if self.base.forecast.model == crate::predict::ForecastModel::Registry {
+            let advice = if self.base.forecast.model() == crate::predict::ForecastModel::Registry {
                 // Read the alias at every invocation: a promotion is served from the next one.
                 let (_, fc) = monitor.refresh_forecaster().await?;
                 monitor.predict(crate::now_ms(), &fc).await?

@@ -131,9 +131,10 @@ struct BenchForecastArgs {
 
 #[derive(clap::Args, Debug)]
 struct ForecastArgs {
-    /// `lstm` (the bundle) or `auto` (the statistical forecaster, fitted on the server's history).
-    #[arg(long, env = "FORECAST_MODEL", value_enum, default_value_t = runtime::predict::ForecastModel::Lstm)]
-    model: runtime::predict::ForecastModel,
+    /// `auto` (the statistical forecaster, fitted on the server's history) or `lstm` (the
+    /// bundle); unset: `lstm` with `--bundle`, else `auto`.
+    #[arg(long, env = "FORECAST_MODEL", value_enum)]
+    model: Option<runtime::predict::ForecastModel>,
     /// Bundle folder (`forecaster.json` + `weights.bpk`), for `--model lstm`.
     #[arg(long, env = "FORECASTER_BUNDLE")]
     bundle: Option<PathBuf>,
@@ -226,12 +227,9 @@ fn print_alerts(r: &TickReport) {
 async fn once(config: ConfigArg, json: bool, predict: bool) -> Result<()> {
     let cfg = load_config(&config)?;
     let timeout = Duration::from_secs(cfg.schedule.deliver_timeout_secs);
-    let from_registry = predict && cfg.forecast.model == runtime::predict::ForecastModel::Registry;
+    let from_registry = predict && cfg.forecast.model() == runtime::predict::ForecastModel::Registry;
     let predictor = if predict && !from_registry {
-        Some(
-            runtime::predict::Predictor::from_config(&cfg.forecast)?
-                .context("--predict needs a forecaster: [forecast] bundle or FORECASTER_BUNDLE, or [forecast] model = \"auto\"")?,
-        )
+        Some(runtime::predict::Predictor::from_config(&cfg.forecast)?.context("--predict: no forecaster for this [forecast] model")?)
     } else {
         None
     };
@@ -417,7 +415,8 @@ async fn alert_test(config: ConfigArg, sink: SinkChoice, severity: Severity) -> 
 
 async fn forecast(a: ForecastArgs) -> Result<()> {
     use runtime::predict::{Advised, ForecastModel, Predictor, StatisticalForecast};
-    let fc = match a.model {
+    let model = a.model.unwrap_or(if a.bundle.is_some() { ForecastModel::Lstm } else { ForecastModel::Auto });
+    let fc = match model {
         ForecastModel::Auto => {
             let s = StatisticalForecast {
                 metric: a.metric.clone(),
@@ -450,7 +449,7 @@ async fn forecast(a: ForecastArgs) -> Result<()> {
     let Advised { at_ms: at, filled, prediction, threshold, advice, .. } = fc.advise(&samples, &a.server, a.threshold, 10.0)?;
     if a.json {
         let out = serde_json::json!({
-            "server": a.server, "metric": fc.target_metric(), "model": a.model, "at": runtime::format_ts(at), "filled": filled,
+            "server": a.server, "metric": fc.target_metric(), "model": model, "at": runtime::format_ts(at), "filled": filled,
             "decided_on": prediction.band.name(), "advice": advice, "forecast": prediction.forecast.point,
             "upper_80": prediction.forecast.upper_80, "upper_95": prediction.forecast.upper_95,
             "lower_80": prediction.forecast.lower_80, "lower_95": prediction.forecast.lower_95,

@@ -35,10 +35,11 @@ use crate::models::forecasters::{Forecast, ForecasterParams, FuturePaths};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ForecastModel {
-    /// The LSTM bundle of `[forecast] bundle`.
-    #[default]
+    /// The LSTM bundle of `[forecast] bundle` (the default when a bundle is given).
     Lstm,
-    /// The statistical `auto` forecaster, fitted per server from the history read.
+    /// The statistical `auto` forecaster, fitted per server from the history read (the default
+    /// without a bundle).
+    #[default]
     Auto,
     /// The forecaster promoted to the model registry (`[model] registry`): model
     /// `[forecast] registry_model` at `[forecast] alias`, reloaded when the alias moves, the
@@ -230,17 +231,19 @@ pub enum Predictor {
 }
 
 impl Predictor {
-    /// The forecaster `[forecast]` asks for (`None`: predictive scaling is off: an LSTM without
-    /// a bundle).
+    /// The forecaster `[forecast]` asks for ([`crate::monitor::config::ForecastConfig::model`];
+    /// `None`: the registry's, which the monitor loads).
     pub fn from_config(cfg: &crate::monitor::config::ForecastConfig) -> Result<Option<Self>, ForecastError> {
-        match cfg.model {
+        match cfg.model() {
             ForecastModel::Auto => {
                 cfg.auto.validate()?;
                 Ok(Some(Self::Auto(Box::new(cfg.auto.clone()))))
             }
             // Loaded from the registry by the monitor (`Monitor::refresh_forecaster`).
             ForecastModel::Registry => Ok(None),
-            ForecastModel::Lstm if cfg.bundle.is_empty() => Ok(None),
+            ForecastModel::Lstm if cfg.bundle.trim().is_empty() => {
+                Err(ForecastError::Config("[forecast] model = \"lstm\" needs a bundle (or FORECASTER_BUNDLE)".into()))
+            }
             ForecastModel::Lstm => Ok(Some(Self::Lstm(Box::new(Forecaster::load_dir(std::path::Path::new(&cfg.bundle))?)))),
         }
     }

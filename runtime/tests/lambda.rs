@@ -121,7 +121,7 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
     rt.block_on(common::promote(&registry, &common::sim_bundle()));
     std::fs::write(
         dir.join("runtime.toml"),
-        format!("[source]\nkind = \"file\"\n[source.file]\npath = \"{0}/fleet.csv\"\n[model]\nregistry = \"file://{0}/registry\"\n[outbox]\ndir = \"{0}/outbox\"\n[forecast]\nmodel = \"auto\"\n[forecast.auto]\ninterval_secs = 60\nhistory_hours = 6\n", dir.display()),
+        format!("[source]\nkind = \"file\"\n[source.file]\npath = \"{0}/fleet.csv\"\n[model]\nregistry = \"file://{0}/registry\"\n[outbox]\ndir = \"{0}/outbox\"\n[forecast.auto]\ninterval_secs = 60\nhistory_hours = 6\n", dir.display()),
     )
     .unwrap();
     // Four scheduled invocations.
@@ -143,7 +143,8 @@ fn scheduled_shard_ticks_through_the_runtime_api() {
         assert_eq!(tick["servers"], expected, "shard {shard}: {r}");
         assert!(tick["rows_learned"].as_u64().unwrap() > 0 && tick["rows_scored"].as_u64().unwrap() > 0, "{r}");
     }
-    // Predictive scaling with the statistical forecaster: no bundle, fitted per server of the shard.
+    // Predictive scaling with the statistical forecaster, the default without a bundle (no
+    // `model` set): fitted per server of the shard.
     let p = &responses["req-3"];
     assert_eq!(p["mode"], "predict", "{p}");
     let shard0 = names.iter().filter(|n| shard_of(n, 2) == 0).count();

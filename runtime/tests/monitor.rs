@@ -360,10 +360,6 @@ fn predictive_scaling_alerts_the_server_whose_forecast_crosses_once_then_resolve
     assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
 }
 
-/// The statistical `auto` forecaster needs no bundle: it is fitted per server on the week of
-/// history the runtime reads and decides on the upper bound of its 95 % interval, so the server
-/// whose daily peak is 45 minutes away gets SCALE_SOON (MEDIUM: Slack only), the quiet one
-/// nothing.
 /// A week of 5-minute rows in `dir/week.csv`: `hot` idles at 40 and peaks at 90 from 12:00 to
 /// 14:00 every day; `cool` stays at 30 (both ± 2); ends at 11:25 on the eighth day, which is
 /// returned (the peak starts 35 minutes later).
@@ -382,14 +378,24 @@ fn daily_peak_week(dir: &Path) -> (PathBuf, i64) {
     (data, t0 + (7 * 288 + 137) * 300_000)
 }
 
+/// The statistical `auto` forecaster needs no bundle and is the default without one: it is fitted
+/// per server on the week of history the runtime reads and decides on P(crossing), so the server
+/// whose daily peak is 35 minutes away gets SCALE_SOON (MEDIUM: Slack only), the quiet one
+/// nothing. `model = "lstm"` without a bundle is refused, not silently off.
 #[test]
 fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
     let dir = tmp("predict-auto");
     let receiver = Receiver::start();
     let (data, now) = daily_peak_week(&dir);
     let mut cfg = config(&dir, &data, &receiver);
-    cfg.forecast.model = runtime::predict::ForecastModel::Auto;
     cfg.forecast.auto.horizon_minutes = 60.0;
+    assert_eq!(cfg.forecast.model, None);
+    assert_eq!(cfg.forecast.model(), runtime::predict::ForecastModel::Auto, "no bundle: auto");
+    let lstm = runtime::monitor::config::ForecastConfig { model: Some(runtime::predict::ForecastModel::Lstm), ..cfg.forecast.clone() };
+    let e = runtime::predict::Predictor::from_config(&lstm).unwrap_err().to_string();
+    assert!(e.contains("needs a bundle"), "{e}");
+    let with_bundle = runtime::monitor::config::ForecastConfig { bundle: "models/lstm/x".into(), ..cfg.forecast.clone() };
+    assert_eq!(with_bundle.model(), runtime::predict::ForecastModel::Lstm, "a bundle given: the LSTM");
     let fc = runtime::predict::Predictor::from_config(&cfg.forecast).unwrap().expect("auto needs no bundle");
     let mut m = monitor(cfg);
     // 11:25 on the eighth day: the peak starts in 35 minutes.
@@ -406,14 +412,11 @@ fn auto_forecaster_scales_the_server_whose_daily_peak_is_ahead() {
     assert!(slack[0].body["text"].as_str().unwrap_or("").contains("hot"), "{slack:?}");
     assert!(receiver.accepted("/pagerduty").is_empty(), "MEDIUM does not page");
     // The same from the command line, as JSON with the band.
-    let out = runtime_cmd()
-        .args(["forecast", "--model", "auto", "--server", "hot", "--horizon-minutes", "60", "--json", "--input"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out =
+        runtime_cmd().args(["forecast", "--server", "hot", "--horizon-minutes", "60", "--json", "--input"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["decided_on"], "probability");
+    assert_eq!((v["model"].as_str(), v["decided_on"].as_str()), (Some("auto"), Some("probability")), "the default without --bundle");
     assert_eq!(v["advice"]["recommendation"], "SCALE_SOON", "{v}");
     // The peak is 35 minutes ahead: the first likely crossing within the hour, not now.
     let to_crossing = v["advice"]["minutes_to_crossing"].as_f64().unwrap();
@@ -443,7 +446,7 @@ fn a_promoted_forecaster_is_served_reloaded_when_the_alias_moves_and_kept_when_t
     let receiver = Receiver::start();
     let (data, now) = daily_peak_week(&dir);
     let mut cfg = config(&dir, &data, &receiver);
-    cfg.forecast.model = runtime::predict::ForecastModel::Registry;
+    cfg.forecast.model = Some(runtime::predict::ForecastModel::Registry);
     let registry = Registry::open(&cfg.model.registry).unwrap();
     let forecaster = |s: &StatisticalForecast| {
         let training = TrainingData { dataset: "week.csv".into(), sha256: "cd".repeat(32), rows: 2154, start_ms: None, end_ms: None };

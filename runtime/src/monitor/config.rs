@@ -234,16 +234,18 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[forecast]`: predictive scaling with an LSTM bundle (`experiment lstm train`) or the
-/// statistical `auto` forecaster fitted per server (`model = "auto"`, settings in
-/// `[forecast.auto]`; see [`crate::predict`]).
+/// `[forecast]`: predictive scaling with the statistical `auto` forecaster fitted per server
+/// (settings in `[forecast.auto]`; the default when no bundle is given), an LSTM bundle
+/// (`experiment lstm train`; the default when `bundle` is set) or the registry's forecaster (see
+/// [`crate::predict`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForecastConfig {
-    /// `lstm` (the bundle), `auto` or `registry` (also `FORECAST_MODEL`).
-    pub model: crate::predict::ForecastModel,
-    /// Bundle folder (also `FORECASTER_BUNDLE`); empty with `model = "lstm"`: predictive
-    /// scaling is off.
+    /// `auto`, `lstm` (the bundle) or `registry` (also `FORECAST_MODEL`); unset: `lstm` when
+    /// `bundle` is given, else `auto` ([`ForecastConfig::model`]), so predictive scaling needs no
+    /// training job.
+    pub model: Option<crate::predict::ForecastModel>,
+    /// Bundle folder of `model = "lstm"` (also `FORECASTER_BUNDLE`).
     pub bundle: String,
     /// Level of the target metric that needs capacity (default: 80 for `*_usage` metrics, else
     /// the 95th percentile of each server's window).
@@ -261,7 +263,7 @@ pub struct ForecastConfig {
 impl Default for ForecastConfig {
     fn default() -> Self {
         Self {
-            model: crate::predict::ForecastModel::Lstm,
+            model: None,
             bundle: String::new(),
             threshold: None,
             now_minutes: 10.0,
@@ -269,6 +271,16 @@ impl Default for ForecastConfig {
             registry_model: "forecaster".into(),
             alias: "champion".into(),
         }
+    }
+}
+
+impl ForecastConfig {
+    /// The forecaster predictive scaling runs: `model` when set, else the LSTM when a bundle is
+    /// given, else `auto` (fitted per server from the history read: it beats the naive baselines
+    /// on most series, which the LSTM does not; docs/results.md).
+    pub fn model(&self) -> crate::predict::ForecastModel {
+        use crate::predict::ForecastModel;
+        self.model.unwrap_or(if self.bundle.trim().is_empty() { ForecastModel::Auto } else { ForecastModel::Lstm })
     }
 }
 
@@ -428,7 +440,7 @@ impl RuntimeConfig {
             self.output.influxdb_scores = matches!(v.trim(), "1" | "true" | "yes");
         }
         if let Some(m) = var("FORECAST_MODEL").as_deref().and_then(forecast_model) {
-            self.forecast.model = m;
+            self.forecast.model = Some(m);
         }
         self.sinks.apply_env();
     }
@@ -502,7 +514,7 @@ impl RuntimeConfig {
         if self.forecast.threshold.is_some_and(|t| !t.is_finite()) {
             return bad("forecast.threshold", "must be finite".into());
         }
-        if self.forecast.model == crate::predict::ForecastModel::Auto {
+        if self.forecast.model() == crate::predict::ForecastModel::Auto {
             self.forecast.auto.validate().map_err(|e| ConfigError::Invalid {
                 path: origin.to_string(),
                 key: "forecast.auto".into(),
