@@ -16,9 +16,10 @@ locals {
     RUST_LOG            = var.runtime_log_level
     # mode = "predict": the statistical `auto` forecaster fitted per server (no bundle), the LSTM
     # bundle packed by package-lambda.sh (FORECASTER_BUNDLE_DIR), or the registry's forecaster.
-    FORECAST_MODEL    = var.forecast_model
-    FORECASTER_BUNDLE = var.forecast_model == "lstm" ? "/var/task/forecaster" : null
+    FORECAST_MODEL = var.forecast_model
   }
+  # Only the LSTM reads a bundle from the package.
+  forecaster_environment = var.forecast_model == "lstm" ? { FORECASTER_BUNDLE = "/var/task/forecaster" } : {}
 }
 
 resource "aws_lambda_function" "runtime" {
@@ -40,7 +41,7 @@ resource "aws_lambda_function" "runtime" {
   reserved_concurrent_executions = each.value.concurrency
 
   environment {
-    variables = merge(local.lambda_environment, { RUNTIME_MODE = each.value.mode })
+    variables = merge(local.lambda_environment, local.forecaster_environment, { RUNTIME_MODE = each.value.mode })
   }
 
   dead_letter_config {

@@ -210,7 +210,8 @@ variable "reserved_concurrency" {
   default     = null
 
   validation {
-    condition     = var.reserved_concurrency == null || (var.reserved_concurrency >= 1 && var.reserved_concurrency <= 1000)
+    # Terraform evaluates both sides of `||`: a comparison with null is an error, so coalesce.
+    condition     = var.reserved_concurrency == null || (coalesce(var.reserved_concurrency, 1) >= 1 && coalesce(var.reserved_concurrency, 1) <= 1000)
     error_message = "reserved_concurrency must be null or between 1 and 1000."
   }
 }
