@@ -301,14 +301,15 @@ variable "timestream_instance_type" {
 }
 
 variable "timestream_admin_password" {
-  description = "Initial admin password of Timestream for InfluxDB (required when influxdb_deployment = \"timestream\"; 8-64 characters). Stored in Terraform state: keep state encrypted. Rotate after creation."
+  description = "Initial admin password of Timestream for InfluxDB (required when influxdb_deployment = \"timestream\"; 8-64 letters and digits, all the service accepts). Stored in Terraform state: keep state encrypted. Rotate after creation."
   type        = string
   default     = null
   sensitive   = true
 
   validation {
-    condition     = var.timestream_admin_password == null || (length(coalesce(var.timestream_admin_password, "x")) >= 8 && length(coalesce(var.timestream_admin_password, "x")) <= 64)
-    error_message = "timestream_admin_password must be 8-64 characters."
+    # The provider refuses anything but letters and digits only at plan time, naming the resource.
+    condition     = var.timestream_admin_password == null || can(regex("^[a-zA-Z0-9]{8,64}$", coalesce(var.timestream_admin_password, "x")))
+    error_message = "timestream_admin_password must be 8-64 letters and digits."
   }
 }
 

@@ -107,3 +107,73 @@ run "reserved_concurrency_out_of_range_is_refused" {
 
   expect_failures = [var.reserved_concurrency]
 }
+
+run "timestream_replaces_the_ec2_instance" {
+  command = plan
+
+  variables {
+    influxdb_deployment       = "timestream"
+    timestream_admin_password = "Alphanumeric8"
+  }
+
+  assert {
+    condition     = length(aws_timestreaminfluxdb_db_instance.influxdb) == 1 && length(aws_instance.influxdb) == 0
+    error_message = "One Timestream for InfluxDB instance, no EC2 instance."
+  }
+}
+
+run "a_timestream_password_the_service_would_refuse_is_refused_first" {
+  command = plan
+
+  variables {
+    influxdb_deployment       = "timestream"
+    timestream_admin_password = "with-dashes"
+  }
+
+  expect_failures = [var.timestream_admin_password]
+}
+
+run "timestream_needs_a_password" {
+  command = plan
+
+  variables {
+    influxdb_deployment = "timestream"
+  }
+
+  expect_failures = [aws_timestreaminfluxdb_db_instance.influxdb]
+}
+
+run "an_external_influxdb_is_read_at_its_url" {
+  command = plan
+
+  variables {
+    influxdb_deployment = "external"
+    influxdb_url        = "https://influx.example.com:8086"
+  }
+
+  assert {
+    condition     = length(aws_instance.influxdb) == 0 && aws_lambda_function.runtime["anomaly-detector"].environment[0].variables["INFLUXDB_URL"] == "https://influx.example.com:8086"
+    error_message = "No InfluxDB instance; the functions read the given URL."
+  }
+}
+
+run "every_option_at_once_plans" {
+  command = plan
+
+  variables {
+    enable_xray                 = true
+    secrets_extension_layer_arn = "arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension:11"
+    alarm_email                 = "ops@example.com"
+    slack_webhook_url           = "https://hooks.slack.com/services/T0/B0/X0"
+    pagerduty_routing_key       = "abc123"
+    availability_zones          = ["us-east-1a", "us-east-1c"]
+    model_bucket_name           = "my-models-bucket"
+    monitored_servers           = ["web-1", "db-1"]
+    forecast_model              = "registry"
+  }
+
+  assert {
+    condition     = aws_lambda_function.runtime["predictor"].environment[0].variables["MONITORED_SERVERS"] == "web-1,db-1" && aws_lambda_function.runtime["predictor"].tracing_config[0].mode == "Active"
+    error_message = "Servers and tracing reach the functions."
+  }
+}
