@@ -524,7 +524,9 @@ fn check_config_fails_while_the_model_is_missing_and_logs_plain_text() {
 }
 
 /// The shipped `runtime/examples/runtime.toml` works when copied: against a freshly promoted local
-/// registry (`MODEL_URI`) `check-config` passes, with the simulator as its source.
+/// registry (`MODEL_URI`) `check-config` passes, with the simulator as its source, and the
+/// README's predictive-scaling line (`once --predict`, no forecaster configured: `auto`) advises
+/// every simulated server.
 #[test]
 fn the_example_runtime_config_checks_out_against_a_promoted_registry() {
     let dir = tmp("example");
@@ -546,5 +548,24 @@ fn the_example_runtime_config_checks_out_against_a_promoted_registry() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("✓ model anomaly-detector@1") && stdout.contains("✓ source simulator"), "{stdout}");
+    let out = runtime_cmd()
+        .args(["once", "--predict", "--json", "--config"])
+        .arg(&example)
+        .env("MODEL_URI", &registry_uri)
+        .env("RUNTIME_OUTBOX_DIR", dir.join("outbox"))
+        .env("RUNTIME_HTTP_LISTEN", "off")
+        .env_remove("FORECAST_MODEL")
+        .env_remove("FORECASTER_BUNDLE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let advice: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(advice.len(), 5, "the example's five simulated servers: {stdout}");
+    // Decided on `auto`'s future paths: P(crossing) is reported (an LSTM bundle has none).
+    assert!(
+        advice.iter().all(|a| a["advice"]["recommendation"].is_string() && a["advice"]["crossing_probability"].as_f64().is_some()),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
