@@ -259,8 +259,8 @@ fn scores_are_written_back_to_influxdb_one_point_per_scored_row() {
             .unwrap();
     assert_eq!(tagged.len(), 1, "the model tag names the bundle");
     // Predictive scaling's forecasts land there too: per server, one point per step ahead, at
-    // the times forecast, with the bands.
-    let mut fcfg = runtime::monitor::config::ForecastConfig { model: Some(runtime::predict::ForecastModel::Auto), ..Default::default() };
+    // the times forecast, with the bands (the default forecaster, `auto`: nothing configured).
+    let mut fcfg = runtime::monitor::config::ForecastConfig::default();
     (fcfg.auto.interval_secs, fcfg.auto.horizon_minutes, fcfg.auto.history_hours) = (60.0, 30.0, 2.5);
     let fc = runtime::predict::Predictor::from_config(&fcfg).unwrap().unwrap();
     let advice = block_on(m.predict(now, &fc)).unwrap();
