@@ -415,7 +415,7 @@ async fn alert_test(config: ConfigArg, sink: SinkChoice, severity: Severity) -> 
 
 async fn forecast(a: ForecastArgs) -> Result<()> {
     use runtime::predict::{Advised, ForecastModel, Predictor, StatisticalForecast};
-    let model = a.model.unwrap_or(if a.bundle.is_some() { ForecastModel::Lstm } else { ForecastModel::Auto });
+    let model = ForecastModel::resolve(a.model, a.bundle.is_some());
     let fc = match model {
         ForecastModel::Auto => {
             let s = StatisticalForecast {

@@ -47,6 +47,16 @@ pub enum ForecastModel {
     Registry,
 }
 
+impl ForecastModel {
+    /// The forecaster to run: `chosen` when set, else the LSTM when a bundle is given, else
+    /// `auto` (fitted per server from the history read: it beats the naive baselines on most
+    /// series, which the LSTM does not; docs/results.md). `[forecast]` and `runtime forecast`
+    /// both decide by it.
+    pub fn resolve(chosen: Option<Self>, bundle_given: bool) -> Self {
+        chosen.unwrap_or(if bundle_given { Self::Lstm } else { Self::Auto })
+    }
+}
+
 /// The forecast a scaling decision reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

@@ -275,12 +275,9 @@ impl Default for ForecastConfig {
 }
 
 impl ForecastConfig {
-    /// The forecaster predictive scaling runs: `model` when set, else the LSTM when a bundle is
-    /// given, else `auto` (fitted per server from the history read: it beats the naive baselines
-    /// on most series, which the LSTM does not; docs/results.md).
+    /// The forecaster predictive scaling runs ([`crate::predict::ForecastModel::resolve`]).
     pub fn model(&self) -> crate::predict::ForecastModel {
-        use crate::predict::ForecastModel;
-        self.model.unwrap_or(if self.bundle.trim().is_empty() { ForecastModel::Auto } else { ForecastModel::Lstm })
+        crate::predict::ForecastModel::resolve(self.model, !self.bundle.trim().is_empty())
     }
 }
 
