@@ -24,6 +24,9 @@
 #     CSV_FILES="$(echo runs/shapes/*.csv)" experiments/forecast/evaluate-all.sh runs/forecast-eval/shapes.jsonl
 # and NAB's other 23 files (realAdExchange, realTraffic, realTweets: not in the shared datasets, never
 # used to choose), with the NAB detection scores next to HTM's and ARTime's: experiments/nab-heldout.sh
+# and simulated fleets (SIM_SEEDS: one fleet per seed, SIM_SERVERS servers (4) × SIM_DAYS days (12) at one
+# minute, every metric of every server; 12 days from a Monday put the test part on weekdays), e.g.
+#   NAB_CATEGORIES= SMD_SPLIT=none SIM_SEEDS="611 612" experiments/forecast/evaluate-all.sh runs/forecast-eval/sim.jsonl
 # MAX_ORIGINS=N: at most N origins per series (default 400), e.g. 20 for the statsforecast comparison
 # (experiments/forecast/statsforecast_compare.py reads this script's output and rebuilds the same origins).
 set -euo pipefail
@@ -45,6 +48,13 @@ done; done
 for f in ${CSV_FILES:-}; do
   "$EXP" forecast evaluate --input "$f" "${OPTS[@]}" --chart "$CHARTS/$(basename "$f" .csv).svg" >> "$OUT"
 done
+for seed in ${SIM_SEEDS:-}; do
+  fleet="$(dirname "$OUT")/sim-$seed"
+  "$EXP" simulate --servers "${SIM_SERVERS:-4}" --days "${SIM_DAYS:-12}" --interval-secs 60 --seed "$seed" --format csv --out "$fleet" >/dev/null
+  for server in $(seq -f 'web-server-%02g' 1 "${SIM_SERVERS:-4}"); do for metric in cpu_usage memory_usage network disk_io; do
+    "$EXP" forecast evaluate --input "$fleet/metrics.csv" --server "$server" --column "$metric" "${OPTS[@]}" --chart "$CHARTS/sim-$seed-$server-$metric.svg" >> "$OUT"
+  done; done
+done
 for f in "$DATA"/smd/"$SMD_SPLIT"/*.txt; do
   [ -e "$f" ] || continue
   for c in ${SMD_COLUMNS:-0 1 11}; do
@@ -59,7 +69,8 @@ ratios, c80, c95 = [], [], []
 spikes = {k: {"tp": 0, "fp": 0, "fn": 0, "lead": 0.0} for k in ("auto", "auto_upper_80", "auto_upper_95", "auto_probability", "baseline_seasonal_naive", "actual")}
 labels = {"actual": "actual values: every crossing caught"}
 for r in rows:
-    name = r["series"].split("/")[-1] + ("" if r["column"] == "value" else f":{r['column']}")
+    parts = r["series"].split("/")
+    name = "/".join(parts[-2:] if parts[-1].startswith("metrics.csv ") else parts[-1:]) + ("" if r["column"] == "value" else f":{r['column']}")
     b = r["best_baseline"]
     ratios.append(r["auto_vs_best_baseline"]); c80.append(r["coverage"]["80"]); c95.append(r["coverage"]["95"])
     for k, spike in spikes.items():

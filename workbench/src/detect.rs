@@ -52,32 +52,121 @@ pub fn default_detector(has_training_split: bool, n_metrics: usize) -> (AnyDetec
 }
 
 /// Read a detection input (see the module docs). Missing cells become NaN (skipped by detectors).
+/// A fleet file (a `server` column, as `experiment simulate` writes) must hold one server: with
+/// several, [`read_input_for`] picks one and [`read_fleet_input`] splits them.
 pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
+    read_input_for(path, None)
+}
+
+/// [`read_input`] of one server's rows of a fleet file (`server`: its name in the `server`
+/// column). Without `server`, a file whose rows belong to several servers is refused (their rows
+/// would interleave into one series), naming them; a `server` the file does not hold, or a file
+/// without a `server` column, is refused too.
+pub fn read_input_for(path: &Path, server: Option<&str>) -> Result<DetectInput, FrameError> {
+    let df = match read_raw(path)? {
+        Raw::Matrix(input) => return server.map_or(Ok(input), |name| Err(no_server_column(path, name))),
+        Raw::Frame(df) => df,
+    };
+    if let (Err(_), Some(name)) = (df.column(crate::frames::SERVER), server) {
+        return Err(no_server_column(path, name));
+    }
+    let (names, groups) = server_groups(&df)?;
+    let listed = || {
+        let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
+        format!("{}{}", shown.join(", "), if names.len() > shown.len() { ", …" } else { "" })
+    };
+    let refuse = |message: String| FrameError::Parse { path: path.display().to_string(), line: 1, field: "server".into(), message };
+    let group = match server {
+        None if names.len() > 1 => {
+            return Err(refuse(format!(
+                "rows of {} servers ({}): choose one with --server (their rows would interleave into one series)",
+                names.len(),
+                listed()
+            )));
+        }
+        None => 0,
+        Some(name) => {
+            names.iter().position(|n| n == name).ok_or_else(|| refuse(format!("no rows for server `{name}` (servers: {})", listed())))?
+        }
+    };
+    let mut inputs = from_frame(&df, path, &groups[group..=group])?;
+    Ok(inputs.remove(0))
+}
+
+/// Every server's rows of a metrics file, each its own input (in the order the servers first
+/// appear): one input without a name for a file without a `server` column, one per server for a
+/// fleet file.
+pub fn read_fleet_input(path: &Path) -> Result<Vec<(Option<String>, DetectInput)>, FrameError> {
+    let df = match read_raw(path)? {
+        Raw::Matrix(input) => return Ok(vec![(None, input)]),
+        Raw::Frame(df) => df,
+    };
+    let named = df.column(crate::frames::SERVER).is_ok();
+    let (names, groups) = server_groups(&df)?;
+    let inputs = from_frame(&df, path, &groups)?;
+    Ok(names.into_iter().map(|n| named.then_some(n)).zip(inputs).collect())
+}
+
+enum Raw {
+    /// Headerless numeric text (SMD).
+    Matrix(DetectInput),
+    /// A CSV with a header, or Parquet.
+    Frame(polars::prelude::DataFrame),
+}
+
+fn read_raw(path: &Path) -> Result<Raw, FrameError> {
     if path.extension().is_some_and(|e| e == "parquet") {
-        return from_frame(&crate::frames::read_metrics_file(path)?, path);
+        return Ok(Raw::Frame(crate::frames::read_metrics_file(path)?));
     }
     let text_head = std::fs::read(path).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })?;
-    let empty = |line: usize, message: &str| FrameError::Parse {
-        path: path.display().to_string(),
-        line,
-        field: "header".into(),
-        message: message.into(),
-    };
     if text_head.iter().all(u8::is_ascii_whitespace) {
-        return Err(empty(1, "empty file: expected a header (`timestamp,<metric>…`) or numeric rows"));
+        return Err(FrameError::Parse {
+            path: path.display().to_string(),
+            line: 1,
+            field: "header".into(),
+            message: "empty file: expected a header (`timestamp,<metric>…`) or numeric rows".into(),
+        });
     }
     let first = text_head.split(|b| *b == b'\n').next().unwrap_or_default();
     let headerless = first.iter().all(|b| b.is_ascii_digit() || b".,-+eE \r".contains(b));
     if headerless {
         let rows = read_matrix(path)?;
         let columns = (1..=rows.first().map_or(0, Vec::len)).map(|j| format!("m{j:02}")).collect();
-        return Ok(DetectInput { columns, timestamps_ms: None, rows });
+        return Ok(Raw::Matrix(DetectInput { columns, timestamps_ms: None, rows }));
     }
-    from_frame(&read_metrics_csv(path)?, path)
+    Ok(Raw::Frame(read_metrics_csv(path)?))
 }
 
-/// The rows of a metrics frame (CSV with a header, or Parquet) read from `path`.
-fn from_frame(df: &polars::prelude::DataFrame, path: &Path) -> Result<DetectInput, FrameError> {
+fn no_server_column(path: &Path, server: &str) -> FrameError {
+    FrameError::Parse {
+        path: path.display().to_string(),
+        line: 1,
+        field: "server".into(),
+        message: format!("--server {server}: the file has no `server` column (one series per file: leave --server out)"),
+    }
+}
+
+/// The servers of a frame in the order they first appear, and each one's rows (one group of
+/// every row, named by the frame's `server` default, when it has no `server` column).
+fn server_groups(df: &polars::prelude::DataFrame) -> Result<(Vec<String>, Vec<Vec<usize>>), FrameError> {
+    let servers = crate::frames::server_column(df, "")?;
+    let mut names: Vec<String> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (r, s) in servers.iter().enumerate() {
+        let g = *index.entry(s.as_str()).or_insert_with(|| {
+            names.push(s.clone());
+            groups.push(Vec::new());
+            names.len() - 1
+        });
+        groups[g].push(r);
+    }
+    Ok((names, groups))
+}
+
+/// The inputs of `groups` of rows of a metrics frame (CSV with a header, or Parquet) read from
+/// `path`.
+fn from_frame(df: &polars::prelude::DataFrame, path: &Path, groups: &[Vec<usize>]) -> Result<Vec<DetectInput>, FrameError> {
     let empty = |line: usize, message: &str| FrameError::Parse {
         path: path.display().to_string(),
         line,
@@ -93,8 +182,14 @@ fn from_frame(df: &polars::prelude::DataFrame, path: &Path) -> Result<DetectInpu
     }
     let ts = timestamps_ms(df)?;
     let cols: Vec<Vec<Option<f64>>> = columns.iter().map(|c| f64_column(df, c)).collect::<Result<_, _>>()?;
-    let rows = (0..ts.len()).map(|r| cols.iter().map(|c| c[r].unwrap_or(f64::NAN)).collect()).collect();
-    Ok(DetectInput { columns, timestamps_ms: Some(ts), rows })
+    Ok(groups
+        .iter()
+        .map(|picked| DetectInput {
+            columns: columns.clone(),
+            timestamps_ms: Some(picked.iter().map(|&r| ts[r]).collect()),
+            rows: picked.iter().map(|&r| cols.iter().map(|c| c[r].unwrap_or(f64::NAN)).collect()).collect(),
+        })
+        .collect())
 }
 
 /// Run a detector over `input` (after learning from `train`, if given): one score per row.
@@ -164,20 +259,47 @@ pub fn write_scores(
     scores: &[f64],
     decisions: Option<(&Detection, &DecisionConfig)>,
 ) -> Result<(), FrameError> {
-    use std::fmt::Write;
     let mut out = String::with_capacity(scores.len() * 48);
     out.push_str(if input.timestamps_ms.is_some() { "timestamp,anomaly_score" } else { "index,anomaly_score" });
     out.push_str(if decisions.is_some() { ",primary_metric,severity\n" } else { "\n" });
+    score_lines(&mut out, None, input, scores, decisions);
+    std::fs::write(path, out).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })
+}
+
+/// Write the scores of a fleet, each server detected on its own rows
+/// (`timestamp,server,anomaly_score,primary_metric,severity`, server after server).
+pub fn write_fleet_scores(path: &Path, servers: &[(&str, &DetectInput, &Detection)], decisions: &DecisionConfig) -> Result<(), FrameError> {
+    let rows: usize = servers.iter().map(|(_, input, _)| input.rows.len()).sum();
+    let mut out = String::with_capacity(rows * 64);
+    out.push_str("timestamp,server,anomaly_score,primary_metric,severity\n");
+    for (server, input, det) in servers {
+        score_lines(&mut out, Some(server), input, &det.scores, Some((det, decisions)));
+    }
+    std::fs::write(path, out).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })
+}
+
+fn score_lines(
+    out: &mut String,
+    server: Option<&str>,
+    input: &DetectInput,
+    scores: &[f64],
+    decisions: Option<(&Detection, &DecisionConfig)>,
+) {
+    use std::fmt::Write;
     for (i, s) in scores.iter().enumerate() {
         match &input.timestamps_ms {
             Some(ts) => {
                 let f = runtime::format_ts(ts[i]);
-                let _ = write!(out, "{} {},{s}", &f[..10], &f[11..19]);
+                let _ = write!(out, "{} {}", &f[..10], &f[11..19]);
             }
             None => {
-                let _ = write!(out, "{i},{s}");
+                let _ = write!(out, "{i}");
             }
         }
+        if let Some(server) = server {
+            let _ = write!(out, ",{server}");
+        }
+        let _ = write!(out, ",{s}");
         if let Some((det, cfg)) = decisions {
             let p = det.primary[i];
             let metric = &input.columns[p];
@@ -186,7 +308,6 @@ pub fn write_scores(
         }
         out.push('\n');
     }
-    std::fs::write(path, out).map_err(|e| FrameError::Io { path: path.display().to_string(), source: e })
 }
 
 #[cfg(test)]
@@ -279,14 +400,55 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    #[test]
-    fn parquet_and_csv_of_the_same_frame_read_the_same() {
-        let cfg = runtime::collector::simulate::SimConfig { servers: 1, seed: 3, ..Default::default() };
-        let (mut df, _, _) = crate::simulate::simulate_with_events(&cfg, 0.05, false).unwrap();
-        let dir = std::env::temp_dir().join(format!("wb-detect-parquet-{}", std::process::id()));
+    /// A simulated fleet written as `m.parquet` and `m.csv` in a fresh folder.
+    fn simulated_files(servers: usize, seed: u64, incidents: f64, tag: &str) -> (polars::prelude::DataFrame, std::path::PathBuf) {
+        let cfg = runtime::collector::simulate::SimConfig { servers, seed, ..Default::default() };
+        let (mut df, _, _) = crate::simulate::simulate_with_events(&cfg, incidents, false).unwrap();
+        let dir = std::env::temp_dir().join(format!("wb-detect-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         crate::frames::write_parquet(&mut df, &dir.join("m.parquet")).unwrap();
         crate::frames::write_csv(&mut df, &dir.join("m.csv")).unwrap();
+        (df, dir)
+    }
+
+    #[test]
+    fn a_fleet_file_is_read_one_server_at_a_time() {
+        let (df, dir) = simulated_files(3, 5, 0.02, "fleet");
+        for file in ["m.csv", "m.parquet"] {
+            let path = dir.join(file);
+            // Without --server the three servers' rows would interleave: refused, naming them.
+            let e = read_input(&path).unwrap_err().to_string();
+            assert!(e.contains("rows of 3 servers") && e.contains("web-server-02") && e.contains("--server"), "{e}");
+            let e = read_input_for(&path, Some("web-server-07")).unwrap_err().to_string();
+            assert!(e.contains("no rows for server `web-server-07`") && e.contains("web-server-01"), "{e}");
+            let one = read_input_for(&path, Some("web-server-02")).unwrap();
+            let servers = crate::frames::server_column(&df, "").unwrap();
+            let mine: Vec<usize> = (0..servers.len()).filter(|&i| servers[i] == "web-server-02").collect();
+            assert_eq!(one.rows.len(), mine.len());
+            let ts = crate::frames::timestamps_ms(&df).unwrap();
+            assert_eq!(one.timestamps_ms.as_deref().unwrap(), mine.iter().map(|&i| ts[i]).collect::<Vec<i64>>());
+            assert!(one.timestamps_ms.as_ref().unwrap().windows(2).all(|w| w[0] < w[1]), "one server's rows are in time order");
+            let cpu = crate::frames::f64_column(&df, "cpu_usage").unwrap();
+            let j = one.columns.iter().position(|c| c == "cpu_usage").unwrap();
+            assert!(mine.iter().zip(&one.rows).all(|(&i, r)| cpu[i].map_or(r[j].is_nan(), |v| v == r[j])));
+            // Split in one read: every server, in the order they first appear, each its own rows.
+            let fleet = read_fleet_input(&path).unwrap();
+            let names: Vec<Option<&str>> = fleet.iter().map(|(n, _)| n.as_deref()).collect();
+            assert_eq!(names, [Some("web-server-01"), Some("web-server-02"), Some("web-server-03")]);
+            assert_eq!(fleet[1].1.rows.len(), one.rows.len());
+            assert_eq!(fleet[1].1.timestamps_ms, one.timestamps_ms);
+            assert_eq!(fleet.iter().map(|(_, i)| i.rows.len()).sum::<usize>(), df.height());
+        }
+        // A headerless file has no server to pick.
+        std::fs::write(dir.join("m.txt"), "0.1,0.2\n0.1,0.3\n").unwrap();
+        let e = read_input_for(&dir.join("m.txt"), Some("web-server-01")).unwrap_err().to_string();
+        assert!(e.contains("no `server` column"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn parquet_and_csv_of_the_same_frame_read_the_same() {
+        let (_, dir) = simulated_files(1, 3, 0.05, "parquet");
         let (p, c) = (read_input(&dir.join("m.parquet")).unwrap(), read_input(&dir.join("m.csv")).unwrap());
         assert!(!p.rows.is_empty());
         assert_eq!((p.columns, p.timestamps_ms, p.rows.len()), (c.columns, c.timestamps_ms, c.rows.len()));

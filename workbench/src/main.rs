@@ -150,6 +150,10 @@ struct DetectArgs {
     /// Learn from this file first (e.g. SMD train split); its rows are not scored.
     #[arg(long)]
     train: Option<PathBuf>,
+    /// The server whose rows to score (and to learn from, with --train), in a fleet file (a
+    /// `server` column, as `experiment simulate` writes); required when the file holds several.
+    #[arg(long)]
+    server: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -302,6 +306,10 @@ struct ForecastEvalArgs {
     /// Column name or 0-based index (default: the first).
     #[arg(long)]
     column: Option<String>,
+    /// The server whose series to read, in a fleet file (a `server` column, as `experiment
+    /// simulate` writes); required when the file holds several.
+    #[arg(long)]
+    server: Option<String>,
     /// Fraction of rows used for training (fitting).
     #[arg(long, default_value_t = 0.7)]
     train_fraction: f64,
@@ -330,6 +338,10 @@ struct ForecastTrainArgs {
     /// Column name or 0-based index (default: the first).
     #[arg(long)]
     column: Option<String>,
+    /// The server whose series to read, in a fleet file (a `server` column); required when the
+    /// file holds several.
+    #[arg(long)]
+    server: Option<String>,
     /// Forecaster settings TOML (fields of `ForecasterParams`; default: the built-in ones).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -518,7 +530,7 @@ fn lstm_command(which: LstmCmd) -> Result<()> {
         }
         LstmCmd::Evaluate { eval, config } => {
             let cfg = lstm_config(config.as_deref())?;
-            let data = cmd::series_from_file(&eval.input, eval.column.as_deref())?;
+            let data = cmd::series_from_file_for(&eval.input, eval.column.as_deref(), eval.server.as_deref())?;
             let (report, _) = workbench::lstm::eval::evaluate(&data, &cfg, eval.train_fraction, eval.max_origins, eval.season_steps)?;
             println!("{}", serde_json::to_string(&report)?);
         }
@@ -664,12 +676,12 @@ fn print_pushed(client: &workbench::mlflow::MlflowClient, r: &workbench::mlflow:
 }
 
 fn cmd_forecast_evaluate(eval: ForecastEvalArgs, config: Option<PathBuf>, horizon: usize, chart: Option<&std::path::Path>) -> Result<()> {
-    let ForecastEvalArgs { input, column, train_fraction, max_origins, season_steps, refit_every, rows } = eval;
+    let ForecastEvalArgs { input, column, server, train_fraction, max_origins, season_steps, refit_every, rows } = eval;
     if !(train_fraction > 0.0 && train_fraction < 1.0) {
         bail!("--train-fraction {train_fraction}: must be in (0, 1)");
     }
     let params = forecaster_params(config.as_deref())?;
-    let data = workbench::lstm::cmd::series_from_file(&input, column.as_deref())?;
+    let data = workbench::lstm::cmd::series_from_file_for(&input, column.as_deref(), server.as_deref())?;
     let protocol = workbench::forecasting::EvalProtocol {
         horizon,
         train_fraction,
@@ -703,7 +715,7 @@ fn forecaster_params(config: Option<&std::path::Path>) -> Result<runtime::models
 
 fn cmd_forecast_train(a: ForecastTrainArgs) -> Result<()> {
     let params = forecaster_params(a.config.as_deref())?;
-    let data = workbench::lstm::cmd::series_from_file(&a.input, a.column.as_deref())?;
+    let data = workbench::lstm::cmd::series_from_file_for(&a.input, a.column.as_deref(), a.server.as_deref())?;
     let forecaster = runtime::predict::StatisticalForecast {
         metric: a.metric.unwrap_or_else(|| data.columns[0].clone()),
         interval_secs: a.interval_secs.unwrap_or(data.interval_secs),
@@ -805,28 +817,57 @@ fn cmd_features(args_features: FeaturesArgs) -> Result<()> {
 }
 
 fn cmd_detect(args_detect: DetectArgs) -> Result<()> {
-    let DetectArgs { input, output, config, train } = args_detect;
+    let DetectArgs { input, output, config, train, server } = args_detect;
     // Settings are checked before any input is read.
     let configured = config.as_deref().map(|p| detector_config(Some(p), None)).transpose()?;
     refuse_overwrite(&input, &output, "--output")?;
-    let data = workbench::detect::read_input(&input)?;
+    // Each server of a fleet file on its own rows (as the runtime scores them), or the one asked for.
+    let parts = match server.as_deref() {
+        Some(name) => vec![(Some(name.to_string()), workbench::detect::read_input_for(&input, Some(name))?)],
+        None => workbench::detect::read_fleet_input(&input)?,
+    };
     let cfg = match configured {
         Some(cfg) => cfg,
         None => {
-            let (cfg, why) = workbench::detect::default_detector(train.is_some(), data.columns.len());
+            let (cfg, why) = workbench::detect::default_detector(train.is_some(), parts[0].1.columns.len());
             eprintln!("detector: {} ({why}; --config FILE to choose)", cfg.name());
             cfg
         }
     };
-    let train = train.map(|t| workbench::detect::read_input(&t)).transpose()?;
+    // The training file: the same server's rows when it is a fleet file too, else all of it.
+    let train = train.map(|t| workbench::detect::read_fleet_input(&t).map(|groups| (t, groups))).transpose()?;
     let t = std::time::Instant::now();
-    let det = workbench::detect::detect_rows(&cfg, &data, train.as_ref())?;
-    for w in &det.warnings {
-        eprintln!("warning: {}: {w}", input.display());
+    let mut detected = Vec::with_capacity(parts.len());
+    for (name, data) in &parts {
+        let learn =
+            match &train {
+                None => None,
+                Some((_, groups)) if groups.len() == 1 => Some(&groups[0].1),
+                Some((path, groups)) => Some(groups.iter().find(|(n, _)| n == name).map(|(_, g)| g).with_context(|| {
+                    format!("{}: no rows for server `{}` to learn from", path.display(), name.as_deref().unwrap_or(""))
+                })?),
+            };
+        let det = workbench::detect::detect_rows(&cfg, data, learn)?;
+        for w in &det.warnings {
+            eprintln!(
+                "warning: {}{}: {w}",
+                input.display(),
+                name.as_ref().filter(|_| parts.len() > 1).map_or(String::new(), |n| format!(" {n}"))
+            );
+        }
+        detected.push(det);
     }
     let decisions = runtime::decisions::DecisionConfig::default();
-    workbench::detect::write_scores(&output, &data, &det.scores, Some((&det, &decisions)))?;
-    eprintln!("✓ {} rows scored by {} in {:.2} s → {}", det.scores.len(), cfg.name(), t.elapsed().as_secs_f64(), output.display());
+    let rows: usize = detected.iter().map(|d| d.scores.len()).sum();
+    if parts.len() > 1 {
+        let servers: Vec<(&str, &workbench::detect::DetectInput, &workbench::detect::Detection)> =
+            parts.iter().zip(&detected).map(|((n, d), det)| (n.as_deref().unwrap_or(""), d, det)).collect();
+        workbench::detect::write_fleet_scores(&output, &servers, &decisions)?;
+    } else {
+        workbench::detect::write_scores(&output, &parts[0].1, &detected[0].scores, Some((&detected[0], &decisions)))?;
+    }
+    let each = if parts.len() > 1 { format!(" ({} servers, each on its own rows)", parts.len()) } else { String::new() };
+    eprintln!("✓ {rows} rows scored by {}{each} in {:.2} s → {}", cfg.name(), t.elapsed().as_secs_f64(), output.display());
     Ok(())
 }
 

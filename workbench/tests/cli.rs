@@ -112,6 +112,71 @@ fn forecast_evaluate_prints_one_json_line_and_refuses_bad_settings() {
 }
 
 #[test]
+fn a_fleet_file_is_scored_server_by_server_and_forecast_one_server_at_a_time() {
+    // What `experiment simulate` writes: the rows of several servers in one file.
+    let dir = std::env::temp_dir().join(format!("wb-cli-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = experiment()
+        .args(["simulate", "--servers", "3", "--days", "3", "--interval-secs", "60", "--seed", "11", "--format", "csv", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fleet = dir.join("metrics.csv");
+    let rows_of = |server: &str| std::fs::read_to_string(&fleet).unwrap().lines().filter(|l| l.split(',').nth(1) == Some(server)).count();
+    let output = dir.join("scores.csv");
+    let out = experiment().args(["detect", "--input"]).arg(&fleet).arg("--output").arg(&output).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("3 servers, each on its own rows"), "{said}");
+    let scores = std::fs::read_to_string(&output).unwrap();
+    assert!(scores.starts_with("timestamp,server,anomaly_score,primary_metric,severity\n"), "{}", &scores[..200]);
+    for server in ["web-server-01", "web-server-02", "web-server-03"] {
+        let mine: Vec<&str> = scores.lines().filter(|l| l.split(',').nth(1) == Some(server)).collect();
+        assert_eq!(mine.len(), rows_of(server), "{server}: one score per row of its own");
+        // Each server's rows together and in time order: scored as one causal series.
+        let times: Vec<&str> = mine.iter().map(|l| l.split(',').next().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{server}'s rows in time order");
+    }
+    // The same server alone scores the same as inside the fleet file.
+    let one = dir.join("one.csv");
+    let out = experiment().args(["detect", "--server", "web-server-02", "--input"]).arg(&fleet).arg("--output").arg(&one).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alone: Vec<String> = std::fs::read_to_string(&one).unwrap().lines().skip(1).map(String::from).collect();
+    let inside: Vec<String> =
+        scores.lines().filter(|l| l.split(',').nth(1) == Some("web-server-02")).map(|l| l.replacen(",web-server-02", "", 1)).collect();
+    assert_eq!(alone, inside);
+    // A forecast needs one series: refused without --server, naming the servers.
+    let out = experiment().args(["forecast", "evaluate", "--column", "cpu_usage", "--input"]).arg(&fleet).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("rows of 3 servers") && err.contains("web-server-01") && err.contains("--server"),
+        "{err}"
+    );
+    let out = experiment()
+        .args([
+            "forecast",
+            "evaluate",
+            "--column",
+            "cpu_usage",
+            "--server",
+            "web-server-03",
+            "--horizon",
+            "30",
+            "--max-origins",
+            "10",
+            "--input",
+        ])
+        .arg(&fleet)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows"].as_u64().unwrap() as usize, rows_of("web-server-03"));
+    assert!(report["series"].as_str().unwrap().ends_with("metrics.csv web-server-03"), "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_inputs_are_refused_by_name_and_nothing_stored_is_lost() {
     let dir = std::env::temp_dir().join(format!("wb-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -104,7 +104,13 @@ fn pick_columns(columns: &[String], wanted: &[String], source: &str) -> Result<V
 /// A single-column series from an `experiment detect`-style input (NAB CSV or SMD `.txt`);
 /// `column` is a name or a 0-based index (default: the first numeric column).
 pub fn series_from_file(path: &Path, column: Option<&str>) -> Result<ForecastSeries, LstmCmdError> {
-    let input = crate::detect::read_input(path)?;
+    series_from_file_for(path, column, None)
+}
+
+/// [`series_from_file`] of one server's rows of a fleet file (a `server` column, as
+/// `experiment simulate` writes; [`crate::detect::read_input_for`]).
+pub fn series_from_file_for(path: &Path, column: Option<&str>, server: Option<&str>) -> Result<ForecastSeries, LstmCmdError> {
+    let input = crate::detect::read_input_for(path, server)?;
     if input.columns.is_empty() {
         return Err(LstmCmdError::Other(format!("{}: no numeric column", path.display())));
     }
@@ -113,7 +119,11 @@ pub fn series_from_file(path: &Path, column: Option<&str>) -> Result<ForecastSer
         Some(c) => pick_columns(&input.columns, &[c.to_string()], &path.display().to_string())?[0],
     };
     let rows: Vec<Vec<f64>> = input.rows.iter().map(|r| vec![r[j]]).collect();
-    Ok(ForecastSeries::new(&path.display().to_string(), vec![input.columns[j].clone()], input.times(), &rows)?)
+    let name = match server {
+        Some(server) => format!("{} {server}", path.display()),
+        None => path.display().to_string(),
+    };
+    Ok(ForecastSeries::new(&name, vec![input.columns[j].clone()], input.times(), &rows)?)
 }
 
 /// The default bundle folder of a server's metric.
