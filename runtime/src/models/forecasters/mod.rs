@@ -130,6 +130,13 @@ pub struct ForecasterParams {
     /// plus each validation origin's residual path) reaches the threshold within the horizon
     /// ([`FuturePaths::first_likely_crossing`]; the `probability` band of predictive scaling).
     pub crossing_probability: f64,
+    /// Check that choosing by validation carries over on this series: the members and weights
+    /// chosen on the earlier half of the validation origins are scored on the later half
+    /// against SES alone, and where SES does better `auto` is SES (every bucket). A series
+    /// whose validation part changes its behaviour, where the chosen mix does not carry from one
+    /// half to the next, gets the forecaster that assumes least (chosen leave one series out
+    /// against no check; docs/results.md).
+    pub transfer_check: bool,
 }
 
 impl Default for ForecasterParams {
@@ -156,6 +163,7 @@ impl Default for ForecasterParams {
             interval_scale_rows: 48,
             interval_scale_power: 1.0,
             crossing_probability: 0.4,
+            transfer_check: true,
         }
     }
 }
@@ -364,12 +372,22 @@ impl ForecasterParams {
         self.seasonal_periods(y, interval_secs).into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(p, _)| p)
     }
 
+    /// SES alone (its index among the `scored` candidates) where the choice made on the earlier
+    /// validation origins does not carry over to the later ones (`transfer_check`).
+    fn transfer_fallback(&self, scored: &[Scored], validation: (&[usize], &[f64], usize), bounds: &[(usize, usize)]) -> Option<usize> {
+        let grid = (self.weight_step, self.weight_shrink);
+        scored.iter().position(|c| c.0 == Method::Ses).filter(|&ses| {
+            self.transfer_check && self.method.is_none() && !carries_over(scored, ses, validation, bounds, self.combine, grid)
+        })
+    }
+
     /// Fit on `y` (oldest first, sampled every `interval_secs`) for `horizon`-step forecasts:
     /// score every method (the seasonal ones at every candidate period that fits twice in `y`)
     /// from `validation_origins` origins over the last `validation_span` of `y`; per horizon
     /// bucket combine the best `combine` of them with the weights of least validation MAE
-    /// (shrunk towards 1 / MAE), and take the combination's residual quantiles per step for the
-    /// intervals.
+    /// (shrunk towards 1 / MAE) — SES alone where that choice does not carry over from the
+    /// earlier origins to the later ones (`transfer_check`) — and take the combination's
+    /// residual quantiles per step for the intervals.
     pub fn fit(&self, y: &[f64], interval_secs: f64, horizon: usize) -> Result<FittedForecaster, ForecasterError> {
         self.fit_observed(y, None, interval_secs, horizon)
     }
@@ -437,16 +455,15 @@ impl ForecasterParams {
         // far ones the level and the season), the best `combine` by that bucket's validation
         // MAE, weighted by 1 / MAE.
         let bounds = bucket_bounds(horizon, self.bucket_growth);
+        let fallback = self.transfer_fallback(&scored, (&origins, &target, horizon), &bounds);
         let mut residuals: Vec<Vec<f64>> = vec![Vec::with_capacity(origins.len()); horizon];
         let mut buckets = Vec::with_capacity(bounds.len());
         for &(first_step, last_step) in &bounds {
-            let (ranked, weights) = choose_members(
-                &scored,
-                (&origins, &target, horizon),
-                (first_step, last_step),
-                self.combine,
-                (self.weight_step, self.weight_shrink),
-            );
+            let validation = (origins.as_slice(), &*target, horizon);
+            let (ranked, weights) = match fallback {
+                Some(ses) => (vec![(ses, bucket_mae(&scored[ses], validation, (first_step, last_step)))], vec![1.0]),
+                None => choose_members(&scored, validation, (first_step, last_step), self.combine, (self.weight_step, self.weight_shrink)),
+            };
             let members: Vec<Member> = ranked
                 .iter()
                 .zip(&weights)
@@ -493,6 +510,36 @@ impl ForecasterParams {
             mstl,
         })
     }
+}
+
+/// Whether the members and weights chosen per bucket on the earlier half of the validation
+/// origins do at least as well on the later half as SES (`scored[ses]`) alone.
+fn carries_over(
+    scored: &[Scored],
+    ses: usize,
+    (origins, target, horizon): (&[usize], &[f64], usize),
+    bounds: &[(usize, usize)],
+    combine: usize,
+    grid: (f64, f64),
+) -> bool {
+    let half = origins.len() / 2;
+    let earlier: Vec<Scored> = scored.iter().map(|(m, p, e, preds)| (*m, *p, *e, preds[..half * horizon].to_vec())).collect();
+    let (mut chosen_err, mut ses_err) = (0.0, 0.0);
+    for &(first_step, last_step) in bounds {
+        let (ranked, weights) = choose_members(&earlier, (&origins[..half], target, horizon), (first_step, last_step), combine, grid);
+        for (oi, &o) in origins.iter().enumerate().skip(half) {
+            for k in first_step..=last_step {
+                let actual = target[o + k];
+                if actual.is_nan() {
+                    continue;
+                }
+                let combined: f64 = ranked.iter().zip(&weights).map(|(&(ci, _), w)| w * scored[ci].3[oi * horizon + k]).sum();
+                chosen_err += (combined - actual).abs();
+                ses_err += (scored[ses].3[oi * horizon + k] - actual).abs();
+            }
+        }
+    }
+    chosen_err <= ses_err
 }
 
 /// The residual path of every origin (origin-major) from the per-step `residuals`: a path goes on
@@ -573,6 +620,16 @@ fn abs_errors(pairs: impl Iterator<Item = (f64, f64)>) -> (f64, usize) {
     pairs.filter(|(_, a)| !a.is_nan()).fold((0.0, 0), |(e, n), (f, a)| (e + (f - a).abs(), n + 1))
 }
 
+/// A candidate's validation MAE over steps `[first_step, last_step]` (filled rows left out;
+/// infinite where none was observed).
+fn bucket_mae(c: &Scored, (origins, y, horizon): (&[usize], &[f64], usize), (first_step, last_step): (usize, usize)) -> f64 {
+    let (err, count) = origins.iter().enumerate().fold((0.0, 0usize), |(err, count), (oi, &o)| {
+        let (e, n) = abs_errors((first_step..=last_step).map(|k| (c.3[oi * horizon + k], y[o + k])));
+        (err + e, count + n)
+    });
+    if count > 0 { err / count as f64 } else { f64::INFINITY }
+}
+
 /// The best `combine` candidates over steps `[first_step, last_step]` by their validation MAE,
 /// with their weights ([`combination_weights`]).
 fn choose_members(
@@ -582,17 +639,8 @@ fn choose_members(
     combine: usize,
     grid: (f64, f64),
 ) -> (Vec<(usize, f64)>, Vec<f64>) {
-    let mut ranked: Vec<(usize, f64)> = scored
-        .iter()
-        .enumerate()
-        .map(|(ci, c)| {
-            let (err, count) = origins.iter().enumerate().fold((0.0, 0usize), |(err, count), (oi, &o)| {
-                let (e, n) = abs_errors((first_step..=last_step).map(|k| (c.3[oi * horizon + k], y[o + k])));
-                (err + e, count + n)
-            });
-            (ci, if count > 0 { err / count as f64 } else { f64::INFINITY })
-        })
-        .collect();
+    let mut ranked: Vec<(usize, f64)> =
+        scored.iter().enumerate().map(|(ci, c)| (ci, bucket_mae(c, (origins, y, horizon), (first_step, last_step)))).collect();
     // Errors equal to nine digits of the largest are ties (members that forecast the same
     // constant on a flat stretch differ only by rounding); ties go to the better member over
     // the whole horizon, then to the member a single outlier moves least (`Method::tie_rank`).
@@ -1105,6 +1153,41 @@ mod tests {
         ranks.sort_unstable();
         ranks.dedup();
         assert_eq!(ranks.len(), Method::ALL.len());
+    }
+
+    #[test]
+    fn where_the_choice_made_on_validation_does_not_carry_over_auto_is_ses() {
+        // A daily profile on a wandering level: through the earlier validation origins the
+        // level holds and the seasonal members win; from row 2,300 (the later origins) it
+        // walks, and a mix chosen on the earlier origins loses to SES there. `auto` is then SES
+        // in every bucket; without the check it keeps the mix.
+        let mut level = 50.0;
+        let y: Vec<f64> = (0..3000)
+            .map(|i| {
+                if i >= 2300 {
+                    level += 3.0 * (noise(i + 10_007) - 0.5);
+                }
+                level + 0.5 * daily(i) + 2.0 * (noise(i) - 0.5)
+            })
+            .collect();
+        let checked = ForecasterParams::default().fit(&y, 300.0, 36).unwrap();
+        for b in checked.buckets() {
+            let members: Vec<(&str, f64)> = b.members.iter().map(|m| (m.method.name(), m.weight)).collect();
+            assert_eq!(members, [("ses", 1.0)], "steps {}–{}", b.first_step, b.last_step);
+        }
+        assert_eq!(checked.forecast(&y).point, checked.forecast_with(Method::Ses, &y).unwrap());
+        let unchecked = ForecasterParams { transfer_check: false, ..Default::default() }.fit(&y, 300.0, 36).unwrap();
+        assert!(
+            unchecked
+                .buckets()
+                .iter()
+                .any(|b| b.members[0].method != Method::Ses || b.members.iter().filter(|m| m.weight > 0.0).count() > 1)
+        );
+        // A series whose validation halves agree keeps its mix (the daily pattern above, level
+        // held throughout).
+        let steady: Vec<f64> = (0..3000).map(|i| 50.0 + 0.5 * daily(i) + 2.0 * (noise(i) - 0.5)).collect();
+        let fitted = ForecasterParams::default().fit(&steady, 300.0, 36).unwrap();
+        assert!(fitted.buckets().iter().all(|b| b.members[0].method != Method::Ses), "{:?}", fitted.buckets()[0].members);
     }
 
     #[test]
