@@ -360,7 +360,7 @@ struct ForecastTrainArgs {
     /// The forecast the scaling decision reads.
     #[arg(long, value_enum, default_value_t = runtime::predict::Band::Probability)]
     band: runtime::predict::Band,
-    /// Run name (default: the input file's name).
+    /// Run name (default: the input file's name, and the server's with --server).
     #[arg(long)]
     name: Option<String>,
     /// Tracking root of forecaster runs.
@@ -724,7 +724,11 @@ fn cmd_forecast_train(a: ForecastTrainArgs) -> Result<()> {
         band: a.band,
         params,
     };
-    let name = a.name.unwrap_or_else(|| a.input.file_stem().map_or("series".into(), |s| s.to_string_lossy().to_string()));
+    // The file's name, and the server's for one server of a fleet file.
+    let name = a.name.unwrap_or_else(|| {
+        let stem = a.input.file_stem().map_or("series".into(), |s| s.to_string_lossy().to_string());
+        a.server.as_ref().map_or(stem.clone(), |server| format!("{stem}_{server}"))
+    });
     let t = workbench::forecasting::train(&data, &a.input, forecaster, &a.runs, &name).with_context(|| a.input.display().to_string())?;
     let figures: Vec<String> = t.metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
     println!("✓ forecaster run {} ({} of {}, {} rows): {}", t.id, t.run.column, t.run.input, t.run.rows, figures.join(", "));

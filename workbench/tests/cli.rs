@@ -173,6 +173,17 @@ fn a_fleet_file_is_scored_server_by_server_and_forecast_one_server_at_a_time() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["rows"].as_u64().unwrap() as usize, rows_of("web-server-03"));
     assert!(report["series"].as_str().unwrap().ends_with("metrics.csv web-server-03"), "{report}");
+    // Tracked under the file's and the server's name.
+    let out = experiment()
+        .args(["forecast", "train", "--column", "cpu_usage", "--server", "web-server-01", "--history-hours", "24", "--input"])
+        .arg(&fleet)
+        .arg("--runs")
+        .arg(dir.join("runs"))
+        .env_remove("MLFLOW_TRACKING_URI")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.join("runs/metrics_web-server-01").is_dir(), "{}", String::from_utf8_lossy(&out.stdout));
     std::fs::remove_dir_all(&dir).ok();
 }
 
