@@ -119,7 +119,7 @@ impl Handler {
         let shard_label = format!("{shard}/{shards}");
         if mode == LambdaMode::Predict
             && self.base.forecast.model() == crate::predict::ForecastModel::Lstm
-            && self.base.forecast.bundle.trim().is_empty()
+            && self.base.forecast.bundle_dir().is_none()
         {
             return Ok(TickResponse {
                 mode,

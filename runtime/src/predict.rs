@@ -251,10 +251,10 @@ impl Predictor {
             }
             // Loaded from the registry by the monitor (`Monitor::refresh_forecaster`).
             ForecastModel::Registry => Ok(None),
-            ForecastModel::Lstm if cfg.bundle.trim().is_empty() => {
-                Err(ForecastError::Config("[forecast] model = \"lstm\" needs a bundle (or FORECASTER_BUNDLE)".into()))
-            }
-            ForecastModel::Lstm => Ok(Some(Self::Lstm(Box::new(Forecaster::load_dir(std::path::Path::new(&cfg.bundle))?)))),
+            ForecastModel::Lstm => match cfg.bundle_dir() {
+                None => Err(ForecastError::Config("[forecast] model = \"lstm\" needs a bundle (or FORECASTER_BUNDLE)".into())),
+                Some(dir) => Ok(Some(Self::Lstm(Box::new(Forecaster::load_dir(std::path::Path::new(dir))?)))),
+            },
         }
     }
 

@@ -63,34 +63,30 @@ pub fn read_input(path: &Path) -> Result<DetectInput, FrameError> {
 /// would interleave into one series), naming them; a `server` the file does not hold, or a file
 /// without a `server` column, is refused too.
 pub fn read_input_for(path: &Path, server: Option<&str>) -> Result<DetectInput, FrameError> {
-    let df = match read_raw(path)? {
-        Raw::Matrix(input) => return server.map_or(Ok(input), |name| Err(no_server_column(path, name))),
-        Raw::Frame(df) => df,
-    };
-    if let (Err(_), Some(name)) = (df.column(crate::frames::SERVER), server) {
-        return Err(no_server_column(path, name));
-    }
-    let (names, groups) = server_groups(&df)?;
+    let mut parts = read_fleet_input(path)?;
+    let names: Vec<&str> = parts.iter().filter_map(|(n, _)| n.as_deref()).collect();
     let listed = || {
-        let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
+        let shown = &names[..names.len().min(8)];
         format!("{}{}", shown.join(", "), if names.len() > shown.len() { ", …" } else { "" })
     };
     let refuse = |message: String| FrameError::Parse { path: path.display().to_string(), line: 1, field: "server".into(), message };
-    let group = match server {
-        None if names.len() > 1 => {
+    let part = match server {
+        None if parts.len() > 1 => {
             return Err(refuse(format!(
                 "rows of {} servers ({}): choose one with --server (their rows would interleave into one series)",
-                names.len(),
+                parts.len(),
                 listed()
             )));
         }
         None => 0,
+        Some(name) if names.is_empty() => {
+            return Err(refuse(format!("--server {name}: the file has no `server` column (one series per file: leave --server out)")));
+        }
         Some(name) => {
-            names.iter().position(|n| n == name).ok_or_else(|| refuse(format!("no rows for server `{name}` (servers: {})", listed())))?
+            names.iter().position(|n| *n == name).ok_or_else(|| refuse(format!("no rows for server `{name}` (servers: {})", listed())))?
         }
     };
-    let mut inputs = from_frame(&df, path, &groups[group..=group])?;
-    Ok(inputs.remove(0))
+    Ok(parts.swap_remove(part).1)
 }
 
 /// Every server's rows of a metrics file, each its own input (in the order the servers first
@@ -135,15 +131,6 @@ fn read_raw(path: &Path) -> Result<Raw, FrameError> {
         return Ok(Raw::Matrix(DetectInput { columns, timestamps_ms: None, rows }));
     }
     Ok(Raw::Frame(read_metrics_csv(path)?))
-}
-
-fn no_server_column(path: &Path, server: &str) -> FrameError {
-    FrameError::Parse {
-        path: path.display().to_string(),
-        line: 1,
-        field: "server".into(),
-        message: format!("--server {server}: the file has no `server` column (one series per file: leave --server out)"),
-    }
 }
 
 /// The servers of a frame in the order they first appear, and each one's rows (one group of

@@ -727,7 +727,10 @@ fn cmd_forecast_train(a: ForecastTrainArgs) -> Result<()> {
     // The file's name, and the server's for one server of a fleet file.
     let name = a.name.unwrap_or_else(|| {
         let stem = a.input.file_stem().map_or("series".into(), |s| s.to_string_lossy().to_string());
-        a.server.as_ref().map_or(stem.clone(), |server| format!("{stem}_{server}"))
+        match &a.server {
+            Some(server) => format!("{stem}_{server}"),
+            None => stem,
+        }
     });
     let t = workbench::forecasting::train(&data, &a.input, forecaster, &a.runs, &name).with_context(|| a.input.display().to_string())?;
     let figures: Vec<String> = t.metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();

@@ -277,7 +277,12 @@ impl Default for ForecastConfig {
 impl ForecastConfig {
     /// The forecaster predictive scaling runs ([`crate::predict::ForecastModel::resolve`]).
     pub fn model(&self) -> crate::predict::ForecastModel {
-        crate::predict::ForecastModel::resolve(self.model, !self.bundle.trim().is_empty())
+        crate::predict::ForecastModel::resolve(self.model, self.bundle_dir().is_some())
+    }
+
+    /// The LSTM bundle folder, if one is given (`bundle` less surrounding blanks; empty: none).
+    pub fn bundle_dir(&self) -> Option<&str> {
+        Some(self.bundle.trim()).filter(|b| !b.is_empty())
     }
 }
 
