@@ -109,6 +109,9 @@ pub(super) struct MethodSettings {
     pub(super) median_seasons: usize,
     /// Share of the period the seasonal median's level windows cover (at least twice `window`).
     pub(super) median_level_share: f64,
+    /// Rows whose median, where it lies outside the range of the history before the long
+    /// window, is the level of the moving median and the long mean at forecast time (0: off).
+    pub(super) novel_level_rows: usize,
 }
 
 /// The smoothing constant of SES and Theta fitted on `y` (a small grid, least one-step squared
@@ -228,7 +231,7 @@ fn seasonal_median(y: &[f64], p: usize, s: MethodSettings, out: &mut [f64]) {
 }
 
 /// The median of `v` (reordered in place; the mean of the middle two for an even count).
-fn median(v: &mut [f64]) -> f64 {
+pub(super) fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     let mid = n / 2;
     let m = if n <= SMALL_SELECT {
@@ -359,9 +362,11 @@ pub(super) fn settled_windows(y: &[f64], origins: &[usize], short: usize, long: 
         .collect()
 }
 
+/// How far (robust scales: 1.4826 × MAD) a level must move to count as shifted.
+pub(super) const SHIFT_SCALES: f64 = 3.0;
+
 /// [`settled_window`] of `y`, given its last `long` rows sorted.
 fn settled_in(y: &[f64], short: usize, long: usize, sorted: &[f64], buf: &mut Vec<f64>) -> Settled {
-    const SHIFT_SCALES: f64 = 3.0;
     let n = y.len();
     let long = long.min(n);
     let short = (2 * short).clamp(1, long);
@@ -574,8 +579,15 @@ pub(super) fn theta_sums(y: &[f64]) -> (f64, f64) {
 mod tests {
     use super::*;
 
-    const S: MethodSettings =
-        MethodSettings { window: 4, long_window: 8, seasons: 3, fit_rows: 1000, median_seasons: 5, median_level_share: 0.0 };
+    const S: MethodSettings = MethodSettings {
+        window: 4,
+        long_window: 8,
+        seasons: 3,
+        fit_rows: 1000,
+        median_seasons: 5,
+        median_level_share: 0.0,
+        novel_level_rows: 0,
+    };
 
     #[test]
     fn each_method_forecasts_what_it_promises() {

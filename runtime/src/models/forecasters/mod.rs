@@ -137,6 +137,16 @@ pub struct ForecasterParams {
     /// half to the next, gets the forecaster that assumes least (chosen leave one series out
     /// against no check; docs/results.md).
     pub transfer_check: bool,
+    /// A level never seen before: where the median of the last `novel_level_rows` rows lies
+    /// outside the range of the whole history before the long window (all but the last
+    /// `long_average_rows` rows), by more than three robust scales of those rows (a plateau,
+    /// not a turbulent burst), the members that forecast the level since the last shift (the
+    /// moving median and the long mean) forecast that median at once instead of waiting for the
+    /// level-shift test's short window to turn. A jump to where the series has never been is a
+    /// new regime, not a spike among the old ones (0: off; chosen leave one series out against
+    /// 0, 3, 12 and 24, docs/results.md). At forecast time only: validation scores the members
+    /// as they are.
+    pub novel_level_rows: usize,
 }
 
 impl Default for ForecasterParams {
@@ -164,6 +174,7 @@ impl Default for ForecasterParams {
             interval_scale_power: 1.0,
             crossing_probability: 0.4,
             transfer_check: true,
+            novel_level_rows: 6,
         }
     }
 }
@@ -311,6 +322,9 @@ impl ForecasterParams {
         if !(self.crossing_probability.is_finite() && self.crossing_probability > 0.0 && self.crossing_probability <= 1.0) {
             return bad("crossing_probability", self.crossing_probability.to_string(), "in (0, 1]");
         }
+        if self.novel_level_rows > self.long_average_rows {
+            return bad("novel_level_rows", self.novel_level_rows.to_string(), "at most long_average_rows (0: off)");
+        }
         if self.method.is_none() && Method::ALL.iter().all(|m| self.exclude.contains(m)) {
             return bad("exclude", format!("{:?}", self.exclude), "leaves no method to choose from");
         }
@@ -345,6 +359,7 @@ impl ForecasterParams {
             fit_rows: self.fit_rows,
             median_seasons: self.median_seasons,
             median_level_share: self.median_level_share,
+            novel_level_rows: self.novel_level_rows,
         }
     }
 
@@ -871,6 +886,26 @@ fn scale_factor(sc: f64, (rows, power, floor): (usize, f64, f64)) -> f64 {
     if rows == 0 || power == 0.0 || v <= 0.0 { 1.0 } else { v.powf(power) }
 }
 
+/// The median of the last `rows` rows of `y` where it lies outside the range (least to
+/// greatest value) of all but the last `gap` rows, which must hold at least `gap` rows, by more
+/// than the rows' own spread: a level the series has not been at before, and holds (`None`:
+/// none, or `rows` 0).
+fn novel_level(y: &[f64], rows: usize, gap: usize) -> Option<f64> {
+    let n = y.len();
+    if rows == 0 || n < 2 * gap.max(rows) {
+        return None;
+    }
+    let (lo, hi) = y[..n - gap].iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let mut last = y[n - rows..].to_vec();
+    let level = methods::median(&mut last);
+    let beyond = (level - hi).max(lo - level);
+    // A plateau, not a burst: beyond the range by more than `SHIFT_SCALES` robust scales (1.4826 ×
+    // MAD) of the rows themselves, as the level-shift test measures a shift.
+    last.iter_mut().for_each(|v| *v = (*v - level).abs());
+    let spread = methods::SHIFT_SCALES * 1.4826 * methods::median(&mut last);
+    (beyond > 0.0 && beyond > spread).then_some(level)
+}
+
 /// Autocorrelation of `y` at `lag`.
 fn autocorrelation(y: &[f64], lag: usize) -> f64 {
     let n = y.len();
@@ -900,6 +935,7 @@ impl FittedForecaster {
         let h = self.horizon;
         let mut runs: Vec<(MethodKey, Option<Vec<f64>>)> = Vec::new();
         let mut point = vec![history.last().copied().unwrap_or(0.0); h];
+        let novel = novel_level(history, s.novel_level_rows, s.long_window);
         for b in &self.buckets {
             // The combination as the first member's forecast plus the weighted differences of
             // the others from it: members that agree give exactly their forecast.
@@ -911,10 +947,18 @@ impl FittedForecaster {
                     None => {
                         // Each member runs once (`runs`); MSTL decomposes the history when it does.
                         let fresh = if m.method == Method::Mstl { self.mstl_on(history) } else { None };
-                        runs.push((
-                            key,
-                            forecast(m.method, history, h, m.period, s, Hints { alpha: m.alpha, mstl: fresh.as_ref(), ..Hints::default() }),
-                        ));
+                        let run = match (m.method, novel) {
+                            (Method::MovingMedian | Method::MovingAverageLong, Some(level)) => Some(vec![level; h]),
+                            _ => forecast(
+                                m.method,
+                                history,
+                                h,
+                                m.period,
+                                s,
+                                Hints { alpha: m.alpha, mstl: fresh.as_ref(), ..Hints::default() },
+                            ),
+                        };
+                        runs.push((key, run));
                         runs.len() - 1
                     }
                 };
@@ -1153,6 +1197,32 @@ mod tests {
         ranks.sort_unstable();
         ranks.dedup();
         assert_eq!(ranks.len(), Method::ALL.len());
+    }
+
+    #[test]
+    fn a_level_never_seen_before_moves_the_moving_median_at_once_and_a_burst_does_not() {
+        // A CPU near 35 % for 2,000 rows (5 minutes each); then the instance saturates: eight
+        // rows near 99 %, above anything before. The moving median forecasts the new level at
+        // once (its level-shift test would wait for half of its 24-row short window); without
+        // the rule it still forecasts the old one. A burst just as far out but turbulent (the
+        // rows spread wider than they are beyond the range) is no new level: the old one stays.
+        let y: Vec<f64> = (0..2000).map(|i| 35.0 + 4.0 * noise(i)).collect();
+        let only_median = ForecasterParams { method: Some(Method::MovingMedian), ..ForecasterParams::default() };
+        let fitted = only_median.fit(&y, 300.0, 36).unwrap();
+        let mut shifted = y.clone();
+        shifted.extend((0..8).map(|i| 99.0 + 0.5 * noise(5000 + i)));
+        let f = fitted.forecast(&shifted);
+        assert!(f.point.iter().all(|v| (v - 99.25).abs() < 0.3), "{:?}", &f.point[..3]);
+        let off = ForecasterParams { novel_level_rows: 0, ..only_median.clone() }.fit(&y, 300.0, 36).unwrap();
+        assert!(off.forecast(&shifted).point.iter().all(|v| (v - 37.0).abs() < 1.0));
+        let mut burst = y.clone();
+        burst.extend([60.0, 99.0, 140.0, 70.0, 130.0, 80.0, 120.0, 90.0]);
+        assert!(fitted.forecast(&burst).point.iter().all(|v| (v - 37.0).abs() < 1.0));
+        // Not before the history is twice the long window, and a setting beyond the long window is refused.
+        assert_eq!(novel_level(&shifted[1650..], 6, 180), None);
+        assert!(novel_level(&shifted[1630..], 6, 180).is_some());
+        let e = ForecasterParams { novel_level_rows: 181, ..ForecasterParams::default() }.validate().unwrap_err();
+        assert!(e.to_string().contains("novel_level_rows"), "{e}");
     }
 
     #[test]
